@@ -1,0 +1,57 @@
+"""``pykd`` command line: a thin layer over library functions.
+
+Each sub-command lives in the module of its concern; that module exposes
+``register(subparsers)``, which adds one or more sub-parsers whose ``func`` default takes the
+parsed ``argparse.Namespace`` and returns an exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+# Modules that contribute sub-commands, by concern.
+COMMAND_MODULES = (
+    "pykd.io.cli",
+    "pykd.features.cli",
+    "pykd.lang.cli",
+    "pykd.lm.cli",
+    "pykd.corpora.embedded.cli",
+    "pykd.corpora.ami.cli",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pykd", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as err:
+            if err.name == name:  # not written yet; every other import error is a real bug
+                continue
+            raise
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s (%(name)s) %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    try:
+        return int(args.func(args) or 0)
+    except (ValueError, FileNotFoundError, RuntimeError) as err:
+        logging.getLogger("pykd").error("%s", err)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Kaldi on-disk formats: data directories, tables, atomic file writes."""

@@ -1,0 +1,91 @@
+"""End-to-end: ./run.sh on the tiny embedded corpus (stages 1-4), in a scratch recipe dir.
+
+Marked slow: runs with ``--run-slow`` (tools/test.sh and CI pass it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+from pathlib import Path
+
+import kaldifst
+import kaldiio
+import numpy as np
+import pytest
+
+from pykd.io.datadir import read_table
+
+LINKED = (
+    "run.sh", "path.sh", "cmd.sh", "conf", "local", "steps_kd", "utils_kd", "tools", ".venv",
+    "requirements.txt", "pyproject.toml",
+)  # fmt: skip
+
+
+def make_recipe_dir(repo_root: Path, work: Path) -> Path:
+    """A fresh recipe dir whose code is the repo's (symlinks) and whose data/exp are its own."""
+    recipe = work / "recipe"
+    recipe.mkdir()
+    for name in LINKED:
+        (recipe / name).symlink_to(repo_root / name)
+    return recipe
+
+
+def run_recipe(recipe: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "KALDI_ROOT"}
+    proc = subprocess.run(
+        ["./run.sh", "--skip-install", "true", "--size", "tiny", "--nj", "2", *args],
+        cwd=recipe, env=env, capture_output=True, text=True, timeout=1200,
+    )  # fmt: skip
+    if proc.returncode != 0:
+        raise AssertionError(f"run.sh {args} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+    return proc
+
+
+def digest(paths: list[Path]) -> str:
+    h = hashlib.sha256()
+    for p in paths:
+        h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+@pytest.mark.slow
+def test_tiny_recipe_stages_1_to_4(repo_root: Path, tmp_path: Path) -> None:
+    recipe = make_recipe_dir(repo_root, tmp_path)
+    run_recipe(recipe, "--stage", "1", "--stop-stage", "4")
+    data = recipe / "data"
+
+    for split in ("train", "dev", "eval"):
+        utts = read_table(data / split / "utt2spk")
+        assert utts, f"{split} has no utterances"
+        # MFCC (13) for the GMM and fbank (40) for the networks, one matrix per utterance.
+        for sub, dim in ((split, 13), (f"{split}_fbank", 40)):
+            feats = kaldiio.load_scp(str(data / sub / "feats.scp"))
+            assert set(feats) == set(utts)
+            for key in list(feats)[:5]:
+                mat = feats[key]
+                assert mat.shape[1] == dim and mat.shape[0] > 10 and np.isfinite(mat).all()
+            cmvn = kaldiio.load_scp(str(data / sub / "cmvn.scp"))
+            spks = set(read_table(data / sub / "spk2utt"))
+            assert set(cmvn) == spks
+            for stats in cmvn.values():
+                assert stats.shape == (2, dim + 1) and stats[0, -1] > 0
+    # train and dev/eval speakers are disjoint (adaptation needs unseen speakers).
+    train_spk = set(read_table(data / "train" / "spk2utt"))
+    assert not train_spk & set(read_table(data / "dev" / "spk2utt"))
+    assert not train_spk & set(read_table(data / "eval" / "spk2utt"))
+
+    # lang and lang_test: L.fst / G.fst load with kaldifst; every train word is in words.txt.
+    words = {line.split()[0] for line in (data / "lang" / "words.txt").read_text().splitlines()}
+    for line in (data / "train" / "text").read_text().splitlines():
+        assert set(line.split()[1:]) <= words, line
+    assert kaldifst.StdVectorFst.read(str(data / "lang" / "L.fst")).num_states > 1
+    assert kaldifst.StdVectorFst.read(str(data / "lang_test" / "G.fst")).num_states > 1
+    assert "perplexity" in (data / "local" / "lm" / "dev_perplexity.txt").read_text().lower()
+
+    # Re-running a stage is safe and gives the same lang.
+    lang_files = sorted(p for p in (data / "lang").rglob("*") if p.is_file())
+    before = digest(lang_files)
+    run_recipe(recipe, "--stage", "2", "--stop-stage", "2")
+    assert digest(lang_files) == before
