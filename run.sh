@@ -83,10 +83,11 @@ if begin_stage 2 "dictionary and lang"; then
 fi
 
 if begin_stage 3 "language model and lang_test"; then
-  steps_kd/train_lm.sh --order "$lm_order" ${lm_prune_threshold:+--prune-threshold "$lm_prune_threshold"} \
-    "$data/train/text" data/lang/words.txt data/local/lm
+  steps_kd/train_lm.sh --order "$lm_order" --words data/lang/words.txt \
+    ${lm_prune_threshold:+--prune-threshold "$lm_prune_threshold"} \
+    --dev-text "$data/dev/text" "$data/train/text" data/local/lm
   utils/format_lm.sh data/lang data/local/lm/lm.arpa.gz data/local/dict/lexicon.txt data/lang_test
-  pykd lm-eval data/local/lm/lm.arpa.gz "$data/dev/text" | tee data/local/lm/dev_perplexity.txt
+  # (train_lm.sh printed the dev perplexity (SRILM-style, </s> counted) and OOV rate.)
   end_stage 3 "language model and lang_test"
 fi
 

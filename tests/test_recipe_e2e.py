@@ -82,7 +82,7 @@ def test_tiny_recipe_stages_1_to_4(repo_root: Path, tmp_path: Path) -> None:
         assert set(line.split()[1:]) <= words, line
     assert kaldifst.StdVectorFst.read(str(data / "lang" / "L.fst")).num_states > 1
     assert kaldifst.StdVectorFst.read(str(data / "lang_test" / "G.fst")).num_states > 1
-    assert "perplexity" in (data / "local" / "lm" / "dev_perplexity.txt").read_text().lower()
+    assert "perplexity" in (data / "local" / "lm" / "perplexity.txt").read_text().lower()
 
     # Re-running a stage is safe and gives the same lang.
     lang_files = sorted(p for p in (data / "lang").rglob("*") if p.is_file())

@@ -1,0 +1,1 @@
+"""Language models: IRSTLM training, an ARPA reader/evaluator, and ARPA -> G.fst."""
