@@ -1,0 +1,1 @@
+"""AMI meeting corpus: NXT annotations -> Kaldi data directories (IHM and SDM)."""
