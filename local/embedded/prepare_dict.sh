@@ -15,5 +15,7 @@ fi
 words=$1
 dict=$2
 [ -s "$words" ] || { echo "$0: word list '$words' missing or empty" >&2; exit 1; }
-pykd prepare-dict --words "$words" "$dict"
+# First CMUdict pronunciation only: flite speaks one pronunciation per word, and unused
+# variants leave pdfs without data in a small corpus (see kaldi-ref/gmm/RESULTS.txt).
+pykd prepare-dict --prons first --words "$words" "$dict"
 echo "$0: $(wc -l < "$dict/lexicon.txt") lexicon entries in $dict"

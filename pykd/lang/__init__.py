@@ -1,0 +1,1 @@
+"""Dictionary and lang-directory preparation (Kaldi ``utils/prepare_lang.sh`` compatible)."""
