@@ -225,3 +225,18 @@ def test_scripts_train_and_format(ref: dict[str, Path], repo_root: Path, tmp_pat
         text=True,
     )
     assert bad.returncode != 0 and "no such file" in bad.stderr
+
+
+def test_tiny_text_falls_back_from_kneser_ney(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Three sentences: no bigram is seen exactly twice, so KN discounts are undefined (log 0).
+    text = tmp_path / "text"
+    text.write_text(
+        "right let's start the meeting we have a lot to cover today\nokay\nso we're the x m l\n"
+    )
+    arpa = tmp_path / "lm.arpa"
+    train_lm(text, arpa, order=3)
+    assert "falling back to witten-bell" in caplog.text
+    lm = read_arpa(arpa)
+    assert lm.order == 3 and "meeting" in lm.vocab

@@ -89,3 +89,29 @@ def test_tiny_recipe_stages_1_to_4(repo_root: Path, tmp_path: Path) -> None:
     before = digest(lang_files)
     run_recipe(recipe, "--stage", "2", "--stop-stage", "2")
     assert digest(lang_files) == before
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mic", ["ihm", "sdm1"])
+def test_mini_ami_through_data_lang_lm_feature_stages(
+    repo_root: Path, tmp_path: Path, mic: str
+) -> None:
+    from ami_fixture import make_ami_tree
+
+    ami_dir = make_ami_tree(tmp_path / "ami")
+    recipe = make_recipe_dir(repo_root, tmp_path)
+    run_recipe(
+        recipe, "--corpus", "ami", "--ami-dir", str(ami_dir), "--mic", mic,
+        "--stage", "1", "--stop-stage", "4",
+    )  # fmt: skip
+    data = recipe / "data" / mic
+    for split in ("train", "dev", "eval"):
+        segments = read_table(data / split / "segments")
+        feats = kaldiio.load_scp(str(data / f"{split}_fbank" / "feats.scp"))
+        assert set(feats) == set(segments)
+        for utt, value in segments.items():
+            _, start, end = value.split()
+            frames = feats[utt].shape[0]
+            # 10 ms shift, 25 ms window, snip-edges: about 100 frames per second of segment.
+            assert abs(frames - 100 * (float(end) - float(start))) <= 3, utt
+    assert (recipe / "data" / "lang_test" / "G.fst").is_file()

@@ -128,6 +128,28 @@ def _check_thresholds(value: str) -> None:
         raise ValueError(f"prune threshold must be numbers >= 0 separated by commas, got {value!r}")
 
 
+def _build_lm(tmp: Path, order: int, smoothing: str, log_path: Path, env: dict[str, str]) -> None:
+    """Run ``build-lm.sh`` on ``tmp/text.se`` -> ``tmp/lm.ilm.gz``, appending its log."""
+    build = [
+        "build-lm.sh", "-i", "text.se", "-n", str(order), "-o", "lm.ilm.gz",
+        "-k", "1", "-s", smoothing, "-t", str(tmp / "stat"), "-l", "build-lm.log",
+    ]  # fmt: skip
+    try:
+        _run(build, log_path, tmp, env)
+    finally:
+        if (tmp / "build-lm.log").is_file():
+            with open(log_path, "a", encoding="utf-8") as handle:
+                handle.write((tmp / "build-lm.log").read_text(errors="replace"))
+            (tmp / "build-lm.log").unlink()
+
+
+def _kn_discounts_undefined(log_path: Path, smoothing: str) -> bool:
+    """True when a Kneser-Ney build failed because a count-of-counts was 0 (IRSTLM: log of 0)."""
+    if "kneser-ney" not in smoothing:
+        return False
+    return "Can't take log of 0" in log_path.read_text(errors="replace")
+
+
 def train_lm(
     text: str | os.PathLike,
     out_arpa: str | os.PathLike,
@@ -169,16 +191,19 @@ def train_lm(
             stats.mapped_to_unk,
             unk,
         )
-        build = [
-            "build-lm.sh", "-i", "text.se", "-n", str(order), "-o", "lm.ilm.gz",
-            "-k", "1", "-s", smoothing, "-t", str(tmp / "stat"), "-l", "build-lm.log",
-        ]  # fmt: skip
-        try:
-            _run(build, log_path, tmp, env)
-        finally:
-            if (tmp / "build-lm.log").is_file():
-                with open(log_path, "a", encoding="utf-8") as handle:
-                    handle.write((tmp / "build-lm.log").read_text(errors="replace"))
+        _build_lm(tmp, order, smoothing, log_path, env)
+        if not (tmp / "lm.ilm.gz").is_file() and _kn_discounts_undefined(log_path, smoothing):
+            # Modified Kneser-Ney estimates its discounts from the counts of n-grams seen 1-4
+            # times; on a very small text one of those is 0 and IRSTLM dies on log(0). Such a
+            # text cannot support KN: say so and use Witten-Bell, which needs no such counts.
+            log.warning(
+                "%s is too small for %s discounts (an n-gram count-of-counts is 0, see %s); "
+                "falling back to witten-bell smoothing",
+                text,
+                smoothing,
+                log_path,
+            )
+            _build_lm(tmp, order, "witten-bell", log_path, env)
         if not (tmp / "lm.ilm.gz").is_file():
             raise RuntimeError(f"build-lm.sh wrote no model; log {log_path}")
         model = "lm.ilm.gz"
