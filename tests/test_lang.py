@@ -17,7 +17,7 @@ from pykd.lang.dictionary import DictDirError, read_dict_dir
 from pykd.lang.fst_sort import _heap_sort, std_sort
 from pykd.lang.g2p import CONSONANTS, VOWELS, g2p
 from pykd.lang.lexicon_fst import fst_to_text
-from pykd.lang.prepare_dict import prepare_dict, read_word_list
+from pykd.lang.prepare_dict import prepare_dict, read_extra_lexicon, read_word_list
 from pykd.lang.prepare_lang import LangOptions, prepare_lang
 from pykd.lang.symbols import SymbolTable
 
@@ -200,6 +200,20 @@ def test_prepare_dict_uses_g2p_for_oovs(tmp_path: Path) -> None:
     assert "AE0" in d.nonsilence_phones
     with pytest.raises(ValueError, match="zorblat"):
         prepare_dict(["zorblat"], tmp_path / "nog2p", use_g2p=False)
+
+
+def test_extra_lexicon_overrides_cmudict_and_g2p(repo_root: Path, tmp_path: Path) -> None:
+    extra = read_extra_lexicon(repo_root / "local" / "ami" / "extra_lexicon.txt")
+    assert extra["MM-HMM"] == [["M", "HH", "M"]]
+    counts = prepare_dict(["OKAY", "MM-HMM", "UM"], tmp_path / "dict", extra_prons=extra)
+    assert counts["g2p"] == 0  # MM-HMM would otherwise be spelt out by G2P
+    lex = (tmp_path / "dict" / "lexicon.txt").read_text().splitlines()
+    assert "MM-HMM M HH M" in lex and "UM AH1 M" in lex
+    assert not [x for x in lex if x.startswith("HMM ")]  # entries for absent words are not added
+    bad = tmp_path / "bad.txt"
+    bad.write_text("FOO\n")
+    with pytest.raises(ValueError, match=r"bad.txt:1: word 'FOO' has no pronunciation"):
+        read_extra_lexicon(bad)
 
 
 def _good_dict(root: Path) -> Path:

@@ -31,5 +31,5 @@ cut -d' ' -f2- "$data/text" | tr ' ' '\n' | grep -v '^$' | LC_ALL=C sort | uniq 
 mv "$words.tmp" "$words"
 [ -s "$words" ] || { echo "$0: no words left in $words" >&2; exit 1; }
 echo "$0: $(wc -l < "$words") training words -> $words"
-pykd prepare-dict --words "$words" "$dict"
+pykd prepare-dict --extra-lexicon local/ami/extra_lexicon.txt --words "$words" "$dict"
 echo "$0: $(wc -l < "$dict/lexicon.txt") lexicon entries in $dict"

@@ -56,6 +56,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--oov-word", default="<unk>")
     p.add_argument("--sil-word", default="!SIL")
+    p.add_argument(
+        "--extra-lexicon",
+        type=Path,
+        default=None,
+        help="WORD PHONE... lines that take precedence over CMUdict/G2P for listed words",
+    )
     p.set_defaults(func=_prepare_dict)
 
     p = subparsers.add_parser(
@@ -96,9 +102,10 @@ def _prepare_lang(args: argparse.Namespace) -> int:
 
 
 def _prepare_dict(args: argparse.Namespace) -> int:
-    from pykd.lang.prepare_dict import prepare_dict, read_word_list
+    from pykd.lang.prepare_dict import prepare_dict, read_extra_lexicon, read_word_list
 
     words = read_word_list(args.words)
+    extra = read_extra_lexicon(args.extra_lexicon) if args.extra_lexicon else None
     prepare_dict(
         words,
         args.dict_dir,
@@ -106,6 +113,7 @@ def _prepare_dict(args: argparse.Namespace) -> int:
         use_g2p=args.g2p != "none",
         oov_word=args.oov_word,
         sil_word=args.sil_word,
+        extra_prons=extra,
     )
     return 0
 

