@@ -1,0 +1,1 @@
+"""Builtin Kaldi backend: model/tree/alignment files, graphs, decoding, scoring (Kaldi formats)."""
