@@ -1,0 +1,1 @@
+"""Corpora: data preparation for AMI and the embedded synthetic meeting corpus."""
