@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 tools/install.sh
 . ./path.sh
 echo "== ruff"
-ruff check pykd tests bench
-ruff format --check pykd tests bench
+ruff check .
+ruff format --check .
 echo "== pytest"
 python -m pytest -q --run-slow "$@"
