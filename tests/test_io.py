@@ -73,3 +73,17 @@ def test_write_table_sorted_and_spk2utt() -> None:
 def test_write_table_empty_value(tmp_path: Path) -> None:
     write_table(tmp_path / "text", {"u2": "", "u1": "a b"})
     assert (tmp_path / "text").read_text() == "u1 a b\nu2\n"
+
+
+def test_atomic_outputs_get_umask_mode_not_0600(tmp_path: Path) -> None:
+    import os
+
+    old = os.umask(0o022)
+    try:
+        atomic_write_text(tmp_path / "a.txt", "x")
+        with atomic_path(tmp_path / "b.bin") as tmp:
+            tmp.write_bytes(b"y")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "b.bin").stat().st_mode & 0o777 == 0o644

@@ -13,6 +13,20 @@ from pathlib import Path
 from typing import IO
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _make_temp(path: Path) -> str:
+    """A temp file beside ``path`` with the mode a plain ``open()`` would give (mkstemp: 0600)."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.fchmod(fd, 0o666 & ~_umask())
+    os.close(fd)
+    return tmp
+
+
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike, mode: str = "w", **open_kwargs) -> Iterator[IO]:
     """Open a temp file next to ``path``; on clean exit fsync and rename it to ``path``.
@@ -23,9 +37,9 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", **open_kwargs) -> Ite
     path.parent.mkdir(parents=True, exist_ok=True)
     if "b" not in mode:
         open_kwargs.setdefault("encoding", "utf-8")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = _make_temp(path)
     try:
-        with os.fdopen(fd, mode, **open_kwargs) as handle:
+        with open(tmp, mode, **open_kwargs) as handle:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
@@ -47,8 +61,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temp path next to ``path`` for a writer that wants a file name; rename on success."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    tmp = _make_temp(path)
     try:
         yield Path(tmp)
         os.replace(tmp, path)
