@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "pykd.lm.cli",
     "pykd.corpora.embedded.cli",
     "pykd.corpora.ami.cli",
+    "pykd.kaldi.graph_cli",
 )
 
 
