@@ -17,6 +17,10 @@ if [ "$(readlink "$PYKD_ROOT/utils" 2>/dev/null)" != "$__pykd_utils_target" ]; t
   ln -sfn "$__pykd_utils_target" "$PYKD_ROOT/utils"
 fi
 unset __pykd_utils_target
+# Kaldi's steps/ (its scripts call steps/... and utils/... relative to the recipe dir): only with Kaldi.
+if [ "$PYKD_KALDI" = 1 ] && [ "$(readlink "$PYKD_ROOT/steps" 2>/dev/null)" != "$KALDI_ROOT/egs/wsj/s5/steps" ]; then
+  ln -sfn "$KALDI_ROOT/egs/wsj/s5/steps" "$PYKD_ROOT/steps"
+fi
 
 if [ -f "$PYKD_ROOT/.venv/bin/activate" ]; then
   # shellcheck disable=SC1091
