@@ -117,3 +117,32 @@ def test_mini_ami_through_data_lang_lm_feature_stages(
             # 10 ms shift, 25 ms window, snip-edges: about 100 frames per second of segment.
             assert abs(frames - 100 * (float(end) - float(start))) <= 3, utt
     assert (recipe / "data" / "lang_test" / "G.fst").is_file()
+
+
+def test_path_sh_links_kaldi_utils_and_steps_when_kaldi_is_built(
+    repo_root: Path, tmp_path: Path
+) -> None:
+    recipe = make_recipe_dir(repo_root, tmp_path)
+    fake_kaldi = tmp_path / "kaldi"
+    for sub in ("src/featbin", "egs/wsj/s5/utils", "egs/wsj/s5/steps"):
+        (fake_kaldi / sub).mkdir(parents=True)
+    tool = fake_kaldi / "src/featbin/compute-fbank-feats"
+    tool.write_text("#!/bin/sh\n")
+    tool.chmod(0o755)
+
+    def source_path_sh(kaldi_root: str | None) -> str:
+        env = {k: v for k, v in os.environ.items() if k != "KALDI_ROOT"}
+        if kaldi_root:
+            env["KALDI_ROOT"] = kaldi_root
+        script = ". ./path.sh; echo $PYKD_KALDI; command -v compute-fbank-feats || true"
+        return subprocess.run(
+            ["bash", "-c", script], cwd=recipe, env=env, capture_output=True, text=True, check=True
+        ).stdout
+
+    out = source_path_sh(str(fake_kaldi))
+    assert out.split()[0] == "1" and str(tool) in out
+    assert os.readlink(recipe / "utils") == str(fake_kaldi / "egs/wsj/s5/utils")
+    assert os.readlink(recipe / "steps") == str(fake_kaldi / "egs/wsj/s5/steps")
+    # Without a built Kaldi: our own utils again.
+    assert source_path_sh(None).split()[0] == "0"
+    assert os.readlink(recipe / "utils") == "utils_kd"
