@@ -21,6 +21,8 @@ COMMAND_MODULES = (
     "pykd.corpora.embedded.cli",
     "pykd.corpora.ami.cli",
     "pykd.kaldi.graph_cli",
+    "pykd.kaldi.cli",
+    "pykd.gmm.cli",
 )
 
 

@@ -1,0 +1,273 @@
+"""``pykd`` sub-commands for decoding, lattices and scoring (Kaldi binary names and options).
+
+* ``pykd latgen-faster-mapped [opts] <model> <HCLG.fst> <loglikes-rspecifier> <lattice-wspecifier>
+  [<words-wspecifier> [<alignments-wspecifier>]]``
+* ``pykd gmm-latgen-faster [opts] <model> <HCLG.fst> <features-rspecifier> <lattice-wspecifier>
+  [<words-wspecifier> [<alignments-wspecifier>]]``; features: an ark/scp of ready features, or
+  ``gmmfeats:<data-dir>`` for Kaldi's GMM pipeline (per-speaker CMVN from cmvn.scp + add-deltas).
+* ``pykd lattice-best-path [opts] <lattice-rspecifier> [<words-wspecifier> [<ali-wspecifier>]]``
+* ``pykd lattice-copy [--write-text] <lattice-rspecifier> <lattice-wspecifier>``
+* ``pykd score-kaldi [--min-lmwt 7 --max-lmwt 17 --word-ins-penalty 0.0,0.5,1.0] <data-dir>
+  <lang-or-graph-dir> <decode-dir>``
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from pykd.features.ark import read_matrices
+from pykd.kaldi.decode import (
+    DecodeOptions,
+    GmmScorer,
+    LatticeDecoder,
+    _write_text_ark,
+    best_path,
+    load_graph,
+    run_decoding,
+)
+from pykd.kaldi.lattice_io import CompactLattice, read_lattices, write_lattices
+from pykd.kaldi.score import ScoreOptions, read_words, score_dir
+
+log = logging.getLogger(__name__)
+
+
+def _bool(text: str) -> bool:
+    if text.lower() in ("true", "1", "yes"):
+        return True
+    if text.lower() in ("false", "0", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true/false, got {text!r}")
+
+
+def _add_decode_opts(p: argparse.ArgumentParser) -> None:
+    d = DecodeOptions()
+    p.add_argument("--beam", type=float, default=16.0, help="decoding beam (Kaldi default 16)")
+    p.add_argument("--lattice-beam", type=float, default=10.0, help="lattice beam (default 10)")
+    p.add_argument("--max-active", type=int, default=2147483647, help="max active states")
+    p.add_argument("--min-active", type=int, default=d.min_active)
+    p.add_argument("--acoustic-scale", type=float, default=0.1, help="acoustic scale (default 0.1)")
+    p.add_argument("--allow-partial", type=_bool, default=False, help="output partial results")
+    p.add_argument("--determinize-lattice", type=_bool, default=True)
+    p.add_argument("--word-symbol-table", default=None, help="words.txt (for the log)")
+    p.add_argument(
+        "--max-beam-widenings",
+        type=int,
+        default=d.max_beam_widenings,
+        help="re-runs of the lattice search at 2x, 4x.. beam when it misses the 1-best",
+    )
+    p.add_argument("model", help="final.mdl (its transition model is used)")
+    p.add_argument("fst", help="HCLG.fst (vector or Kaldi's const)")
+    p.add_argument("input", help="rspecifier of the per-frame input")
+    p.add_argument("lattice_wspecifier", help="e.g. 'ark:|gzip -c > lat.1.gz' or lat.1.gz")
+    p.add_argument("words_wspecifier", nargs="?", default=None)
+    p.add_argument("ali_wspecifier", nargs="?", default=None)
+
+
+def _decode_opts(args: argparse.Namespace) -> DecodeOptions:
+    return DecodeOptions(
+        beam=args.beam,
+        lattice_beam=args.lattice_beam,
+        max_active=args.max_active,
+        min_active=args.min_active,
+        acoustic_scale=args.acoustic_scale,
+        allow_partial=args.allow_partial,
+        determinize_lattice=args.determinize_lattice,
+        max_beam_widenings=args.max_beam_widenings,
+    )
+
+
+def _lattice_path(spec: str) -> str:
+    """Accept Kaldi's ``ark:|gzip -c > x.gz`` form as the plain path ``x.gz`` (atomic write)."""
+    head, sep, rest = spec.partition(":")
+    rest = rest.strip()
+    if sep and head == "ark" and rest.startswith("|") and "gzip -c >" in rest:
+        return rest.split(">", 1)[1].strip()
+    return spec
+
+
+def _check_inputs(*paths: str) -> None:
+    for p in paths:
+        if not Path(p).is_file():
+            raise FileNotFoundError(f"input file not found: {p}")
+
+
+def cmd_latgen_mapped(args: argparse.Namespace) -> int:
+    from pykd.kaldi.model_io import read_transition_model
+
+    _check_inputs(args.model, args.fst)
+    tm = read_transition_model(args.model)
+    graph = load_graph(args.fst)
+    decoder = LatticeDecoder(graph, tm, _decode_opts(args))
+    id2word = read_words(args.word_symbol_table) if args.word_symbol_table else None
+    summary = run_decoding(
+        decoder,
+        read_matrices(args.input),
+        _lattice_path(args.lattice_wspecifier),
+        args.words_wspecifier,
+        args.ali_wspecifier,
+        id2word,
+    )
+    return 0 if summary.done else 1
+
+
+def _gmm_loglikes(scorer: GmmScorer, feats: Iterator[tuple[str, np.ndarray]]):
+    for utt, x in feats:
+        yield utt, scorer(x)
+
+
+def cmd_gmm_latgen(args: argparse.Namespace) -> int:
+    from pykd.kaldi.model_io import read_model
+
+    _check_inputs(args.model, args.fst)
+    if args.input.startswith("gmmfeats:"):
+        from pykd.gmm.feats import iter_gmm_feats
+
+        data = args.input.split(":", 1)[1]
+        _check_inputs(str(Path(data) / "feats.scp"))
+        feats = iter_gmm_feats(data, args.cmvn_opts)
+    else:
+        feats = read_matrices(args.input)
+    tm, am = read_model(args.model)
+    graph = load_graph(args.fst)
+    decoder = LatticeDecoder(graph, tm, _decode_opts(args))
+    id2word = read_words(args.word_symbol_table) if args.word_symbol_table else None
+    summary = run_decoding(
+        decoder,
+        _gmm_loglikes(GmmScorer(am), feats),
+        _lattice_path(args.lattice_wspecifier),
+        args.words_wspecifier,
+        args.ali_wspecifier,
+        id2word,
+    )
+    return 0 if summary.done else 1
+
+
+def cmd_best_path(args: argparse.Namespace) -> int:
+    id2word = read_words(args.word_symbol_table) if args.word_symbol_table else None
+    words_out, ali_out = [], []
+    done = failed = 0
+    tot_g = tot_a = 0.0
+    frames = 0
+    for utt, lat in read_lattices(args.lattice_rspecifier):
+        if not isinstance(lat, CompactLattice):
+            raise ValueError(f"{args.lattice_rspecifier}: {utt} is not a CompactLattice")
+        bp = best_path(lat, args.lm_scale, args.acoustic_scale, args.word_ins_penalty)
+        if bp is None:
+            log.warning("utterance %s: lattice has no path", utt)
+            failed += 1
+            continue
+        words, tids, g, a = bp
+        done += 1
+        frames += len(tids)
+        tot_g += g * args.lm_scale
+        tot_a += a * args.acoustic_scale
+        if id2word:
+            log.info("%s %s", utt, " ".join(id2word.get(w, str(w)) for w in words))
+        log.info(
+            "For utterance %s, best cost %.6g + %.6g = %.6g over %d frames.",
+            utt, g * args.lm_scale, a * args.acoustic_scale,
+            g * args.lm_scale + a * args.acoustic_scale, len(tids),
+        )  # fmt: skip
+        words_out.append(utt + " " + "".join(f"{w} " for w in words) + "\n")
+        ali_out.append(utt + " " + "".join(f"{t} " for t in tids) + "\n")
+    if args.words_wspecifier:
+        _write_text_ark(args.words_wspecifier, words_out)
+    if args.ali_wspecifier:
+        _write_text_ark(args.ali_wspecifier, ali_out)
+    if frames:
+        log.info(
+            "Overall cost per frame is %.6g = %.6g [graph] + %.6g [acoustic] over %d frames.",
+            (tot_g + tot_a) / frames, tot_g / frames, tot_a / frames, frames,
+        )  # fmt: skip
+    log.info("Done %d lattices, failed for %d", done, failed)
+    return 0 if done else 1
+
+
+def cmd_lattice_copy(args: argparse.Namespace) -> int:
+    lats = list(read_lattices(args.lattice_rspecifier))
+    write_lattices(_lattice_path(args.lattice_wspecifier), lats, text=args.write_text)
+    log.info("Done copying %d lattices.", len(lats))
+    return 0
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    opts = ScoreOptions(
+        min_lmwt=args.min_lmwt,
+        max_lmwt=args.max_lmwt,
+        word_ins_penalties=tuple(p for p in args.word_ins_penalty.split(",") if p),
+        run_sclite=not args.no_sclite,
+    )
+    if args.non_scored_words is not None:
+        opts.non_scored = tuple(args.non_scored_words.split())
+    line, _ = score_dir(args.data_dir, args.lang_or_graph_dir, args.decode_dir, opts)
+    print(line)
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "latgen-faster-mapped", help="decode log-likelihoods over pdfs into lattices"
+    )
+    _add_decode_opts(p)
+    p.set_defaults(func=cmd_latgen_mapped)
+
+    p = subparsers.add_parser("gmm-latgen-faster", help="decode features with a GMM into lattices")
+    _add_decode_opts(p)
+    p.add_argument("--cmvn-opts", default="", help="for gmmfeats:<data-dir> input")
+    p.set_defaults(func=cmd_gmm_latgen)
+
+    p = subparsers.add_parser("lattice-best-path", help="1-best words/alignment of lattices")
+    p.add_argument("--acoustic-scale", type=float, default=1.0)
+    p.add_argument("--lm-scale", type=float, default=1.0)
+    p.add_argument("--word-ins-penalty", type=float, default=0.0)
+    p.add_argument("--word-symbol-table", default=None)
+    p.add_argument("lattice_rspecifier")
+    p.add_argument("words_wspecifier", nargs="?", default=None)
+    p.add_argument("ali_wspecifier", nargs="?", default=None)
+    p.set_defaults(func=cmd_best_path)
+
+    p = subparsers.add_parser("lattice-copy", help="copy lattices (binary <-> text, gz)")
+    p.add_argument("--write-text", action="store_true", help="text output (like ark,t:)")
+    p.add_argument("lattice_rspecifier")
+    p.add_argument("lattice_wspecifier")
+    p.set_defaults(func=cmd_lattice_copy)
+
+    p = subparsers.add_parser("score-kaldi", help="score lattices like steps/score_kaldi.sh")
+    p.add_argument("--min-lmwt", type=int, default=7)
+    p.add_argument("--max-lmwt", type=int, default=17)
+    p.add_argument("--word-ins-penalty", default="0.0,0.5,1.0")
+    p.add_argument(
+        "--non-scored-words", default=None, help="space-separated words dropped from ref and hyp"
+    )
+    p.add_argument("--no-sclite", action="store_true", help="skip the sclite reports")
+    p.add_argument("data_dir")
+    p.add_argument("lang_or_graph_dir")
+    p.add_argument("decode_dir")
+    p.set_defaults(func=cmd_score)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m pykd.kaldi.cli <command> ...`` (the same commands as ``pykd <command>``)."""
+    parser = argparse.ArgumentParser(prog="pykd")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    register(parser.add_subparsers(dest="command", metavar="COMMAND", required=True))
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s (%(name)s) %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    try:
+        return int(args.func(args) or 0)
+    except (ValueError, FileNotFoundError, RuntimeError) as err:
+        log.error("%s", err)
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
