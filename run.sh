@@ -17,6 +17,9 @@ mic=ihm              # AMI: ihm | sdm1
 nj=2                 # parallel jobs
 lm_order=3
 lm_prune_threshold=  # e.g. 1e-7 to prune the LM (empty: no pruning)
+tri_leaves=400       # tied states of the triphone GMM (~4000 at AMI scale)
+tri_gauss=4000       # Gaussians of the triphone GMM
+decode_nj=2
 skip_install=false
 
 help_message="Usage: $0 [options]
@@ -27,8 +30,11 @@ help_message="Usage: $0 [options]
   --ami-dir DIR --mic ihm|sdm1 AMI corpus copy and microphone
   --nj N                       parallel jobs (default: 2)
   --lm-prune-threshold X       prune the 3-gram LM (default: none)
+  --tri-leaves N --tri-gauss N triphone GMM size (default: 400 / 4000)
 Stages: 0 set-up, 1 data dirs, 2 dictionary + lang, 3 LM + lang_test,
-        4 features (MFCC + CMVN for the GMM, fbank + CMVN for the networks)"
+        4 features (MFCC + CMVN for the GMM, fbank + CMVN for the networks),
+        5 monophone GMM + graph + decode, 6 triphone GMM (tree) + graph + decode,
+        7 triphone alignments of train (network targets) + GMM WER table"
 
 cd "$(dirname "$0")"
 . ./utils_kd/parse_options.sh   # our own; utils/ may not exist before path.sh runs
@@ -107,6 +113,38 @@ if begin_stage 4 "features"; then
     utils/validate_data_dir.sh "$data/${x}_fbank"
   done
   end_stage 4 "features"
+fi
+
+# decode_sets <system-dir>: graph exists; decode dev and eval, score with sclite.
+decode_sets() {
+  local sys=$1 x
+  for x in dev eval; do
+    steps_kd/decode.sh --nj "$decode_nj" --cmd "$decode_cmd" "$sys/graph" "$data/$x" "$sys/decode_$x"
+    cat "$sys/decode_$x/scoring_kaldi/best_wer"
+  done
+}
+
+if begin_stage 5 "monophone GMM"; then
+  steps_kd/train_mono.sh --nj "$nj" --cmd "$train_cmd" "$data/train" data/lang exp/mono
+  utils/mkgraph.sh data/lang_test exp/mono exp/mono/graph
+  decode_sets exp/mono
+  end_stage 5 "monophone GMM"
+fi
+
+if begin_stage 6 "triphone GMM"; then
+  steps_kd/align_si.sh --nj "$nj" --cmd "$train_cmd" "$data/train" data/lang exp/mono exp/mono_ali
+  steps_kd/train_deltas.sh --nj "$nj" --cmd "$train_cmd" "$tri_leaves" "$tri_gauss" \
+    "$data/train" data/lang exp/mono_ali exp/tri1
+  utils/mkgraph.sh data/lang_test exp/tri1 exp/tri1/graph
+  decode_sets exp/tri1
+  end_stage 6 "triphone GMM"
+fi
+
+if begin_stage 7 "triphone alignments and GMM results"; then
+  steps_kd/align_si.sh --nj "$nj" --cmd "$train_cmd" "$data/train" data/lang exp/tri1 exp/tri1_ali
+  local/gmm_results.sh exp/mono exp/tri1 > RESULTS.md.tmp && mv RESULTS.md.tmp RESULTS.md
+  cat RESULTS.md
+  end_stage 7 "triphone alignments and GMM results"
 fi
 
 echo "$0: done (stages $stage..$stop_stage); stage times in $times"

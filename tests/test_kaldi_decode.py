@@ -17,6 +17,7 @@ from pykd.kaldi import cli
 from pykd.kaldi.decode import (
     DecodeError,
     DecodeOptions,
+    DeterminizeLimitError,
     GmmScorer,
     LatticeDecoder,
     best_path,
@@ -235,6 +236,26 @@ def test_determinize_small_lattice():
     pruned = prune_lattice(lat, 0.5)  # path 2 costs 3.5 vs 3.0: inside; at 0.4 it goes
     assert pruned.num_arcs() == 4
     assert prune_lattice(lat, 0.4).num_arcs() == 2
+
+
+def test_determinization_blowup_reduces_lattice_beam(ref: Path, tri1, caplog):
+    """A work bound stops the subset construction; the decoder then retries at a smaller
+    lattice beam (as Kaldi's pruned determinisation does) and keeps the best path."""
+    tm, _am, dec = tri1
+    utt, ll = next(iter(kaldiio.load_ark(str(ref / "nnet/rms3/loglikes.ark"))))
+    raw, _ = dec._raw_lattice(
+        np.ascontiguousarray(ACWT * ll[:, dec.tid2pdf[1:]], np.float32), dec.opts.beam
+    )
+    with pytest.raises(DeterminizeLimitError):
+        determinize_lattice(prune_lattice(raw, 6.0), max_work=10)
+    full = dec.decode(utt, ll)
+    tight = LatticeDecoder(
+        dec.graph, tm, DecodeOptions(det_min_work=300, det_max_work_per_frame=0.0)
+    )
+    res = tight.decode(utt, ll)
+    assert "lattice beam reduced" in caplog.text
+    assert best_path(res.lattice, acoustic_scale=ACWT)[0] == full.words
+    assert res.lattice.num_arcs() <= full.lattice.num_arcs()
 
 
 # ----------------------------------------------------------------------------- scoring

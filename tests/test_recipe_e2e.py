@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from pykd.io.datadir import read_table
+from pykd.kaldi.model_io import read_alignments
 
 LINKED = (
     "run.sh", "path.sh", "cmd.sh", "conf", "local", "steps_kd", "utils_kd", "tools", ".venv",
@@ -52,9 +53,10 @@ def digest(paths: list[Path]) -> str:
 
 
 @pytest.mark.slow
-def test_tiny_recipe_stages_1_to_4(repo_root: Path, tmp_path: Path) -> None:
+def test_tiny_recipe_data_to_gmm_wer(repo_root: Path, tmp_path: Path) -> None:
+    """Stages 1-7: data, lang, LM, features, mono and triphone GMMs decoded and scored."""
     recipe = make_recipe_dir(repo_root, tmp_path)
-    run_recipe(recipe, "--stage", "1", "--stop-stage", "4")
+    run_recipe(recipe, "--stage", "1", "--stop-stage", "7")
     data = recipe / "data"
 
     for split in ("train", "dev", "eval"):
@@ -85,6 +87,27 @@ def test_tiny_recipe_stages_1_to_4(repo_root: Path, tmp_path: Path) -> None:
     assert kaldifst.StdVectorFst.read(str(data / "lang_test" / "G.fst")).num_states > 1
     ppl_report = (data / "local" / "lm" / "perplexity.txt").read_text()
     assert re.search(r"OOV=[0-9.]+ .* ppl=[0-9.]+", ppl_report), ppl_report
+
+    # GMM systems: Kaldi-format models and alignments, lattices, sclite WERs in RESULTS.md.
+    exp = recipe / "exp"
+    for sys in ("mono", "tri1"):
+        assert kaldifst.StdVectorFst.read(str(exp / sys / "graph" / "HCLG.fst")).num_states > 1
+        for split in ("dev", "eval"):
+            decode = exp / sys / f"decode_{split}"
+            assert sorted(decode.glob("lat.*.gz")), decode
+            best = (decode / "scoring_kaldi" / "best_wer").read_text()
+            assert re.match(r"%WER [0-9.]+ \[ \d+ / \d+, \d+ ins, \d+ del, \d+ sub \]", best)
+    ali_utts = read_alignments(exp / "tri1_ali" / "ali.1.gz")
+    assert ali_utts and all(v.ndim == 1 and v.min() > 0 for v in ali_utts.values())
+    results = (recipe / "RESULTS.md").read_text()
+    rows = [
+        ln for ln in results.splitlines() if ln.startswith("| mono ") or ln.startswith("| tri1 ")
+    ]
+    assert len(rows) == 2, results
+    for row in rows:
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert int(cells[1]) > 0 and int(cells[2]) > 0
+        assert 0.0 <= float(cells[3]) <= 100.0 and 0.0 <= float(cells[4]) <= 100.0
 
     # Re-running a stage is safe and gives the same lang.
     lang_files = sorted(p for p in (data / "lang").rglob("*") if p.is_file())

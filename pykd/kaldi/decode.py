@@ -66,6 +66,10 @@ class DecodeOptions:
     allow_partial: bool = True
     determinize_lattice: bool = True
     max_beam_widenings: int = 2
+    # Bound on determinisation work (closure steps) per frame; Kaldi's determinize-lattice-pruned
+    # bounds memory with --max-mem. Past it the lattice beam is halved and determinisation retried.
+    det_max_work_per_frame: float = 500.0
+    det_min_work: int = 50_000
 
 
 @dataclass
@@ -240,11 +244,17 @@ def _better(x: Elem, y: Elem) -> bool:
     return (x[0] + x[1], x[0], x[2]) < (y[0] + y[1], y[0], y[2])
 
 
-def determinize_lattice(lat: Lattice) -> CompactLattice:
+class DeterminizeLimitError(RuntimeError):
+    """Determinisation would take more than the allowed work."""
+
+
+def determinize_lattice(lat: Lattice, max_work: int | None = None) -> CompactLattice:
     """Word-level determinisation of an acyclic state-level lattice into a CompactLattice.
 
     Each word sequence keeps its best path (graph + acoustic as stored); transition-ids become
     the arc strings, pushed as early as they are common to all paths. Input should be pruned.
+    Raises :class:`DeterminizeLimitError` after ``max_work`` closure steps (a weak model's
+    lattice can make the subset construction explode).
     """
     n = lat.num_states
     if n == 0:
@@ -255,7 +265,10 @@ def determinize_lattice(lat: Lattice) -> CompactLattice:
         bool(lat.arcs[s] and any(a[2] for a in lat.arcs[s])) or s in lat.finals for s in range(n)
     ]
 
+    work = 0
+
     def closure(subset: dict[int, Elem]) -> dict[int, Elem]:
+        nonlocal work
         heap = [(rank[s], s) for s in subset]
         heapq.heapify(heap)
         done = set()
@@ -264,6 +277,9 @@ def determinize_lattice(lat: Lattice) -> CompactLattice:
             if s in done:
                 continue
             done.add(s)
+            work += 1
+            if max_work is not None and work > max_work:
+                raise DeterminizeLimitError(f"more than {max_work} closure steps")
             g, a, tids = subset[s]
             for d, tid, word, ag, aa in lat.arcs[s]:
                 if word:
@@ -507,16 +523,40 @@ class LatticeDecoder:
                 res.beam_used,
             )
         if o.determinize_lattice:
-            pruned = prune_lattice(lat, o.lattice_beam)
-            clat = determinize_lattice(pruned)  # type: ignore[arg-type]
-            clat = prune_lattice(clat, o.lattice_beam)  # type: ignore[assignment]
-            scale_acoustic(clat, 1.0 / o.acoustic_scale)
-            res.lattice = clat
+            res.lattice = self._determinize(utt, lat, res.num_frames)
         else:
             pruned = prune_lattice(lat, o.lattice_beam)
             scale_acoustic(pruned, 1.0 / o.acoustic_scale)
             res.lattice = pruned
         return res
+
+    def _determinize(self, utt: str, lat: Lattice, num_frames: int) -> CompactLattice:
+        """Prune at lattice-beam and determinise; on a state blow-up halve the beam and retry."""
+        o = self.opts
+        max_work = max(o.det_min_work, int(o.det_max_work_per_frame * num_frames))
+        beam = o.lattice_beam
+        while True:
+            pruned = prune_lattice(lat, beam)
+            try:
+                clat = determinize_lattice(pruned, max_work)  # type: ignore[arg-type]
+                break
+            except DeterminizeLimitError:
+                if beam < 0.01:
+                    raise DecodeError(
+                        f"utterance {utt}: lattice determinisation exceeds {max_work} steps "
+                        "even at lattice beam 0"
+                    ) from None
+                beam = beam / 2 if beam > 0.02 else 0.0
+                log.warning(
+                    "utterance %s: lattice determinisation exceeded %d steps; "
+                    "lattice beam reduced to %g",
+                    utt,
+                    max_work,
+                    beam,
+                )
+        clat = prune_lattice(clat, beam)  # type: ignore[assignment]
+        scale_acoustic(clat, 1.0 / o.acoustic_scale)
+        return clat
 
 
 def _best_cost(lat: Lattice | CompactLattice) -> float:
