@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Markdown table of the GMM systems' sclite WERs (best LM weight / insertion penalty per set,
-# from steps_kd/score.sh's scoring_kaldi/best_wer) with the model sizes.
+# Markdown table of the GMM systems' WERs with the model sizes. Per set, the LM weight / word
+# insertion penalty with the best WER (steps_kd/score.sh's scoring_kaldi/best_wer) is shown with
+# sclite's WER for that setting (scoring_kaldi/sclite/*.sys, "Sum/Avg" Err column).
 #   local/gmm_results.sh exp/mono exp/tri1 [...] > RESULTS.md
 set -euo pipefail
 [ -f ./path.sh ] && . ./path.sh
@@ -9,8 +10,9 @@ if [ $# -lt 1 ]; then
 fi
 echo "# Results"
 echo
-echo "WER (%) from sclite, best LM weight / word insertion penalty per set (Kaldi's best_wer);"
-echo "written by \`local/gmm_results.sh\` (run.sh stage 7)."
+echo "WER (%) from sclite at the best LM weight / word insertion penalty of each set"
+echo "(LMWT 7..17 x WIP 0.0,0.5,1.0; setting in brackets). Written by \`local/gmm_results.sh\`"
+echo "(run.sh stage 7)."
 echo
 echo "| system | tied states (pdfs) | Gaussians | dev WER | eval WER |"
 echo "|---|---|---|---|---|"
@@ -28,7 +30,12 @@ PY
   for x in dev eval; do
     best=$sys/decode_$x/scoring_kaldi/best_wer
     [ -f "$best" ] || { echo "$0: $best missing (decode $x first)" >&2; exit 1; }
-    row="$row | $(awk '{print $2}' "$best")"
+    # best_wer ends in .../wer_<LMWT>_<WIP>; sclite's report for it is hyp_lmwt<L>_wip<P>.sys
+    setting=$(awk '{print $NF}' "$best" | sed 's|.*/wer_||')
+    sys_file=$sys/decode_$x/scoring_kaldi/sclite/hyp_lmwt${setting%_*}_wip${setting#*_}.sys
+    [ -f "$sys_file" ] || { echo "$0: $sys_file missing (sclite report)" >&2; exit 1; }
+    wer=$(awk '/Sum\/Avg/ {print $(NF-2)}' "$sys_file")
+    row="$row | $wer ($setting)"
   done
   echo "$row |"
 done

@@ -107,7 +107,9 @@ def test_tiny_recipe_data_to_gmm_wer(repo_root: Path, tmp_path: Path) -> None:
     for row in rows:
         cells = [c.strip() for c in row.strip("|").split("|")]
         assert int(cells[1]) > 0 and int(cells[2]) > 0
-        assert 0.0 <= float(cells[3]) <= 100.0 and 0.0 <= float(cells[4]) <= 100.0
+        for cell in cells[3:5]:  # "<sclite WER> (<LMWT>_<WIP>)"
+            wer, setting = cell.split()
+            assert 0.0 <= float(wer) <= 100.0 and re.fullmatch(r"\(\d+_[0-9.]+\)", setting)
 
     # Re-running a stage is safe and gives the same lang.
     lang_files = sorted(p for p in (data / "lang").rglob("*") if p.is_file())
