@@ -26,6 +26,15 @@ COMMAND_MODULES = (
 )
 
 
+def str_to_bool(text: str) -> bool:
+    """argparse type for Kaldi-style boolean options (true/false; also 1/0, yes/no)."""
+    if text.lower() in ("true", "1", "yes"):
+        return True
+    if text.lower() in ("false", "0", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true/false, got {text!r}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pykd", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")

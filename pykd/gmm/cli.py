@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 
+from pykd.cli import str_to_bool
 from pykd.gmm.align import align_si
 from pykd.gmm.em import AlignOptions
 from pykd.gmm.mono import REALIGN_ITERS, MonoOptions, train_mono
@@ -56,14 +57,6 @@ def cmd_align(args: argparse.Namespace) -> int:
     return 0
 
 
-def _bool(text: str) -> bool:
-    if text.lower() in ("true", "1", "yes"):
-        return True
-    if text.lower() in ("false", "0", "no"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true/false, got {text!r}")
-
-
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "train-mono",
@@ -84,7 +77,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--power", type=float, default=0.25, help="mixing-up exponent of occupancy")
     p.add_argument("--cmvn-opts", default="", help='apply-cmvn options, e.g. "--norm-vars=true"')
-    p.add_argument("--careful", type=_bool, default=False)
+    p.add_argument("--careful", type=str_to_bool, default=False)
     p.add_argument("data")
     p.add_argument("lang")
     p.add_argument("dir")
@@ -99,7 +92,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--nj", type=int, default=4)
     p.add_argument("--beam", type=float, default=10.0)
     p.add_argument("--retry-beam", type=float, default=40.0)
-    p.add_argument("--careful", type=_bool, default=False)
+    p.add_argument("--careful", type=str_to_bool, default=False)
     p.add_argument("--boost-silence", type=float, default=1.0)
     p.add_argument("data")
     p.add_argument("lang")
@@ -110,20 +103,3 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     from pykd.gmm import tri
 
     tri.register(subparsers)  # pykd train-deltas
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m pykd.gmm.cli train-mono|align ...`` (same as the ``pykd`` sub-commands)."""
-    parser = argparse.ArgumentParser(prog="pykd.gmm.cli")
-    register(parser.add_subparsers(dest="command", metavar="COMMAND", required=True))
-    args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s %(levelname)s (%(name)s) %(message)s",
-        datefmt="%H:%M:%S",
-    )
-    return int(args.func(args) or 0)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -22,9 +22,8 @@ import argparse
 import logging
 import os
 import shutil
-import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -453,25 +452,3 @@ def register(subparsers) -> None:
     )
     _add_args(p)
     p.set_defaults(func=_run)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m pykd.gmm.tri", description=__doc__.splitlines()[0]
-    )
-    _add_args(parser)
-    args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s %(levelname)s (%(name)s) %(message)s",
-        datefmt="%H:%M:%S",
-    )
-    try:
-        return _run(args)
-    except (ValueError, FileNotFoundError, RuntimeError) as err:
-        log.error("%s", err)
-        return 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pykd.cli import str_to_bool
 from pykd.features.ark import read_matrices
 from pykd.kaldi.decode import (
     DecodeOptions,
@@ -36,14 +37,6 @@ from pykd.kaldi.score import ScoreOptions, read_words, score_dir
 log = logging.getLogger(__name__)
 
 
-def _bool(text: str) -> bool:
-    if text.lower() in ("true", "1", "yes"):
-        return True
-    if text.lower() in ("false", "0", "no"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true/false, got {text!r}")
-
-
 def _add_decode_opts(p: argparse.ArgumentParser) -> None:
     d = DecodeOptions()
     p.add_argument("--beam", type=float, default=16.0, help="decoding beam (Kaldi default 16)")
@@ -51,8 +44,10 @@ def _add_decode_opts(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-active", type=int, default=2147483647, help="max active states")
     p.add_argument("--min-active", type=int, default=d.min_active)
     p.add_argument("--acoustic-scale", type=float, default=0.1, help="acoustic scale (default 0.1)")
-    p.add_argument("--allow-partial", type=_bool, default=False, help="output partial results")
-    p.add_argument("--determinize-lattice", type=_bool, default=True)
+    p.add_argument(
+        "--allow-partial", type=str_to_bool, default=False, help="output partial results"
+    )
+    p.add_argument("--determinize-lattice", type=str_to_bool, default=True)
     p.add_argument("--word-symbol-table", default=None, help="words.txt (for the log)")
     p.add_argument(
         "--max-beam-widenings",
@@ -249,25 +244,3 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("lang_or_graph_dir")
     p.add_argument("decode_dir")
     p.set_defaults(func=cmd_score)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m pykd.kaldi.cli <command> ...`` (the same commands as ``pykd <command>``)."""
-    parser = argparse.ArgumentParser(prog="pykd")
-    parser.add_argument("-v", "--verbose", action="store_true")
-    register(parser.add_subparsers(dest="command", metavar="COMMAND", required=True))
-    args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s (%(name)s) %(message)s",
-        datefmt="%H:%M:%S",
-    )
-    try:
-        return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError, RuntimeError) as err:
-        log.error("%s", err)
-        return 1
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -68,16 +68,3 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("fst")
     p.set_defaults(func=_fst_info)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m pykd.kaldi.graph_cli <command> ...`` (same as ``pykd <command>``)."""
-    parser = argparse.ArgumentParser(prog="pykd-graph")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s (%(name)s) %(message)s")
-    return int(args.func(args) or 0)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -6,15 +6,9 @@ import argparse
 import logging
 from pathlib import Path
 
+from pykd.cli import str_to_bool
+
 log = logging.getLogger(__name__)
-
-
-def _bool(s: str) -> bool:
-    if s.lower() in ("true", "1", "yes"):
-        return True
-    if s.lower() in ("false", "0", "no"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true/false, got {s!r}")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -28,11 +22,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("oov_word")
     p.add_argument("tmp_dir", type=Path)
     p.add_argument("lang_dir", type=Path)
-    p.add_argument("--position-dependent-phones", type=_bool, default=True)
+    p.add_argument("--position-dependent-phones", type=str_to_bool, default=True)
     p.add_argument("--sil-prob", type=float, default=0.5)
     p.add_argument("--num-sil-states", type=int, default=5)
     p.add_argument("--num-nonsil-states", type=int, default=3)
-    p.add_argument("--share-silence-phones", type=_bool, default=False)
+    p.add_argument("--share-silence-phones", type=str_to_bool, default=False)
     p.add_argument("--phone-symbol-table", type=Path, default=None)
     p.set_defaults(func=_prepare_lang)
 
@@ -71,7 +65,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("text", type=Path)
     p.add_argument(
         "--has-keys",
-        type=_bool,
+        type=str_to_bool,
         default=True,
         help="first field of each line is an utterance id (Kaldi text; default true)",
     )
