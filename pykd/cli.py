@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "pykd.kaldi.graph_cli",
     "pykd.kaldi.cli",
     "pykd.gmm.cli",
+    "pykd.data.cli",
 )
 
 

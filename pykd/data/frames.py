@@ -1,0 +1,439 @@
+"""Streaming frame-level training data: feats.scp + CMVN + splicing + pdf targets.
+
+* :class:`UtteranceSource` loads one utterance: features (``feats.scp``), per-speaker mean
+  normalisation (``cmvn.scp`` + ``utt2spk``, Kaldi ``apply-cmvn``), pdf-id targets; it checks
+  the feature/target lengths (difference <= ``length_tolerance`` frames: trimmed; more: skipped)
+  and counts what it skipped in an :class:`EpochStats`.
+* :class:`FrameShuffleDataset` is a ``torch.utils.data.IterableDataset`` for training: per
+  epoch it reads the utterances in a seeded shuffled order (sharded by DDP rank/world size and
+  DataLoader worker at utterance level), fills a frame buffer of ``buffer_frames`` frames, and
+  yields mini-batches of ``batch_size`` frames drawn in random order from the buffer (the
+  Kaldi nnet1 "randomizer" scheme). Each frame is yielded exactly once per epoch.
+* :class:`SequentialFrameDataset` is the deterministic, unshuffled counterpart (CV / eval).
+
+Memory: the buffer holds *unspliced* CMVN'd frames (edge-padded per utterance) and splices only
+the rows of the batch being yielded, so it needs about ``(buffer_frames + longest utterance) *
+(4 * feat_dim + 12)`` bytes (x2 while the buffer is concatenated): ~35 MB for 100k frames of
+40-dim fbank, independent of the corpus size. Only the pdf-id targets (4 bytes per frame, the
+same as Kaldi keeping alignments in memory) scale with the corpus.
+
+Batches are ``(x, y)``: ``x`` float32 ``(B, feat_dim * (left + 1 + right))``, ``y`` int64
+``(B,)``. For knowledge distillation the trainer calls the teacher on ``x`` itself (teacher and
+student see the same spliced input); or pass ``soft_targets=fn`` and batches become
+``(x, y, fn(x))``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+
+import kaldiio
+import numpy as np
+import torch
+from torch.utils.data import IterableDataset, get_worker_info
+
+from pykd.data.splice import pad_edges, splice, splice_padded
+from pykd.data.targets import match_lengths
+from pykd.features.cmvn import apply_cmvn
+from pykd.io.datadir import c_sorted, read_table
+
+log = logging.getLogger(__name__)
+
+Batch = tuple[torch.Tensor, ...]
+
+
+@dataclass
+class EpochStats:
+    """What one pass over (a shard of) the utterances used and skipped."""
+
+    epoch: int = 0
+    utts_seen: int = 0
+    utts_used: int = 0
+    frames: int = 0
+    batches: int = 0
+    no_alignment: int = 0
+    length_mismatch: int = 0
+    trimmed_utts: int = 0
+    trimmed_frames: int = 0
+    skipped: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        """One log line."""
+        return (
+            f"epoch {self.epoch}: {self.utts_used}/{self.utts_seen} utterances, "
+            f"{self.frames} frames, {self.batches} batches; skipped {self.no_alignment} without "
+            f"alignment, {self.length_mismatch} with a feature/alignment length mismatch; "
+            f"trimmed {self.trimmed_frames} frames in {self.trimmed_utts} utterances"
+        )
+
+    def as_dict(self) -> dict:
+        """Counts only (no utterance list), e.g. for a JSON progress log."""
+        d = asdict(self)
+        d.pop("skipped")
+        return d
+
+
+class UtteranceSource:
+    """Random access to CMVN'd features and pdf targets of the utterances of a data dir.
+
+    ``targets`` maps utterance -> pdf-ids (see :func:`pykd.data.targets.load_pdf_alignments`);
+    None gives features only (y is None). ``cmvn_scp`` None: no normalisation.
+    """
+
+    def __init__(
+        self,
+        feats_scp: str | os.PathLike,
+        targets: Mapping[str, np.ndarray] | None = None,
+        *,
+        cmvn_scp: str | os.PathLike | None = None,
+        utt2spk: str | os.PathLike | Mapping[str, str] | None = None,
+        norm_vars: bool = False,
+        left_context: int = 5,
+        right_context: int = 5,
+        length_tolerance: int = 2,
+    ) -> None:
+        self.feats_scp = os.fspath(feats_scp)
+        self.targets = targets
+        self.left = int(left_context)
+        self.right = int(right_context)
+        if self.left < 0 or self.right < 0:
+            raise ValueError("context must be >= 0")
+        self.length_tolerance = int(length_tolerance)
+        self.norm_vars = norm_vars
+        self.utterances: list[str] = list(read_table(self.feats_scp).keys())
+        self.cmvn: dict[str, np.ndarray] | None = None
+        self.utt2spk: dict[str, str] = {}
+        if cmvn_scp is not None:
+            if utt2spk is None:
+                self.utt2spk = {u: u for u in self.utterances}  # per-utterance stats
+            elif isinstance(utt2spk, Mapping):
+                self.utt2spk = dict(utt2spk)
+            else:
+                self.utt2spk = read_table(utt2spk)
+            self.cmvn = {k: np.asarray(v) for k, v in kaldiio.load_scp(os.fspath(cmvn_scp)).items()}
+        self._feats = None
+        self._dim: int | None = None
+
+    def __getstate__(self) -> dict:  # DataLoader workers: reopen the scp in the worker
+        state = self.__dict__.copy()
+        state["_feats"] = None
+        return state
+
+    @property
+    def feat_dim(self) -> int:
+        """Dimension of the (unspliced) features."""
+        if self._dim is None:
+            self._dim = int(self._read(self.utterances[0]).shape[1])
+        return self._dim
+
+    @property
+    def input_dim(self) -> int:
+        """Dimension of a spliced row (network input)."""
+        return self.feat_dim * (self.left + 1 + self.right)
+
+    def _read(self, utt: str) -> np.ndarray:
+        if self._feats is None:
+            self._feats = kaldiio.load_scp(self.feats_scp)
+        feats = np.asarray(self._feats[utt], dtype=np.float32)
+        if self.cmvn is not None:
+            spk = self.utt2spk.get(utt)
+            if spk is None or spk not in self.cmvn:
+                raise KeyError(f"utterance {utt}: no CMVN stats (speaker {spk!r})")
+            feats = apply_cmvn(feats, self.cmvn[spk], norm_vars=self.norm_vars)
+        return feats
+
+    def load(
+        self, utt: str, stats: EpochStats | None = None
+    ) -> tuple[np.ndarray, np.ndarray | None] | None:
+        """``(feats (T, D) float32, pdf-ids (T,) int64 or None)``, or None if skipped (counted)."""
+        if stats is not None:
+            stats.utts_seen += 1
+        y = None
+        if self.targets is not None:
+            if utt not in self.targets:
+                if stats is not None:
+                    stats.no_alignment += 1
+                    stats.skipped.append(utt)
+                log.debug("%s: no alignment, skipped", utt)
+                return None
+            y = np.asarray(self.targets[utt], dtype=np.int64)
+        feats = self._read(utt)
+        if self._dim is None:
+            self._dim = feats.shape[1]
+        elif feats.shape[1] != self._dim:
+            raise ValueError(f"utterance {utt}: feature dim {feats.shape[1]} != {self._dim}")
+        if y is not None:
+            matched = match_lengths(feats, y, self.length_tolerance)
+            if matched is None:
+                log.debug("%s: %d frames vs %d targets, skipped", utt, len(feats), len(y))
+                if stats is not None:
+                    stats.length_mismatch += 1
+                    stats.skipped.append(utt)
+                return None
+            if len(feats) != len(y) and stats is not None:
+                stats.trimmed_utts += 1
+                stats.trimmed_frames += abs(len(feats) - len(y))
+            feats, y = matched
+        if len(feats) == 0:
+            return None
+        if stats is not None:
+            stats.utts_used += 1
+            stats.frames += len(feats)
+        return feats, y
+
+    def spliced(self, utt: str) -> np.ndarray:
+        """Whole utterance, CMVN'd and spliced (for a forward pass / log-likelihoods)."""
+        return splice(self._read(utt), self.left, self.right)
+
+
+def _shard_info(rank: int | None, world_size: int | None) -> tuple[int, int]:
+    """(shard index, number of shards) over DDP ranks x DataLoader workers."""
+    if rank is None or world_size is None:
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            rank, world_size = torch.distributed.get_rank(), torch.distributed.get_world_size()
+        else:
+            rank, world_size = 0, 1
+    worker = get_worker_info()
+    if worker is None:
+        return rank, world_size
+    return rank * worker.num_workers + worker.id, world_size * worker.num_workers
+
+
+class _FrameDataset(IterableDataset):
+    """Shared epoch / stats / sharding plumbing."""
+
+    def __init__(
+        self,
+        source: UtteranceSource,
+        utts: Sequence[str] | None,
+        batch_size: int,
+        *,
+        rank: int | None,
+        world_size: int | None,
+        soft_targets: Callable[[torch.Tensor], torch.Tensor] | None,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError("batch_size must be >= 1")
+        self.source = source
+        self.utts = list(source.utterances if utts is None else utts)
+        self.batch_size = int(batch_size)
+        self.rank = rank
+        self.world_size = world_size
+        self.soft_targets = soft_targets
+        self.epoch = 0
+        self.last_stats: EpochStats | None = None
+        self.history: list[EpochStats] = []
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch (the shuffle order depends on seed and epoch)."""
+        self.epoch = int(epoch)
+
+    def _batch(self, x: np.ndarray, y: np.ndarray | None) -> Batch:
+        xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+        out: list[torch.Tensor] = [xt]
+        if y is not None:
+            out.append(torch.from_numpy(np.ascontiguousarray(y, dtype=np.int64)))
+        if self.soft_targets is not None:
+            out.append(self.soft_targets(xt))
+        return tuple(out)
+
+    def _finish(self, stats: EpochStats) -> None:
+        self.last_stats = stats
+        self.history.append(stats)
+        level = logging.WARNING if stats.no_alignment or stats.length_mismatch else logging.INFO
+        log.log(level, "%s", stats.summary())
+
+
+class FrameShuffleDataset(_FrameDataset):
+    """Frame-shuffled mini-batches with memory bounded by ``buffer_frames`` (see module doc)."""
+
+    def __init__(
+        self,
+        source: UtteranceSource,
+        utts: Sequence[str] | None = None,
+        *,
+        batch_size: int = 256,
+        buffer_frames: int = 100_000,
+        seed: int = 0,
+        drop_last: bool = False,
+        rank: int | None = None,
+        world_size: int | None = None,
+        soft_targets: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    ) -> None:
+        super().__init__(
+            source, utts, batch_size, rank=rank, world_size=world_size, soft_targets=soft_targets
+        )
+        if source.targets is None:
+            raise ValueError("training needs targets (alignments)")
+        self.buffer_frames = max(int(buffer_frames), 1)
+        self.seed = int(seed)
+        self.drop_last = drop_last
+
+    def shard_utterances(self, shard: int, num_shards: int) -> list[str]:
+        """This epoch's utterance order for one shard (all shards: same permutation, split)."""
+        order = np.random.default_rng([self.seed, self.epoch]).permutation(len(self.utts))
+        return [self.utts[i] for i in order[shard::num_shards]]
+
+    def __iter__(self) -> Iterator[Batch]:
+        shard, num_shards = _shard_info(self.rank, self.world_size)
+        rng = np.random.default_rng([self.seed, self.epoch, shard, 1])
+        stats = EpochStats(epoch=self.epoch)
+        left, right, bs = self.source.left, self.source.right, self.batch_size
+        pads: list[np.ndarray] = []
+        labels: list[np.ndarray] = []
+        buffered = 0
+        carry_x: np.ndarray | None = None  # < batch_size spliced rows left from the last buffer
+        carry_y: np.ndarray | None = None
+
+        def drain(final: bool) -> Iterator[Batch]:
+            nonlocal pads, labels, buffered, carry_x, carry_y
+            if pads:
+                lengths = np.array([len(p) - left - right for p in pads])
+                starts = np.concatenate([[0], np.cumsum([len(p) for p in pads])[:-1]])
+                centers = np.concatenate(
+                    [s + left + np.arange(n) for s, n in zip(starts, lengths, strict=True)]
+                )
+                big = np.concatenate(pads)
+                ys = np.concatenate(labels)
+                pads, labels, buffered = [], [], 0
+                perm = rng.permutation(len(centers))
+                pos = 0
+                if carry_x is not None:
+                    take = perm[: bs - len(carry_x)]
+                    pos = len(take)
+                    carry_x = np.concatenate(
+                        [carry_x, splice_padded(big, centers[take], left, right)]
+                    )
+                    carry_y = np.concatenate([carry_y, ys[take]])
+                    if len(carry_x) == bs:
+                        stats.batches += 1
+                        yield self._batch(carry_x, carry_y)
+                        carry_x = carry_y = None
+                while len(perm) - pos >= bs:
+                    idx = perm[pos : pos + bs]
+                    pos += bs
+                    stats.batches += 1
+                    yield self._batch(splice_padded(big, centers[idx], left, right), ys[idx])
+                if pos < len(perm):
+                    rest = perm[pos:]
+                    carry_x = splice_padded(big, centers[rest], left, right)
+                    carry_y = ys[rest]
+                del big
+            if final and carry_x is not None and not self.drop_last:
+                stats.batches += 1
+                yield self._batch(carry_x, carry_y)
+                carry_x = carry_y = None
+
+        for utt in self.shard_utterances(shard, num_shards):
+            loaded = self.source.load(utt, stats)
+            if loaded is None:
+                continue
+            feats, y = loaded
+            pads.append(pad_edges(feats, left, right))
+            labels.append(y)
+            buffered += len(feats)
+            if buffered >= self.buffer_frames:
+                yield from drain(final=False)
+        yield from drain(final=True)
+        self._finish(stats)
+
+
+class SequentialFrameDataset(_FrameDataset):
+    """Unshuffled batches in utterance-list order (CV / evaluation); deterministic.
+
+    ``shard``: split the utterances across DDP ranks / workers (contiguous order kept within a
+    shard); sum the per-rank counts with an all-reduce. Targets optional (x only when None).
+    """
+
+    def __init__(
+        self,
+        source: UtteranceSource,
+        utts: Sequence[str] | None = None,
+        *,
+        batch_size: int = 1024,
+        shard: bool = False,
+        rank: int | None = None,
+        world_size: int | None = None,
+        soft_targets: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    ) -> None:
+        super().__init__(
+            source, utts, batch_size, rank=rank, world_size=world_size, soft_targets=soft_targets
+        )
+        self.shard = shard
+
+    def __iter__(self) -> Iterator[Batch]:
+        shard, num_shards = _shard_info(self.rank, self.world_size) if self.shard else (0, 1)
+        stats = EpochStats(epoch=self.epoch)
+        xs: list[np.ndarray] = []
+        ys: list[np.ndarray] = []
+        held = 0
+        has_y = self.source.targets is not None
+        for utt in self.utts[shard::num_shards]:
+            loaded = self.source.load(utt, stats)
+            if loaded is None:
+                continue
+            feats, y = loaded
+            xs.append(splice(feats, self.source.left, self.source.right))
+            if has_y:
+                ys.append(y)
+            held += len(feats)
+            while held >= self.batch_size:
+                x_all = np.concatenate(xs)
+                y_all = np.concatenate(ys) if has_y else None
+                bs = self.batch_size
+                stats.batches += 1
+                yield self._batch(x_all[:bs], None if y_all is None else y_all[:bs])
+                xs = [x_all[bs:]]
+                ys = [y_all[bs:]] if has_y else []
+                held -= bs
+        if held:
+            stats.batches += 1
+            yield self._batch(np.concatenate(xs), np.concatenate(ys) if has_y else None)
+        self._finish(stats)
+
+
+# ---------------------------------------------------------------------------------------------
+# Train / CV split
+# ---------------------------------------------------------------------------------------------
+
+
+def split_cv(
+    utt2spk: Mapping[str, str],
+    fraction: float = 0.1,
+    *,
+    by: str = "speaker",
+    seed: int = 777,
+) -> tuple[list[str], list[str]]:
+    """Hold out ~``fraction`` of the utterances: ``(train_utts, cv_utts)``, both C-sorted.
+
+    ``by="speaker"`` (as Kaldi's subset_data_dir_tr_cv.sh) holds out whole speakers, chosen in a
+    seeded random order until the CV set has >= ``fraction`` of the utterances (at least one
+    speaker, never all); ``by="utterance"`` holds out a seeded random ``fraction`` of them.
+    """
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"fraction must be in (0, 1), got {fraction}")
+    utts = c_sorted(utt2spk)
+    if len(utts) < 2:
+        raise ValueError("need at least 2 utterances to split")
+    rng = np.random.default_rng(seed)
+    target = max(1, round(fraction * len(utts)))
+    if by == "utterance":
+        cv = {utts[i] for i in rng.permutation(len(utts))[:target]}
+    elif by == "speaker":
+        by_spk: dict[str, list[str]] = {}
+        for u in utts:
+            by_spk.setdefault(utt2spk[u], []).append(u)
+        speakers = c_sorted(by_spk)
+        if len(speakers) < 2:
+            raise ValueError("need at least 2 speakers to split by speaker")
+        cv = set()
+        for i in rng.permutation(len(speakers))[:-1]:
+            if len(cv) >= target:
+                break
+            cv.update(by_spk[speakers[i]])
+    else:
+        raise ValueError(f"by must be 'speaker' or 'utterance', got {by!r}")
+    return [u for u in utts if u not in cv], [u for u in utts if u in cv]
