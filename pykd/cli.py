@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "pykd.kaldi.cli",
     "pykd.gmm.cli",
     "pykd.data.cli",
+    "pykd.models.cli",
 )
 
 

@@ -1,0 +1,1 @@
+"""Training: losses (CE, knowledge distillation), and the trainer built on them."""
