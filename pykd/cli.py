@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "pykd.gmm.cli",
     "pykd.data.cli",
     "pykd.models.cli",
+    "pykd.nnet.cli",
 )
 
 

@@ -1,0 +1,128 @@
+"""``pykd make-loglikes`` and ``pykd validate-loglikes`` (used by steps_kd/make_loglikes.sh)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+def _make_loglikes(args: argparse.Namespace) -> int:
+    import torch  # noqa: PLC0415 (keep `pykd --help` light)
+
+    from pykd.data.priors import log_priors, read_counts  # noqa: PLC0415
+    from pykd.data.splice import splice  # noqa: PLC0415
+    from pykd.nnet.loglikes import (  # noqa: PLC0415
+        LoglikesError,
+        iter_features,
+        load_acoustic_model,
+        module_forward,
+        write_loglikes,
+    )
+
+    if args.num_threads > 0:
+        torch.set_num_threads(args.num_threads)
+    device = args.device
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    model, meta = load_acoustic_model(args.model, device=device)
+    inp = meta["input"]
+    ctx = int(inp.get("splice", 5))
+    cmvn = args.cmvn if args.cmvn != "auto" else str(inp.get("cmvn", "mean"))
+    priors = None
+    if args.prior_counts:
+        counts = read_counts(args.prior_counts)
+        if counts.size != meta["num_pdfs"]:
+            raise LoglikesError(
+                f"{args.prior_counts} has {counts.size} counts, the model {meta['num_pdfs']} pdfs"
+            )
+        priors = log_priors(counts)
+    elif args.prior_scale != 0:
+        log.warning("no --prior-counts: writing log-posteriors (no prior division)")
+    start = time.time()
+    frames = write_loglikes(
+        module_forward(model, device),
+        iter_features(args.data_dir, cmvn=cmvn),
+        priors,
+        args.prior_scale,
+        args.out_ark,
+        args.out_scp,
+        splice_fn=lambda x: splice(x, ctx, ctx),
+    )
+    total = sum(frames.values())
+    secs = time.time() - start
+    log.info(
+        "%d utterances, %d frames in %.1f s (%.0f frames/s) on %s; splice +-%d, cmvn %s",
+        len(frames), total, secs, total / max(secs, 1e-9), device, ctx, cmvn,
+    )  # fmt: skip
+    return 0
+
+
+def _validate_loglikes(args: argparse.Namespace) -> int:
+    from pykd.nnet.loglikes import (  # noqa: PLC0415
+        checkpoint_num_pdfs,
+        num_pdfs_of_model,
+        validate_loglikes,
+    )
+
+    given = [x is not None for x in (args.num_pdfs, args.model, args.checkpoint)]
+    if sum(given) != 1:
+        raise ValueError("give exactly one of --num-pdfs, --model and --checkpoint")
+    if args.num_pdfs is not None:
+        num_pdfs = args.num_pdfs
+    elif args.model is not None:
+        num_pdfs = num_pdfs_of_model(args.model)
+    else:
+        num_pdfs = checkpoint_num_pdfs(args.checkpoint)
+    frames = args.utt2num_frames
+    utts = None
+    if args.data_dir:
+        data = Path(args.data_dir)
+        if frames is None:
+            frames = data / "utt2num_frames"
+            if not frames.is_file():
+                frames = data / "feats.scp"
+        utt2spk = data / "utt2spk"
+        if utt2spk.is_file():
+            utts = [ln.split()[0] for ln in utt2spk.read_text().splitlines() if ln.strip()]
+    rep = validate_loglikes(args.scp, num_pdfs, frames, utts)
+    log.info(
+        "%s: OK, %d utterances, %d frames, %d pdfs", args.scp, rep.num_utts, rep.num_frames,
+        num_pdfs,
+    )  # fmt: skip
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``make-loglikes`` and ``validate-loglikes``."""
+    p = subparsers.add_parser(
+        "make-loglikes",
+        help="network log-likelihoods over pdfs (log-softmax minus scaled log-prior) as ark+scp",
+    )
+    p.add_argument("--prior-counts", help="pdf counts (analyze-counts format), e.g. prior.counts")
+    p.add_argument("--prior-scale", type=float, default=1.0, help="scale on the log-prior")
+    p.add_argument(
+        "--cmvn", default="auto", choices=("auto", "mean", "meanvar", "none"),
+        help="per-speaker CMVN (auto: what the checkpoint's input section says)",
+    )  # fmt: skip
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
+    p.add_argument("--num-threads", type=int, default=1, help="torch CPU threads (0: default)")
+    p.add_argument("model", help="checkpoint, e.g. exp/dnn/final.pt")
+    p.add_argument("data_dir", help="data dir with feats.scp (+ cmvn.scp, utt2spk)")
+    p.add_argument("out_ark")
+    p.add_argument("out_scp")
+    p.set_defaults(func=_make_loglikes)
+
+    p = subparsers.add_parser(
+        "validate-loglikes", help="check log-likelihoods before decoding (dim, NaN, frames, utts)"
+    )
+    p.add_argument("--num-pdfs", type=int, help="expected number of columns")
+    p.add_argument("--model", help="Kaldi final.mdl giving the number of pdfs")
+    p.add_argument("--checkpoint", help="network checkpoint (final.pt) giving the number of pdfs")
+    p.add_argument("--data-dir", help="utterances that must be present; frame counts")
+    p.add_argument("--utt2num-frames", help="'utt frames' file or a feats.scp (frame counts)")
+    p.add_argument("scp")
+    p.set_defaults(func=_validate_loglikes)

@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# Hybrid decoding with an acoustic network (teacher DNN or HDNN student), as nnet1's
+# steps/nnet/decode.sh: network log-likelihoods -> validation -> lattices -> scoring.
+#   steps_kd/decode_nnet.sh [options] <graph-dir> <data-dir> <nnet-dir> <decode-dir>
+set -euo pipefail
+
+nj=4
+cmd=run.pl
+acwt=0.1
+beam=13.0
+lattice_beam=8.0
+max_active=7000
+prior_scale=1.0
+gmm_dir=
+model=            # checkpoint (default: <nnet-dir>/final.pt)
+device=cpu
+num_threads=1
+keep_loglikes=false
+stage=0
+skip_scoring=false
+scoring_opts=
+
+help_message="Usage: steps_kd/decode_nnet.sh [options] <graph-dir> <data-dir> <nnet-dir> <decode-dir>
+ e.g.: steps_kd/decode_nnet.sh --gmm-dir exp/tri1 exp/tri1/graph data/dev_fbank exp/dnn exp/dnn/decode_dev
+<data-dir>: fbank feats.scp + cmvn.scp; <nnet-dir>: final.pt, prior.counts. The transition model
+(final.mdl, whose pdfs the network outputs) comes from --gmm-dir (default: <nnet-dir>).
+Writes <decode-dir>/lat.N.gz, log/, scoring_kaldi/ (via steps_kd/decode_loglikes.sh); the
+log-likelihoods go to <decode-dir>/loglikes/ and are removed after decoding unless --keep-loglikes.
+Options:
+  --nj <n>                  # parallel jobs, split by speaker (default: $nj)
+  --cmd <run.pl|queue.pl>   # job runner (default: $cmd)
+  --acwt <f>                # acoustic scale (default: $acwt)
+  --beam <f>                # decoding beam (default: $beam)
+  --lattice-beam <f>        # lattice pruning beam (default: $lattice_beam)
+  --max-active <n>          # max active states (default: $max_active)
+  --prior-scale <f>         # scale on the log-prior (default: $prior_scale)
+  --gmm-dir <dir>           # dir with final.mdl (e.g. exp/tri1; default: <nnet-dir>)
+  --model <final.pt>        # network checkpoint (default: <nnet-dir>/final.pt)
+  --device <cpu|cuda|auto>  # torch device for the forward pass (default: $device)
+  --num-threads <n>         # torch CPU threads per job (default: $num_threads)
+  --keep-loglikes <bool>    # keep <decode-dir>/loglikes (default: $keep_loglikes)
+  --stage <n>               # 0: loglikes, 1: decode + score (default: $stage)
+  --skip-scoring <bool>     # do not score (default: $skip_scoring)
+  --scoring-opts <opts>     # options for steps_kd/score.sh"
+
+[ -f ./path.sh ] && . ./path.sh
+. utils/parse_options.sh
+
+if [ $# -ne 4 ]; then
+  printf '%s\n' "$help_message" >&2
+  exit 1
+fi
+graphdir=$1
+data=$2
+nnetdir=$3
+dir=$4
+me=steps_kd/decode_nnet.sh
+[ -z "$gmm_dir" ] && gmm_dir=$nnetdir
+[ -z "$model" ] && model=$nnetdir/final.pt
+mdl=$gmm_dir/final.mdl
+
+for f in "$graphdir/HCLG.fst" "$graphdir/words.txt" "$data/feats.scp" "$data/utt2spk" \
+         "$data/spk2utt" "$model" "$mdl"; do
+  [ -f "$f" ] || { echo "$me: no such file $f" >&2; exit 1; }
+done
+if [ -f "$graphdir/num_pdfs" ]; then
+  mdl_pdfs=$(python3 -c "import sys; from pykd.kaldi.model_io import read_transition_model as r; print(r(sys.argv[1]).num_pdfs)" "$mdl")
+  if [ "$(cat "$graphdir/num_pdfs")" != "$mdl_pdfs" ]; then
+    echo "$me: $graphdir has $(cat "$graphdir/num_pdfs") pdfs, $mdl $mdl_pdfs: graph of another model" >&2
+    exit 1
+  fi
+fi
+
+mkdir -p "$dir/log"
+if [ "$stage" -le 0 ]; then
+  steps_kd/make_loglikes.sh --nj "$nj" --cmd "$cmd" --prior-scale "$prior_scale" \
+    --model "$model" --gmm-model "$mdl" --device "$device" --num-threads "$num_threads" \
+    "$data" "$nnetdir" "$dir/loglikes"
+fi
+
+if [ "$stage" -le 1 ]; then
+  [ -f "$dir/loglikes/loglikes.scp" ] || { echo "$me: no $dir/loglikes/loglikes.scp" >&2; exit 1; }
+  if [ "$stage" -ge 1 ]; then  # kept loglikes from an earlier run: check them again
+    pykd validate-loglikes --model "$mdl" --data-dir "$data" \
+      "$dir/loglikes/loglikes.scp"
+  fi
+  steps_kd/decode_loglikes.sh --nj "$nj" --cmd "$cmd" --acwt "$acwt" --beam "$beam" \
+    --lattice-beam "$lattice_beam" --max-active "$max_active" --model "$mdl" \
+    --skip-scoring "$skip_scoring" --scoring-opts "$scoring_opts" \
+    "$graphdir" "$data" "$dir/loglikes/loglikes.scp" "$dir"
+  if [ "$keep_loglikes" != true ]; then
+    rm -f "$dir"/loglikes/loglikes.*.ark "$dir"/loglikes/loglikes*.scp "$dir"/loglikes.*.scp
+  fi
+fi
+[ -f "$dir/scoring_kaldi/best_wer" ] && echo "$me: $(cat "$dir/scoring_kaldi/best_wer")"
+echo "$me: done decoding $data with $model into $dir"

@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# Per-frame log-likelihoods over pdfs from an acoustic network (hybrid decoding input):
+#   steps_kd/make_loglikes.sh [options] <data-dir> <nnet-dir> <out-dir>
+# loglike = log_softmax(net(splice(cmvn(fbank)))) - prior_scale * log(prior), one Kaldi binary
+# float matrix per utterance, written per job (split by speaker) as <out-dir>/loglikes.N.{ark,scp}
+# and gathered in <out-dir>/loglikes.scp, then checked with `pykd validate-loglikes`.
+set -euo pipefail
+
+nj=4
+cmd=run.pl
+prior_scale=1.0
+model=          # default <nnet-dir>/final.pt
+prior_counts=   # default <nnet-dir>/prior.counts
+num_pdfs=       # expected number of pdfs (default: the checkpoint's, or --gmm-model's)
+gmm_model=      # a Kaldi final.mdl whose pdf count the loglikes must match
+cmvn=auto
+device=cpu
+num_threads=1
+
+help_message="Usage: steps_kd/make_loglikes.sh [options] <data-dir> <nnet-dir> <out-dir>
+ e.g.: steps_kd/make_loglikes.sh --nj 4 data/dev_fbank exp/dnn exp/dnn/decode_dev/loglikes
+<data-dir>: feats.scp (40-dim fbank), cmvn.scp, utt2spk, spk2utt. <nnet-dir>: final.pt,
+prior.counts. Writes <out-dir>/loglikes.N.{ark,scp}, loglikes.scp, log/make_loglikes.N.log.
+Options:
+  --nj <n>                 # parallel jobs, split by speaker (default: $nj)
+  --cmd <run.pl|queue.pl>  # job runner (default: $cmd)
+  --prior-scale <f>        # scale on the log-prior; 0: log-posteriors (default: $prior_scale)
+  --model <final.pt>       # checkpoint (default: <nnet-dir>/final.pt)
+  --prior-counts <file>    # pdf counts (default: <nnet-dir>/prior.counts)
+  --gmm-model <final.mdl>  # check the number of pdfs against this model
+  --cmvn <auto|mean|meanvar|none>  # feature normalisation (default: the checkpoint's)
+  --device <cpu|cuda|auto> # torch device (default: $device)
+  --num-threads <n>        # torch CPU threads per job (default: $num_threads)"
+
+[ -f ./path.sh ] && . ./path.sh
+. utils/parse_options.sh
+
+if [ $# -ne 3 ]; then
+  printf '%s\n' "$help_message" >&2
+  exit 1
+fi
+data=$1
+nnetdir=$2
+dir=$3
+me=steps_kd/make_loglikes.sh
+[ -z "$model" ] && model=$nnetdir/final.pt
+[ -z "$prior_counts" ] && prior_counts=$nnetdir/prior.counts
+
+for f in "$data/feats.scp" "$data/utt2spk" "$data/spk2utt" "$model"; do
+  [ -f "$f" ] || { echo "$me: no such file $f" >&2; exit 1; }
+done
+case "$cmvn" in
+  mean|meanvar) [ -f "$data/cmvn.scp" ] || { echo "$me: no such file $data/cmvn.scp" >&2; exit 1; } ;;
+  auto|none) ;;
+  *) echo "$me: --cmvn must be auto, mean, meanvar or none, got '$cmvn'" >&2; exit 1 ;;
+esac
+prior_opt=()
+if [ "$(python3 -c "print(float('$prior_scale') != 0)")" = True ]; then
+  [ -f "$prior_counts" ] || { echo "$me: no such file $prior_counts (or use --prior-scale 0)" >&2; exit 1; }
+  prior_opt=(--prior-counts "$prior_counts")
+fi
+[[ "$nj" =~ ^[1-9][0-9]*$ ]] || { echo "$me: --nj must be a positive integer, got '$nj'" >&2; exit 1; }
+nspk=$(wc -l < "$data/spk2utt")
+if [ "$nj" -gt "$nspk" ]; then
+  echo "$me: reducing --nj from $nj to the number of speakers, $nspk"
+  nj=$nspk
+fi
+
+mkdir -p "$dir/log"
+utils/split_data.sh "$data" "$nj"
+sdata=$data/split$nj
+echo "$me: log-likelihoods of $data with $model (prior scale $prior_scale) into $dir"
+$cmd JOB=1:"$nj" "$dir/log/make_loglikes.JOB.log" \
+  pykd make-loglikes "${prior_opt[@]}" --prior-scale "$prior_scale" --cmvn "$cmvn" \
+    --device "$device" --num-threads "$num_threads" \
+    "$model" "$sdata/JOB" "$dir/loglikes.JOB.ark" "$dir/loglikes.JOB.scp"
+for j in $(seq "$nj"); do cat "$dir/loglikes.$j.scp"; done > "$dir/loglikes.scp.tmp"
+mv "$dir/loglikes.scp.tmp" "$dir/loglikes.scp"
+echo "$nj" > "$dir/num_jobs"
+
+check=(--data-dir "$data")
+if [ -n "$gmm_model" ]; then
+  check+=(--model "$gmm_model")
+elif [ -n "$num_pdfs" ]; then
+  check+=(--num-pdfs "$num_pdfs")
+else
+  check+=(--checkpoint "$model")
+fi
+pykd validate-loglikes "${check[@]}" "$dir/loglikes.scp" 2> "$dir/log/validate.log" || {
+  cat "$dir/log/validate.log" >&2; echo "$me: invalid log-likelihoods in $dir" >&2; exit 1; }
+echo "$me: done: $(wc -l < "$dir/loglikes.scp") utterances in $dir/loglikes.scp"
