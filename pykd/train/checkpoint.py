@@ -1,0 +1,55 @@
+"""Atomic, resumable training checkpoints (model, optimizer, scheduler, RNG, data position)."""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from pykd.io.atomic import atomic_path
+
+LAST_NAME = "last.pt"
+
+
+def rng_state() -> dict[str, Any]:
+    """Snapshot of the python, numpy and torch (CPU and CUDA) random generators."""
+    state: dict[str, Any] = {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore generators captured by :func:`rng_state`."""
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"].cpu())  # RNG states must be CPU byte tensors
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
+
+
+def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
+    """Write ``state`` with ``torch.save`` to a temp file beside ``path``, then rename it."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
+    """Load a :func:`save_checkpoint` file (not weights-only: it holds RNG states)."""
+    return torch.load(Path(path), map_location=map_location, weights_only=False)
+
+
+def latest_checkpoint(ckpt_dir: str | os.PathLike) -> Path | None:
+    """The most recent checkpoint in ``ckpt_dir`` (``last.pt``), or None."""
+    path = Path(ckpt_dir) / LAST_NAME
+    return path if path.is_file() else None

@@ -1,0 +1,123 @@
+"""DistributedDataParallel helpers: torchrun env init, model wrapping, metric reduction.
+
+Launch with ``torchrun --nproc_per_node=N ...``: RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR and
+MASTER_PORT come from the environment. The backend is nccl on CUDA and gloo on CPU. Only rank 0
+writes checkpoints, logs and plots; losses and accuracies are summed over ranks.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    """Where this process sits in the job."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        """True on the process that writes files."""
+        return self.rank == 0
+
+    @property
+    def enabled(self) -> bool:
+        """True when more than one process takes part."""
+        return self.world_size > 1
+
+
+def env_requests_ddp() -> bool:
+    """True when torchrun-style variables ask for more than one process."""
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def init_from_env(device: torch.device | str | None = None, timeout_s: float = 1800) -> DistInfo:
+    """Join the process group described by torchrun's env vars (no-op for a single process).
+
+    Returns the :class:`DistInfo`; on CUDA the process is pinned to ``cuda:LOCAL_RANK``.
+    """
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local = int(os.environ.get("LOCAL_RANK", str(rank)))
+    info = DistInfo(rank=rank, world_size=world, local_rank=local)
+    if world <= 1:
+        return info
+    if dist.is_initialized():
+        return info
+    dev = torch.device(device) if device is not None else default_device()
+    backend = "nccl" if dev.type == "cuda" else "gloo"
+    if dev.type == "cuda":
+        torch.cuda.set_device(local)
+    from datetime import timedelta
+
+    dist.init_process_group(
+        backend=backend, rank=rank, world_size=world, timeout=timedelta(seconds=timeout_s)
+    )
+    return info
+
+
+def current_info() -> DistInfo:
+    """DistInfo of an already-initialised process group (or a single process)."""
+    if dist.is_available() and dist.is_initialized():
+        rank = dist.get_rank()
+        return DistInfo(rank, dist.get_world_size(), int(os.environ.get("LOCAL_RANK", rank)))
+    return DistInfo()
+
+
+def default_device() -> torch.device:
+    """CUDA (this process's local rank) when available, else CPU."""
+    if torch.cuda.is_available():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    return torch.device("cpu")
+
+
+def wrap_model(model: nn.Module, device: torch.device) -> nn.Module:
+    """Wrap ``model`` in DistributedDataParallel when a process group is up; else return it."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return model
+    if device.type == "cuda":
+        return nn.parallel.DistributedDataParallel(model, device_ids=[device.index])
+    return nn.parallel.DistributedDataParallel(model)
+
+
+def unwrap_model(model: nn.Module) -> nn.Module:
+    """The plain module inside a DDP wrapper."""
+    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
+
+
+def all_reduce_sum(values: list[float], device: torch.device) -> list[float]:
+    """Sum a list of numbers over all ranks (identity for a single process)."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return list(values)
+    t = torch.tensor(values, dtype=torch.float64, device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.SUM)
+    return t.tolist()
+
+
+def all_have_batch(has_batch: bool, device: torch.device) -> bool:
+    """True only if every rank still has a batch (keeps ranks in lock-step, avoiding DDP hangs)."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return has_batch
+    t = torch.tensor([1 if has_batch else 0], dtype=torch.int32, device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MIN)
+    return bool(t.item())
+
+
+def barrier() -> None:
+    """Synchronise ranks (no-op without a process group)."""
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+
+
+def cleanup() -> None:
+    """Leave the process group."""
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
