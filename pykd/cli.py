@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     "pykd.data.cli",
     "pykd.models.cli",
     "pykd.nnet.cli",
+    "pykd.nnet.train_cli",
 )
 
 

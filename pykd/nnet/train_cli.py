@@ -1,0 +1,265 @@
+"""``pykd train-nnet``: train a frame-level acoustic network (CE, or KD from a teacher).
+
+Glue between the recipe's files and the building blocks: fbank data dir (feats.scp, optional
+cmvn.scp + utt2spk) -> CMVN'd, spliced frames (:mod:`pykd.data`); ``ali.*.gz`` + ``final.mdl``
+-> pdf targets; speaker-held-out CV split; ``prior.counts`` from the TRAIN split's alignments
+(Kaldi analyze-counts style); model from a YAML config (:mod:`pykd.models`); newbob training
+(:mod:`pykd.train.trainer`). ``<out-dir>/final.pt`` holds ``{"model", "meta", "summary"}`` with
+the meta :func:`pykd.nnet.loglikes.load_acoustic_model` expects.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+SPLICE = 5
+
+
+class TrainNnetError(ValueError):
+    """A configuration or input problem found before training starts."""
+
+
+def _train_config(args: argparse.Namespace) -> Any:
+    """TrainConfig from ``--train-config`` (``train:`` section or top level) + CLI overrides."""
+    import yaml  # noqa: PLC0415
+
+    from pykd.train.trainer import TrainConfig  # noqa: PLC0415
+
+    data: dict[str, Any] = {}
+    if args.train_config:
+        with open(args.train_config, encoding="utf-8") as handle:
+            loaded = yaml.safe_load(handle) or {}
+        if not isinstance(loaded, dict):
+            raise TrainNnetError(f"{args.train_config}: expected a YAML mapping")
+        data = dict(loaded.get("train", loaded))
+        for key in ("batch_size", "buffer_frames", "cv_fraction"):  # data options, not Trainer's
+            if key in data and getattr(args, key) is None:
+                setattr(args, key, data[key])
+            data.pop(key, None)
+    if args.lr is not None:
+        data["lr"] = args.lr
+    if args.seed is not None:
+        data["seed"] = args.seed
+    if args.max_epochs is not None:
+        newbob = dict(data.get("newbob") or {})
+        newbob["max_epochs"] = args.max_epochs
+        data["newbob"] = newbob
+    if args.resume:
+        data["resume"] = True
+    if args.device != "auto":
+        data["device"] = args.device
+    try:
+        return TrainConfig.from_dict(data)
+    except (TypeError, ValueError) as err:
+        raise TrainNnetError(f"training config: {err}") from err
+
+
+def _load_teacher(path: str, num_pdfs: int, input_dim: int, cmvn: str) -> tuple[Any, dict]:
+    """Load a teacher checkpoint and check it is compatible with the student's data."""
+    from pykd.nnet.loglikes import load_acoustic_model  # noqa: PLC0415
+
+    teacher, meta = load_acoustic_model(path)
+    if int(meta["num_pdfs"]) != num_pdfs:
+        raise TrainNnetError(
+            f"teacher {path} has {meta['num_pdfs']} outputs but the alignment model has "
+            f"{num_pdfs} pdfs (train the teacher on the same tree)"
+        )
+    t_in = int(meta.get("input_dim") or input_dim)
+    t_inp = meta.get("input") or {}
+    if t_in != input_dim or int(t_inp.get("splice", SPLICE)) != SPLICE:
+        raise TrainNnetError(
+            f"teacher {path} takes {t_in}-dim input (splice {t_inp.get('splice')}); the student "
+            f"gets {input_dim} (splice {SPLICE})"
+        )
+    if str(t_inp.get("cmvn", cmvn)) != cmvn:
+        raise TrainNnetError(f"teacher {path} used cmvn {t_inp.get('cmvn')!r}, student {cmvn!r}")
+    return teacher, meta
+
+
+def _check_resume(out: Path, n_pdfs: int, input_dim: int, model_config: dict) -> None:
+    """A resumed run must continue the same network (same pdfs, input and architecture)."""
+    from pykd.train.checkpoint import latest_checkpoint, load_checkpoint  # noqa: PLC0415
+
+    last = latest_checkpoint(out / "checkpoints")
+    if last is None:
+        return
+    meta = load_checkpoint(last, map_location="cpu").get("meta") or {}
+    have = (meta.get("num_pdfs"), meta.get("input_dim"), meta.get("model_config"))
+    if have != (n_pdfs, input_dim, model_config):
+        raise TrainNnetError(
+            f"--resume: {last} is a network with {have[0]} outputs, {have[1]} inputs, "
+            f"config {have[2]}; this run wants {n_pdfs}, {input_dim}, {model_config}"
+        )
+
+
+def train_nnet(args: argparse.Namespace) -> dict[str, Any]:
+    """Run the whole thing; returns the trainer's summary."""
+    import torch  # noqa: PLC0415 (keep `pykd --help` light)
+
+    from pykd.data import (  # noqa: PLC0415
+        FrameShuffleDataset,
+        SequentialFrameDataset,
+        UtteranceSource,
+        load_pdf_alignments,
+        num_pdfs,
+        pdf_counts,
+        split_cv,
+        write_counts,
+    )
+    from pykd.data.targets import check_targets  # noqa: PLC0415
+    from pykd.io.datadir import read_table  # noqa: PLC0415
+    from pykd.models import (  # noqa: PLC0415
+        build_model,
+        count_parameters,
+        load_model_config,
+        mflops_per_frame,
+    )
+    from pykd.train.losses import ce_loss, kd_loss  # noqa: PLC0415
+    from pykd.train.trainer import Trainer  # noqa: PLC0415
+
+    data, ali_dir, gmm_dir, out = (
+        Path(p) for p in (args.data, args.ali_dir, args.gmm_dir, args.out)
+    )
+    feats_scp = data / "feats.scp"
+    mdl = gmm_dir / "final.mdl"
+    for f in (feats_scp, mdl):
+        if not f.is_file():
+            raise FileNotFoundError(f"missing {f}")
+    ali_files = sorted(ali_dir.glob("ali.*.gz"), key=lambda p: (len(p.name), p.name))
+    if not ali_files:
+        raise FileNotFoundError(f"no ali.*.gz in {ali_dir}")
+    if args.num_threads > 0:
+        torch.set_num_threads(args.num_threads)
+
+    model_cfg = load_model_config(args.model_config)
+    cfg = _train_config(args)
+    batch_size = int(args.batch_size or 256)
+    buffer_frames = int(args.buffer_frames or 100_000)
+    cv_fraction = float(args.cv_fraction or 0.1)
+
+    n_pdfs = num_pdfs(mdl)
+    targets = load_pdf_alignments(ali_files, mdl)
+    check_targets(targets, n_pdfs)
+    cmvn_scp = data / "cmvn.scp"
+    utt2spk_path = data / "utt2spk"
+    cmvn = "mean" if cmvn_scp.is_file() else "none"
+    source = UtteranceSource(
+        feats_scp,
+        targets,
+        cmvn_scp=cmvn_scp if cmvn_scp.is_file() else None,
+        utt2spk=utt2spk_path if utt2spk_path.is_file() else None,
+        left_context=SPLICE,
+        right_context=SPLICE,
+    )
+    utts = [u for u in source.utterances if u in targets]
+    if len(utts) < 2:
+        raise TrainNnetError(f"only {len(utts)} utterances of {feats_scp} have alignments")
+    if len(utts) < len(source.utterances):
+        log.warning(
+            "%d of %d utterances have no alignment",
+            len(source.utterances) - len(utts),
+            len(source.utterances),
+        )
+    utt2spk = read_table(utt2spk_path) if utt2spk_path.is_file() else {u: u for u in utts}
+    train_utts, cv_utts = split_cv({u: utt2spk.get(u, u) for u in utts}, cv_fraction)
+    log.info("%d train / %d CV utterances, %d pdfs", len(train_utts), len(cv_utts), n_pdfs)
+
+    out.mkdir(parents=True, exist_ok=True)
+    counts = pdf_counts((targets[u] for u in train_utts), n_pdfs)
+    write_counts(out / "prior.counts", counts)
+
+    input_dim = source.input_dim
+    model = build_model(model_cfg, input_dim, n_pdfs)
+    with torch.no_grad():
+        out_dim = int(model.eval()(torch.zeros(1, input_dim)).shape[-1])
+    model.train()
+    if out_dim != n_pdfs:
+        raise TrainNnetError(f"network outputs {out_dim} values but {mdl} has {n_pdfs} pdfs")
+    if cfg.resume:
+        _check_resume(out, n_pdfs, input_dim, model_cfg.to_dict())
+    params, mflops = count_parameters(model), mflops_per_frame(model, input_dim)
+    log.info("model %s: %d parameters, %.3f MFLOPs/frame", model_cfg.type, params, mflops)
+
+    teacher = None
+    meta: dict[str, Any] = {
+        "model_config": model_cfg.to_dict(),
+        "num_pdfs": n_pdfs,
+        "input_dim": input_dim,
+        "input": {"splice": SPLICE, "cmvn": cmvn},
+        "params": params,
+        "mflops_per_frame": mflops,
+        "train_utts": len(train_utts),
+        "cv_utts": len(cv_utts),
+        "loss": "ce",
+    }
+    if args.teacher:
+        teacher, t_meta = _load_teacher(args.teacher, n_pdfs, input_dim, cmvn)
+        p, temp = float(args.kd_p), float(args.kd_temperature)
+
+        def loss_fn(out_: torch.Tensor, y: torch.Tensor, t_out: torch.Tensor) -> torch.Tensor:
+            return kd_loss(out_, t_out, y, p, temp)
+
+        meta.update(
+            loss="kd",
+            teacher=os.fspath(args.teacher),
+            teacher_params=count_parameters(teacher),
+            kd_p=p,
+            kd_temperature=temp,
+        )
+        log.info("KD from %s (%s): p=%g T=%g", args.teacher, t_meta["model_config"], p, temp)
+    else:
+        loss_fn = ce_loss  # type: ignore[assignment]
+
+    train_ds = FrameShuffleDataset(
+        source, train_utts, batch_size=batch_size, buffer_frames=buffer_frames, seed=cfg.seed
+    )
+    cv_ds = SequentialFrameDataset(source, cv_utts, batch_size=max(batch_size, 1024))
+
+    def train_batches(epoch: int) -> FrameShuffleDataset:
+        train_ds.set_epoch(epoch)
+        return train_ds
+
+    trainer = Trainer(
+        model, None, loss_fn, train_batches, lambda: cv_ds, cfg, out, meta=meta, teacher=teacher
+    )
+    return trainer.fit()
+
+
+def _run(args: argparse.Namespace) -> int:
+    summary = train_nnet(args)
+    log.info("train-nnet: %s, best CV loss %s", summary["status"], summary["cv_loss"])
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``pykd train-nnet``."""
+    p = subparsers.add_parser(
+        "train-nnet",
+        help="train an acoustic network (CE, or KD with --teacher) from a data dir + alignments",
+        description=__doc__.splitlines()[0],
+    )
+    p.add_argument("--model-config", required=True, help="YAML with a model: section")
+    p.add_argument("--train-config", help="YAML with a train: section (TrainConfig fields)")
+    p.add_argument("--lr", type=float, help="initial learning rate (overrides the YAML)")
+    p.add_argument("--max-epochs", type=int, help="newbob max_epochs (overrides the YAML)")
+    p.add_argument("--batch-size", type=int, help="frames per mini-batch (default 256)")
+    p.add_argument("--buffer-frames", type=int, help="shuffle buffer in frames (default 100000)")
+    p.add_argument("--cv-fraction", type=float, help="held-out share, by speaker (default 0.1)")
+    p.add_argument("--seed", type=int, help="random seed (overrides the YAML)")
+    p.add_argument("--teacher", help="teacher final.pt: train with KD")
+    p.add_argument("--kd-p", type=float, default=0.5, help="KD weight p (default 0.5)")
+    p.add_argument("--kd-temperature", type=float, default=1.0, help="KD temperature T")
+    p.add_argument("--resume", action="store_true", help="resume from <out-dir>/checkpoints")
+    p.add_argument("--device", default="auto", help="cpu | cuda | auto (default auto)")
+    p.add_argument("--num-threads", type=int, default=0, help="torch CPU threads (0 = default)")
+    p.add_argument("data", help="fbank data dir (feats.scp, cmvn.scp, utt2spk)")
+    p.add_argument("ali_dir", help="dir with ali.*.gz")
+    p.add_argument("gmm_dir", help="dir with final.mdl (the pdfs the network outputs)")
+    p.add_argument("out", help="output dir (final.pt, prior.counts, summary.json)")
+    p.set_defaults(func=_run)

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Train a frame-level acoustic network (teacher DNN with CE, or HDNN student with KD), in the
+# manner of Kaldi nnet1's steps/nnet/train.sh: pykd train-nnet, logged to <out-dir>/log/train.log.
+set -euo pipefail
+
+me=steps_kd/train_nnet.sh
+cmd=run.pl
+model_config=conf/teacher_dnn.yaml
+train_config=
+teacher=
+kd_p=0.5
+kd_temperature=1.0
+lr=
+max_epochs=
+batch_size=
+buffer_frames=
+seed=
+device=auto
+num_threads=0
+resume=false
+
+help_message="Usage: $me [options] <data-dir> <ali-dir> <gmm-dir> <out-dir>
+ e.g.: $me --model-config conf/teacher_dnn.yaml data/train_fbank exp/tri1_ali exp/tri1 exp/dnn
+       $me --model-config conf/student_hdnn.yaml --teacher exp/dnn/final.pt --kd-p 0.5 \\
+         data/train_fbank exp/tri1_ali exp/tri1 exp/hdnn_kd
+<data-dir>: fbank feats.scp (+ cmvn.scp, utt2spk); <ali-dir>: ali.*.gz; <gmm-dir>: final.mdl.
+Writes <out-dir>/{final.pt,prior.counts,final.mdl,summary.json,learning_curve.png,checkpoints/,
+log/train.log}; <out-dir> is then a valid <nnet-dir> for steps_kd/decode_nnet.sh.
+Options:
+  --cmd <run.pl|queue.pl ...>   # job runner (default: $cmd)
+  --model-config <yaml>         # model: section (default: $model_config)
+  --train-config <yaml>         # train: section (TrainConfig fields)
+  --teacher <final.pt>          # train with knowledge distillation from this network
+  --kd-p <f>                    # KD weight p (default: $kd_p)
+  --kd-temperature <f>          # KD temperature (default: $kd_temperature)
+  --lr <f> --max-epochs <n> --batch-size <n> --buffer-frames <n> --seed <n>  # overrides
+  --device <cpu|cuda|auto>      # (default: $device)
+  --num-threads <n>             # torch CPU threads, 0 = torch default (default: $num_threads)
+  --resume <bool>               # continue from <out-dir>/checkpoints (default: $resume)"
+
+[ -f ./path.sh ] && . ./path.sh
+. utils/parse_options.sh
+
+if [ $# -ne 4 ]; then
+  printf '%s\n' "$help_message" >&2
+  exit 1
+fi
+data=$1
+alidir=$2
+gmmdir=$3
+dir=$4
+
+for f in "$data/feats.scp" "$gmmdir/final.mdl" "$model_config" ${teacher:+"$teacher"} \
+         ${train_config:+"$train_config"}; do
+  [ -f "$f" ] || { echo "$me: no such file $f" >&2; exit 1; }
+done
+ls "$alidir"/ali.*.gz >/dev/null 2>&1 || { echo "$me: no ali.*.gz in $alidir" >&2; exit 1; }
+
+opts=(--model-config "$model_config" --device "$device" --num-threads "$num_threads")
+[ -n "$train_config" ] && opts+=(--train-config "$train_config")
+[ -n "$teacher" ] && opts+=(--teacher "$teacher" --kd-p "$kd_p" --kd-temperature "$kd_temperature")
+[ -n "$lr" ] && opts+=(--lr "$lr")
+[ -n "$max_epochs" ] && opts+=(--max-epochs "$max_epochs")
+[ -n "$batch_size" ] && opts+=(--batch-size "$batch_size")
+[ -n "$buffer_frames" ] && opts+=(--buffer-frames "$buffer_frames")
+[ -n "$seed" ] && opts+=(--seed "$seed")
+[ "$resume" = true ] && opts+=(--resume)
+
+mkdir -p "$dir/log"
+cp "$gmmdir/final.mdl" "$dir/final.mdl"
+echo "$me: training $dir (log: $dir/log/train.log)"
+$cmd "$dir/log/train.log" pykd train-nnet "${opts[@]}" "$data" "$alidir" "$gmmdir" "$dir" \
+  || { echo "$me: training failed, see $dir/log/train.log" >&2; exit 1; }
+grep -E "parameters|finished" "$dir/log/train.log" || true
+echo "$me: done, $dir/final.pt"

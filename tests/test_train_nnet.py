@@ -1,0 +1,191 @@
+"""``pykd train-nnet``: CE then KD on a tiny data dir built from Kaldi's tri1 alignments."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import kaldiio
+import numpy as np
+import pytest
+import torch
+
+from pykd.data import read_counts
+from pykd.nnet import train_cli
+from pykd.nnet.loglikes import load_acoustic_model
+
+N_UTTS = 20
+N_PDFS = 272  # kaldi-ref tri1
+
+
+def _parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="pykd")
+    sub = parser.add_subparsers(dest="command", required=True)
+    train_cli.register(sub)
+    return parser.parse_args(["train-nnet", *argv])
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory: pytest.TempPathFactory, kaldi_ref: Path) -> dict[str, Path]:
+    from pykd.kaldi.model_io import read_alignments, write_alignments  # noqa: PLC0415
+
+    root = tmp_path_factory.mktemp("train_nnet")
+    tri1 = kaldi_ref / "gmm" / "tri1"
+    alis = read_alignments(tri1 / "ali.1.gz")
+    utts = sorted(alis)[:: max(1, len(alis) // N_UTTS)][:N_UTTS]
+    data, ali_dir, gmm = root / "data", root / "ali", root / "gmm"
+    for d in (data, ali_dir, gmm):
+        d.mkdir()
+    shutil.copy(tri1 / "final.mdl", gmm / "final.mdl")
+    rng = np.random.default_rng(0)
+    feats = {u: rng.standard_normal((len(alis[u]), 8)).astype(np.float32) for u in utts}
+    for u in utts:  # make the features predictable from the alignment (something to learn)
+        feats[u][:, 0] += (alis[u] % 7).astype(np.float32)
+    kaldiio.save_ark(str(data / "feats.ark"), feats, scp=str(data / "feats.scp"))
+    (data / "utt2spk").write_text(
+        "".join(f"{u} {u.split('-')[0]}{i % 3}\n" for i, u in enumerate(utts))
+    )
+    write_alignments(ali_dir / "ali.1.gz", {u: alis[u] for u in utts})
+    cfg = root / "tiny.yaml"
+    cfg.write_text("model:\n  type: hdnn\n  hdnn:\n    num_layers: 2\n    hidden_dim: 16\n")
+    return {"root": root, "data": data, "ali": ali_dir, "gmm": gmm, "cfg": cfg}
+
+
+def _args(s: dict[str, Path], out: Path, *extra: str) -> argparse.Namespace:
+    return _parse(
+        [
+            "--model-config",
+            str(s["cfg"]),
+            "--max-epochs",
+            "2",
+            "--batch-size",
+            "128",
+            "--lr",
+            "0.5",
+            "--device",
+            "cpu",
+            "--num-threads",
+            "1",
+            *extra,
+            str(s["data"]),
+            str(s["ali"]),
+            str(s["gmm"]),
+            str(out),
+        ]
+    )
+
+
+@pytest.fixture(scope="module")
+def teacher(setup: dict[str, Path]) -> Path:
+    out = setup["root"] / "ce"
+    args = _args(setup, out)
+    assert args.func(args) == 0
+    return out
+
+
+def test_ce_training(setup: dict[str, Path], teacher: Path) -> None:
+    model, meta = load_acoustic_model(teacher / "final.pt")
+    assert meta["num_pdfs"] == N_PDFS and meta["loss"] == "ce"
+    assert meta["input"] == {"splice": 5, "cmvn": "none"} and meta["input_dim"] == 88
+    with torch.no_grad():
+        assert tuple(model(torch.zeros(3, 88)).shape) == (3, N_PDFS)
+    counts = read_counts(teacher / "prior.counts")
+    assert counts.shape == (N_PDFS,) and counts.min() == 0.5
+    # analyze-counts style over the TRAIN split only: frames + 0.5 per pdf
+    from pykd.data import split_cv  # noqa: PLC0415
+    from pykd.io.datadir import read_table  # noqa: PLC0415
+    from pykd.kaldi.model_io import read_alignments  # noqa: PLC0415
+
+    alis = read_alignments(setup["ali"] / "ali.1.gz")
+    train_utts, cv_utts = split_cv(read_table(setup["data"] / "utt2spk"), 0.1)
+    assert len(train_utts) == meta["train_utts"] and len(cv_utts) == meta["cv_utts"] > 0
+    assert counts.sum() == pytest.approx(sum(len(alis[u]) for u in train_utts) + 0.5 * N_PDFS)
+    summary = torch.load(teacher / "final.pt", weights_only=False)["summary"]
+    hist = summary["history"]
+    assert len(hist) == 3 and hist[-1]["cv_loss"] < hist[0]["cv_loss"]
+    assert meta["params"] > 0 and meta["mflops_per_frame"] > 0
+
+
+def test_kd_training(setup: dict[str, Path], teacher: Path) -> None:
+    out = setup["root"] / "kd"
+    args = _args(setup, out, "--teacher", str(teacher / "final.pt"), "--kd-p", "0.7")
+    assert args.func(args) == 0
+    model, meta = load_acoustic_model(out / "final.pt")
+    assert meta["loss"] == "kd" and meta["kd_p"] == 0.7
+    assert meta["teacher"] == str(teacher / "final.pt")
+    summary = torch.load(out / "final.pt", weights_only=False)["summary"]
+    # KD loss includes the soft term (entropy of the teacher): differs from plain CE's CV loss
+    ce_hist = torch.load(teacher / "final.pt", weights_only=False)["summary"]["history"]
+    assert summary["history"][0]["cv_loss"] != pytest.approx(ce_hist[0]["cv_loss"])
+    assert summary["history"][-1]["cv_loss"] < summary["history"][0]["cv_loss"]
+
+
+def test_teacher_pdf_mismatch(setup: dict[str, Path], teacher: Path, tmp_path: Path) -> None:
+    from pykd.models import build_model, model_config_from_dict  # noqa: PLC0415
+
+    _, meta = load_acoustic_model(teacher / "final.pt")
+    bad = build_model(model_config_from_dict(meta["model_config"]), 88, 300)
+    torch.save({"model": bad.state_dict(), "meta": {**meta, "num_pdfs": 300}}, tmp_path / "t.pt")
+    args = _args(setup, tmp_path / "out", "--teacher", str(tmp_path / "t.pt"))
+    with pytest.raises(train_cli.TrainNnetError, match=f"300 outputs.*{N_PDFS} pdfs"):
+        train_cli.train_nnet(args)
+    assert not (tmp_path / "out" / "final.pt").exists()
+
+
+def test_alignment_outside_model(setup: dict[str, Path], tmp_path: Path) -> None:
+    """An alignment with a transition id the model lacks: error before training."""
+    from pykd.kaldi.model_io import read_alignments, write_alignments  # noqa: PLC0415
+
+    alis = read_alignments(setup["ali"] / "ali.1.gz")
+    first = next(iter(alis))
+    alis[first] = alis[first].copy()
+    alis[first][3] = 100_000
+    ali_dir = tmp_path / "ali"
+    ali_dir.mkdir()
+    write_alignments(ali_dir / "ali.1.gz", alis)
+    args = _args(setup, tmp_path / "out")
+    args.ali_dir = str(ali_dir)
+    with pytest.raises(ValueError, match="transition-id out of range"):
+        train_cli.train_nnet(args)
+    assert not (tmp_path / "out" / "final.pt").exists()
+
+
+def test_train_nnet_sh(setup: dict[str, Path], teacher: Path, tmp_path: Path) -> None:
+    """The Kaldi-style wrapper: KD run through run.pl, log + decode-ready nnet dir."""
+    repo = Path(__file__).resolve().parents[1]
+    out = tmp_path / "kd"
+    env = {**os.environ, "PATH": f"{repo / 'utils'}:{os.environ['PATH']}"}
+    cmd = [
+        "steps_kd/train_nnet.sh", "--model-config", str(setup["cfg"]), "--teacher",
+        str(teacher / "final.pt"), "--kd-p", "1.0", "--max-epochs", "1", "--device", "cpu",
+        "--num-threads", "1", "--batch-size", "256",
+        str(setup["data"]), str(setup["ali"]), str(setup["gmm"]), str(out),
+    ]  # fmt: skip
+    res = subprocess.run(cmd, cwd=repo, env=env, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stdout + res.stderr
+    log_text = (out / "log" / "train.log").read_text()
+    assert "parameters" in log_text and "MFLOPs/frame" in log_text and "KD from" in log_text
+    for name in ("final.pt", "prior.counts", "final.mdl"):
+        assert (out / name).is_file()
+    _, meta = load_acoustic_model(out / "final.pt")
+    assert meta["loss"] == "kd" and meta["kd_p"] == 1.0
+    bad = subprocess.run(
+        ["steps_kd/train_nnet.sh", str(setup["data"]), str(setup["ali"])],
+        cwd=repo, env=env, capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert bad.returncode != 0 and "Usage" in bad.stderr
+
+
+def test_resume_other_network(setup: dict[str, Path], teacher: Path, tmp_path: Path) -> None:
+    """--resume into a dir trained with another architecture: clear error, nothing trained."""
+    out = tmp_path / "ce"
+    shutil.copytree(teacher, out)
+    other = tmp_path / "other.yaml"
+    other.write_text("model:\n  type: dnn\n  dnn:\n    num_layers: 1\n    hidden_dim: 8\n")
+    args = _args(setup, out, "--resume")
+    args.model_config = str(other)
+    with pytest.raises(train_cli.TrainNnetError, match="--resume"):
+        train_cli.train_nnet(args)
