@@ -1,30 +1,36 @@
 """Frame-level data for the networks: splicing, CMVN'd features, pdf targets, priors, CV split."""
 
-from pykd.data.frames import (
-    EpochStats,
-    FrameShuffleDataset,
-    SequentialFrameDataset,
-    UtteranceSource,
-    split_cv,
-)
-from pykd.data.priors import log_priors, pdf_counts, read_counts, write_counts
-from pykd.data.splice import splice
-from pykd.data.targets import ali_to_pdf, load_pdf_alignments, match_lengths, num_pdfs, pdf_map
+# Names are loaded on first use (PEP 562), so that importing a light submodule (e.g. for
+# the `pykd` command line) does not import torch.
+from __future__ import annotations
 
-__all__ = [
-    "EpochStats",
-    "FrameShuffleDataset",
-    "SequentialFrameDataset",
-    "UtteranceSource",
-    "ali_to_pdf",
-    "load_pdf_alignments",
-    "log_priors",
-    "match_lengths",
-    "num_pdfs",
-    "pdf_counts",
-    "pdf_map",
-    "read_counts",
-    "split_cv",
-    "splice",
-    "write_counts",
-]
+import importlib
+
+# `splice` is also the name of a submodule: bind the function eagerly (numpy only) so that the
+# submodule import cannot shadow it.
+from pykd.data.splice import splice as splice
+
+_EXPORTS = {
+    "EpochStats": "pykd.data.frames",
+    "FrameShuffleDataset": "pykd.data.frames",
+    "SequentialFrameDataset": "pykd.data.frames",
+    "UtteranceSource": "pykd.data.frames",
+    "ali_to_pdf": "pykd.data.targets",
+    "load_pdf_alignments": "pykd.data.targets",
+    "log_priors": "pykd.data.priors",
+    "match_lengths": "pykd.data.targets",
+    "num_pdfs": "pykd.data.targets",
+    "pdf_counts": "pykd.data.priors",
+    "pdf_map": "pykd.data.targets",
+    "read_counts": "pykd.data.priors",
+    "split_cv": "pykd.data.frames",
+    "write_counts": "pykd.data.priors",
+}
+
+__all__ = sorted([*_EXPORTS, "splice"])
+
+
+def __getattr__(name: str) -> object:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)

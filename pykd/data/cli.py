@@ -7,7 +7,6 @@ import logging
 from pathlib import Path
 
 from pykd.cli import str_to_bool
-from pykd.data.frames import split_cv
 from pykd.data.priors import pdf_counts, write_counts
 from pykd.data.targets import load_pdf_alignments, num_pdfs
 from pykd.io.atomic import atomic_write_text
@@ -35,6 +34,8 @@ def _ali_to_pdf_counts(args: argparse.Namespace) -> int:
 
 
 def _split_cv(args: argparse.Namespace) -> int:
+    from pykd.data.frames import split_cv  # imports torch: only when this command runs
+
     utt2spk = read_table(Path(args.data) / "utt2spk")
     train, cv = split_cv(utt2spk, args.fraction, by=args.by, seed=args.seed)
     atomic_write_text(args.train_list, "".join(u + "\n" for u in train))

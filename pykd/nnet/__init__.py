@@ -1,27 +1,28 @@
 """Network-side hybrid decoding: log-likelihoods from an acoustic model, and their validation."""
 
-from pykd.nnet.loglikes import (
-    LoglikesError,
-    ValidationReport,
-    checkpoint_num_pdfs,
-    iter_features,
-    load_acoustic_model,
-    loglikes_from_logits,
-    module_forward,
-    num_pdfs_of_model,
-    validate_loglikes,
-    write_loglikes,
-)
+# Names are loaded on first use (PEP 562), so that importing a light submodule (e.g. for
+# the `pykd` command line) does not import torch.
+from __future__ import annotations
 
-__all__ = [
-    "LoglikesError",
-    "ValidationReport",
-    "checkpoint_num_pdfs",
-    "iter_features",
-    "load_acoustic_model",
-    "loglikes_from_logits",
-    "module_forward",
-    "num_pdfs_of_model",
-    "validate_loglikes",
-    "write_loglikes",
-]
+import importlib
+
+_EXPORTS = {
+    "LoglikesError": "pykd.nnet.loglikes",
+    "ValidationReport": "pykd.nnet.loglikes",
+    "checkpoint_num_pdfs": "pykd.nnet.loglikes",
+    "iter_features": "pykd.nnet.loglikes",
+    "load_acoustic_model": "pykd.nnet.loglikes",
+    "loglikes_from_logits": "pykd.nnet.loglikes",
+    "module_forward": "pykd.nnet.loglikes",
+    "num_pdfs_of_model": "pykd.nnet.loglikes",
+    "validate_loglikes": "pykd.nnet.loglikes",
+    "write_loglikes": "pykd.nnet.loglikes",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> object:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)
