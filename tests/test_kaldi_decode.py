@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import io
 import os
@@ -181,6 +182,20 @@ def test_decoder_matches_kaldi(ref: Path, tri1, sub: str):
         assert lattice_depth(ours, res.num_frames) == pytest.approx(
             lattice_depth(theirs, res.num_frames)
         )
+
+
+def test_without_best_path_check_one_lattice_search(ref: Path, tri1):
+    """--check-best-path=false: the lattice's best path is the 1-best, found by one lattice
+    search (no widening); on matched data it is Kaldi's 1-best."""
+    tm, _am, dec = tri1
+    fast = LatticeDecoder(dec.graph, tm, dataclasses.replace(dec.opts, check_best_path=False))
+    kaldi_words = _int_table(ref / "nnet" / "lat.words.int")
+    for utt, ll in kaldiio.load_ark(str(ref / "nnet/loglikes.ark")):
+        a, b = dec.decode(utt, ll), fast.decode(utt, ll)
+        assert b.beam_used == dec.opts.beam
+        assert a.words == b.words == kaldi_words[utt]
+        assert a.alignment == b.alignment
+        assert a.likelihood == pytest.approx(b.likelihood, abs=1e-2)
 
 
 def _int_table(path: Path) -> dict[str, list[int]]:

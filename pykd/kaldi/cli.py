@@ -53,7 +53,15 @@ def _add_decode_opts(p: argparse.ArgumentParser) -> None:
         "--max-beam-widenings",
         type=int,
         default=d.max_beam_widenings,
-        help="re-runs of the lattice search at 2x, 4x.. beam when it misses the 1-best",
+        help="re-runs of the lattice search at 2x, 4x.. beam when it finds no lattice (or, "
+        "with --check-best-path, misses the 1-best)",
+    )
+    p.add_argument(
+        "--check-best-path",
+        type=str_to_bool,
+        default=d.check_best_path,
+        help="also run a max-active 1-best search and widen the lattice beam if the lattice "
+        "misses its path (slower)",
     )
     p.add_argument("model", help="final.mdl (its transition model is used)")
     p.add_argument("fst", help="HCLG.fst (vector or Kaldi's const)")
@@ -73,6 +81,7 @@ def _decode_opts(args: argparse.Namespace) -> DecodeOptions:
         allow_partial=args.allow_partial,
         determinize_lattice=args.determinize_lattice,
         max_beam_widenings=args.max_beam_widenings,
+        check_best_path=args.check_best_path,
     )
 
 

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# RESULTS.md: WER tables of the GMM and network systems (pykd results-table). The LM weight /
+# word insertion penalty is tuned on the tune set (dev); the test set (eval) is scored with
+# sclite at dev's setting, and eval's own best setting is shown beside it for comparison.
+#   local/results.sh [--gmm "exp/mono exp/tri1"] [--nnet "exp/dnn exp/hdnn_ce exp/hdnn_kd"]
+#     [--kd-pair "exp/dnn exp/hdnn_ce exp/hdnn_kd"] > RESULTS.md
+set -euo pipefail
+
+gmm=
+nnet=
+kd_pair=
+tune_set=dev
+test_set=eval
+
+help_message="Usage: local/results.sh [options] > RESULTS.md
+Options:
+  --gmm \"<dir> ...\"        # GMM system dirs (final.mdl, decode_<set>/scoring_kaldi)
+  --nnet \"<dir> ...\"       # network dirs (final.pt, summary.json, decode_<set>/scoring_kaldi)
+  --kd-pair \"<teacher> <student-ce> <student-kd>\"  # KD gain / teacher-student gap paragraph
+  --tune-set <set>         # set the LMWT/WIP is tuned on (default: $tune_set)
+  --test-set <set>         # set scored at the tune set's setting (default: $test_set)"
+
+[ -f ./path.sh ] && . ./path.sh
+. utils/parse_options.sh
+
+if [ $# -ne 0 ] || [ -z "$gmm$nnet$kd_pair" ]; then
+  printf '%s\n' "$help_message" >&2
+  exit 1
+fi
+
+args=(--tune-set "$tune_set" --test-set "$test_set")
+read -r -a dirs <<< "$gmm"; [ ${#dirs[@]} -gt 0 ] && args+=(--gmm "${dirs[@]}")
+read -r -a dirs <<< "$nnet"; [ ${#dirs[@]} -gt 0 ] && args+=(--nnet "${dirs[@]}")
+read -r -a dirs <<< "$kd_pair"; [ ${#dirs[@]} -gt 0 ] && args+=(--kd-pair "${dirs[@]}")
+# the whole table first, so that a missing file leaves no half-written RESULTS.md content
+table=$(pykd results-table "${args[@]}")
+
+echo "# Results"
+echo
+echo "WER (%) from sclite. The LM weight / word insertion penalty (GMMs: LMWT 7..17, networks: LMWT 4..15; x WIP 0.0,0.5,1.0)"
+echo "is tuned on $tune_set; $test_set is scored at $tune_set's setting (setting in brackets)."
+echo "\"$test_set best\" is $test_set's own best setting (an oracle, as Kaldi's best_wer reports it),"
+echo "for comparison only. Written by \`local/results.sh\`."
+echo
+printf '%s\n' "$table"

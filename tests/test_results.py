@@ -1,0 +1,226 @@
+"""pykd results-table: WERs tuned on dev, eval scored at dev's setting, KD gain arithmetic."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from pathlib import Path
+
+import pytest
+
+from pykd.cli import main
+from pykd.kaldi.results import Setting, gap_share, results_table, sys_err_column
+from pykd.kaldi.score import compute_wer, filter_words, find_sclite, read_text, sclite_counts
+
+needs_sclite = pytest.mark.skipif(find_sclite() is None, reason="sclite (sctk) not installed")
+
+# 7 utterances x 7 words: WERs such as 9 / 49 = 18.37% are not round numbers.
+N_UTTS, N_WORDS = 7, 7
+REFS = {f"spk1_utt{i}": [f"word{(i * 3 + j) % 11}" for j in range(N_WORDS)] for i in range(N_UTTS)}
+REF_WORDS = N_UTTS * N_WORDS
+GRID = ("10_0.0", "10_0.5", "11_0.0", "11_0.5")
+
+
+def hyp_with_errors(n_errors: int) -> dict[str, list[str]]:
+    """Hypotheses with exactly ``n_errors`` substitutions (words never in a reference), plus a
+    non-scored ``!SIL`` per utterance that scoring must drop."""
+    hyps = {u: list(w) for u, w in REFS.items()}
+    utts = list(hyps)
+    for k in range(n_errors):
+        utt, pos = utts[k % N_UTTS], k // N_UTTS
+        hyps[utt][pos] = f"junk{k}"
+    return {u: ["!SIL", *w] for u, w in hyps.items()}
+
+
+def text_line(utt: str, words: list[str]) -> str:
+    return utt + " " + "".join(w + " " for w in words) + "\n"
+
+
+def make_decode(decode_dir: Path, errors: dict[str, int]) -> None:
+    """A scored decode dir as ``pykd score-kaldi`` leaves it (without the sclite reports)."""
+    sdir = decode_dir / "scoring_kaldi"
+    sdir.mkdir(parents=True)
+    (sdir / "test_filt.txt").write_text("".join(text_line(u, w) for u, w in REFS.items()))
+    results = []
+    for setting, n in errors.items():
+        lmwt, wip = setting.split("_")
+        hyps = hyp_with_errors(n)
+        (sdir / f"penalty_{wip}").mkdir(exist_ok=True)
+        hyp_txt = sdir / f"penalty_{wip}" / f"{lmwt}.txt"
+        hyp_txt.write_text("".join(text_line(u, w) for u, w in hyps.items()))
+        stats = compute_wer(REFS, {u: filter_words(w, {"!SIL"}) for u, w in hyps.items()})
+        assert stats.errors == n
+        header = f"# compute-wer --text --mode=present ark:{sdir}/test_filt.txt ark,p:{hyp_txt}\n"
+        (decode_dir / f"wer_{setting}").write_text(header + stats.report())
+        results.append((stats, setting))
+    stats, best = min(results, key=lambda r: r[0].errors)
+    (sdir / "best_wer").write_text(f"{stats.wer_line()} {decode_dir}/wer_{best}\n")
+
+
+def make_system(sys_dir: Path, dev_errors: int, eval_errors: int) -> None:
+    """dev's best is 10_0.5 (``dev_errors``); eval has ``eval_errors`` there, but its own best
+    is 11_0.0 with one error fewer."""
+    make_decode(
+        sys_dir / "decode_dev",
+        {"10_0.0": dev_errors + 2, "10_0.5": dev_errors, "11_0.0": dev_errors + 1, "11_0.5": 30},
+    )
+    make_decode(
+        sys_dir / "decode_eval",
+        {"10_0.0": eval_errors + 2, "10_0.5": eval_errors, "11_0.0": eval_errors - 1, "11_0.5": 30},
+    )
+
+
+def wer_text(n_errors: int) -> str:
+    """WER (%) as sclite prints it (one decimal), computed from the edit counts."""
+    return f"{100.0 * n_errors / REF_WORDS:.1f}"
+
+
+def table_rows(text: str, name: str) -> list[str]:
+    rows = [ln for ln in text.splitlines() if ln.startswith(f"| {name} |")]
+    assert len(rows) == 1, text
+    return [c.strip() for c in rows[0].strip("|").split("|")]
+
+
+@needs_sclite
+def test_gmm_table_scores_eval_at_devs_setting(
+    tmp_path: Path, kaldi_ref: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pykd.kaldi.model_io import model_info, read_model
+
+    sys_dir = tmp_path / "exp" / "tri1"
+    sys_dir.mkdir(parents=True)
+    shutil.copy(kaldi_ref / "gmm" / "tri1" / "final.mdl", sys_dir / "final.mdl")
+    make_system(sys_dir, dev_errors=4, eval_errors=9)
+
+    assert main(["results-table", "--gmm", str(sys_dir), "--title", "Results"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("# Results\n")
+    cells = table_rows(out, "tri1")
+    info = model_info(*read_model(sys_dir / "final.mdl"))
+    assert cells[1:3] == [str(info["pdfs"]), str(info["gaussians"])]
+    # dev at its best 10_0.5: 4 errors; eval at dev's 10_0.5: 9 errors (not eval's best 11_0.0)
+    assert cells[3] == f"{wer_text(4)} (10_0.5)" == "8.2 (10_0.5)"
+    assert cells[4] == f"{wer_text(9)} (10_0.5)" == "18.4 (10_0.5)"
+    assert cells[5] == f"[{wer_text(8)} (11_0.0)]" == "[16.3 (11_0.0)]"
+
+    # sclite ran on the dev-setting hypotheses of eval; !SIL was dropped (no insertions)
+    cdir = sys_dir / "decode_eval" / "scoring_kaldi" / "sclite"
+    sys_file = cdir / f"{Setting(10, '0.5').sclite_name}.sys"
+    assert sys_err_column(sys_file) == "18.4"
+    counts = sclite_counts(cdir / "hyp_lmwt10_wip0.5.dtl")
+    assert (counts["err"], counts["ins"], counts["ref_words"]) == (9, 0, REF_WORDS)
+    ref_trn = (cdir / "ref.trn").read_text().splitlines()
+    assert ref_trn[0] == f"{' '.join(REFS['spk1_utt0'])} (spk1_utt0)"
+
+    # a second run reads the reports already there
+    mtime = sys_file.stat().st_mtime_ns
+    again = results_table(gmm=[sys_dir])
+    assert table_rows(again, "tri1") == cells and sys_file.stat().st_mtime_ns == mtime
+
+
+def write_network(sys_dir: Path, model_config: dict, cv_acc: float, **kd: object) -> int:
+    """final.pt + summary.json as train-nnet / Trainer write them; returns the parameters."""
+    pytest.importorskip("torch")
+    from pykd.models import build_model, count_parameters, mflops_per_frame, model_config_from_dict
+    from pykd.train.checkpoint import save_checkpoint
+
+    input_dim, n_pdfs = 40, 12
+    model = build_model(model_config_from_dict(model_config), input_dim, n_pdfs)
+    params = count_parameters(model)
+    meta = {
+        "model_config": model_config_from_dict(model_config).to_dict(),
+        "num_pdfs": n_pdfs,
+        "input_dim": input_dim,
+        "input": {"splice": 5, "cmvn": "mean"},
+        "params": params,
+        "mflops_per_frame": mflops_per_frame(model, input_dim),
+        "train_utts": 10,
+        "cv_utts": 2,
+        "loss": "ce",
+    }
+    if kd:
+        meta.update(loss="kd", **kd)
+    summary = {"status": "finished", "epochs": 3, "best_epoch": 2, "cv_loss": 1.5}
+    summary.update(cv_acc=cv_acc, params=params, history=[])
+    sys_dir.mkdir(parents=True, exist_ok=True)
+    # the checkpoint's summary differs: summary.json, when there, is what the table reads
+    final = {"model": model.state_dict(), "meta": meta, "summary": {**summary, "cv_acc": 0.01}}
+    save_checkpoint(sys_dir / "final.pt", final)
+    (sys_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return params
+
+
+@needs_sclite
+def test_network_table_and_kd_gain(tmp_path: Path) -> None:
+    exp = tmp_path / "exp"
+    dnn = {"type": "dnn", "dnn": {"num_layers": 2, "hidden_dim": 32, "activation": "relu"}}
+    hdnn = {"type": "hdnn", "hdnn": {"num_layers": 3, "hidden_dim": 16}}
+    write_network(exp / "dnn", dnn, cv_acc=0.61234)
+    (exp / "dnn" / "summary.json").unlink()  # falls back to final.pt's summary
+    ce_params = write_network(exp / "hdnn_ce", hdnn, cv_acc=0.5)
+    write_network(
+        exp / "hdnn_kd",
+        hdnn,
+        cv_acc=0.55571,
+        teacher=str(exp / "dnn" / "final.pt"),
+        kd_p=0.5,
+        kd_temperature=2.0,
+    )
+    # (dev errors at dev's best, eval errors at dev's setting)
+    make_system(exp / "dnn", 3, 6)
+    make_system(exp / "hdnn_ce", 8, 4)
+    make_system(exp / "hdnn_kd", 5, 3)
+    systems = [str(exp / s) for s in ("dnn", "hdnn_ce", "hdnn_kd")]
+
+    text = results_table(nnet=systems, kd_pair=systems)
+    assert "## Network systems" in text and "## GMM systems" not in text
+    dnn_cells = table_rows(text, "dnn")
+    assert (dnn_cells[1], dnn_cells[4], dnn_cells[5]) == ("DNN 2x32 relu", "CE", "1.00%")
+    kd_cells = table_rows(text, "hdnn_kd")
+    assert kd_cells[1] == "HDNN 3x16 sigmoid"
+    assert kd_cells[2] == f"{ce_params:,}"
+    assert float(kd_cells[3]) > 0
+    assert kd_cells[4] == "KD p=0.5 T=2 (teacher dnn)"
+    assert kd_cells[5] == "55.57%"
+    assert kd_cells[6:] == ["10.2 (10_0.5)", "6.1 (10_0.5)", "[4.1 (11_0.0)]"]
+    assert table_rows(text, "hdnn_ce")[4:6] == ["CE", "50.00%"]
+
+    # dev: CE 8, KD 5, teacher 3 errors of 49 words
+    gain = 100.0 * (8 - 5) / REF_WORDS
+    assert f"- dev: KD gain {gain:.2f} absolute (37.5% relative;" in text
+    assert f"CE {100 * 8 / REF_WORDS:.2f} -> KD {100 * 5 / REF_WORDS:.2f}" in text
+    assert "closing 60.0% of the teacher-student gap" in text  # (8 - 5) / (8 - 3)
+    # eval at dev's setting: CE 4, KD 3, teacher 6: the teacher is worse, so no gap to close
+    assert f"- eval: KD gain {100.0 / REF_WORDS:.2f} absolute (25.0% relative;" in text
+    assert "closing n/a of the teacher-student gap" in text
+
+
+def test_gap_share() -> None:
+    assert gap_share(20.0, 14.0, 8.0) == pytest.approx(50.0)
+    assert gap_share(20.0, 22.0, 10.0) == pytest.approx(-20.0)  # KD worse than CE
+    assert gap_share(8.0, 6.0, 8.0) is None
+    assert gap_share(8.0, 6.0, 10.0) is None
+
+
+def test_missing_best_wer_is_named(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    sys_dir = tmp_path / "exp" / "tri1"
+    make_decode(sys_dir / "decode_eval", dict.fromkeys(GRID, 1))
+    with caplog.at_level(logging.ERROR):
+        assert main(["results-table", "--gmm", str(sys_dir)]) == 1
+    assert f"{sys_dir / 'final.mdl'} missing" in caplog.text
+    with pytest.raises(FileNotFoundError) as err:
+        results_table(nnet=[], kd_pair=[sys_dir, sys_dir, sys_dir])
+    best = sys_dir / "decode_dev" / "scoring_kaldi" / "best_wer"
+    assert str(err.value) == f"{best} missing (decode dev first)"
+
+
+@needs_sclite
+def test_missing_dev_setting_hypotheses_are_named(tmp_path: Path) -> None:
+    sys_dir = tmp_path / "exp" / "hdnn"
+    make_system(sys_dir, 4, 9)
+    hyp = sys_dir / "decode_eval" / "scoring_kaldi" / "penalty_0.5" / "10.txt"
+    hyp.unlink()
+    with pytest.raises(FileNotFoundError, match=f"{hyp} missing"):
+        results_table(kd_pair=[sys_dir] * 3)
+    assert read_text(sys_dir / "decode_dev" / "scoring_kaldi" / "test_filt.txt") == REFS
