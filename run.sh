@@ -20,6 +20,15 @@ lm_prune_threshold=  # e.g. 1e-7 to prune the LM (empty: no pruning)
 tri_leaves=400       # tied states of the triphone GMM (~4000 at AMI scale)
 tri_gauss=4000       # Gaussians of the triphone GMM
 decode_nj=2
+# Networks (stages 8-11). Empty configs: chosen by corpus (see below).
+teacher_config=      # default: conf/teacher_dnn.yaml (AMI, 6x2048) | conf/teacher_dnn_small.yaml
+student_config=conf/student_hdnn.yaml
+nnet_train_config=conf/train_nnet.yaml
+nnet_max_epochs=     # override the max epochs of the train config (e.g. 2 for a smoke run)
+kd_p=1.0             # KD weight p: L = (1-p) CE(hard) + p CE(teacher)
+kd_temperature=1.0
+nnet_device=auto     # torch device for training: auto | cpu | cuda
+nnet_threads=0       # torch CPU threads for training (0: torch's default)
 skip_install=false
 
 help_message="Usage: $0 [options]
@@ -31,10 +40,19 @@ help_message="Usage: $0 [options]
   --nj N                       parallel jobs (default: 2)
   --lm-prune-threshold X       prune the 3-gram LM (default: none)
   --tri-leaves N --tri-gauss N triphone GMM size (default: 400 / 4000)
+  --teacher-config YAML        teacher model (default: conf/teacher_dnn.yaml for AMI,
+                               conf/teacher_dnn_small.yaml for the embedded corpus)
+  --student-config YAML        student model (default: conf/student_hdnn.yaml)
+  --nnet-train-config YAML     optimiser / newbob settings (default: conf/train_nnet.yaml)
+  --nnet-max-epochs N          cap the training epochs of every network
+  --kd-p P --kd-temperature T  knowledge distillation (default: 1.0 / 1.0)
+  --nnet-device auto|cpu|cuda  training device (default: auto)
 Stages: 0 set-up, 1 data dirs, 2 dictionary + lang, 3 LM + lang_test,
         4 features (MFCC + CMVN for the GMM, fbank + CMVN for the networks),
         5 monophone GMM + graph + decode, 6 triphone GMM (tree) + graph + decode,
-        7 triphone alignments of train (network targets) + GMM WER table"
+        7 triphone alignments of train (network targets) + GMM WER table,
+        8 teacher DNN (CE) + decode, 9 student HDNN (CE) + decode,
+        10 student HDNN (KD from the teacher) + decode, 11 WER table RESULTS.md"
 
 cd "$(dirname "$0")"
 . ./utils_kd/parse_options.sh   # our own; utils/ may not exist before path.sh runs
@@ -50,6 +68,12 @@ case "$corpus" in
   *) echo "$0: unknown --corpus '$corpus' (embedded|ami)" >&2; exit 1 ;;
 esac
 sets="train dev eval"
+if [ -z "$teacher_config" ]; then
+  case "$corpus" in
+    ami) teacher_config=conf/teacher_dnn.yaml ;;
+    *) teacher_config=conf/teacher_dnn_small.yaml ;;
+  esac
+fi
 mkdir -p exp
 times=exp/stage_times.txt
 
@@ -142,9 +166,50 @@ fi
 
 if begin_stage 7 "triphone alignments and GMM results"; then
   steps_kd/align_si.sh --nj "$nj" --cmd "$train_cmd" "$data/train" data/lang exp/tri1 exp/tri1_ali
-  local/gmm_results.sh exp/mono exp/tri1 > RESULTS.md.tmp && mv RESULTS.md.tmp RESULTS.md
+  local/results.sh --gmm "exp/mono exp/tri1" > RESULTS.md.tmp && mv RESULTS.md.tmp RESULTS.md
   cat RESULTS.md
   end_stage 7 "triphone alignments and GMM results"
+fi
+
+# train_and_decode <out-dir> <model-config> [train_nnet.sh options]: a network on the fbank
+# features with the tri1 alignments as targets, then decode dev and eval through tri1's graph.
+train_and_decode() {
+  local dir=$1 model_config=$2 x
+  shift 2
+  local opts=(--cmd "$train_cmd" --model-config "$model_config" --train-config "$nnet_train_config"
+              --device "$nnet_device" --num-threads "$nnet_threads" --seed "$seed")
+  [ -n "$nnet_max_epochs" ] && opts+=(--max-epochs "$nnet_max_epochs")
+  # A killed run continues from its last checkpoint when the stage is run again.
+  [ -f "$dir/checkpoints/last.pt" ] && [ ! -f "$dir/final.pt" ] && opts+=(--resume true)
+  steps_kd/train_nnet.sh "${opts[@]}" "$@" "$data/train_fbank" exp/tri1_ali exp/tri1 "$dir"
+  for x in dev eval; do
+    steps_kd/decode_nnet.sh --nj "$decode_nj" --cmd "$decode_cmd" --gmm-dir exp/tri1 \
+      exp/tri1/graph "$data/${x}_fbank" "$dir" "$dir/decode_$x"
+  done
+}
+
+if begin_stage 8 "teacher DNN (CE)"; then
+  train_and_decode exp/dnn "$teacher_config"
+  end_stage 8 "teacher DNN (CE)"
+fi
+
+if begin_stage 9 "student HDNN (CE)"; then
+  train_and_decode exp/hdnn_ce "$student_config"
+  end_stage 9 "student HDNN (CE)"
+fi
+
+if begin_stage 10 "student HDNN (KD)"; then
+  [ -f exp/dnn/final.pt ] || { echo "$0: stage 10 needs the teacher exp/dnn/final.pt (stage 8)" >&2; exit 1; }
+  train_and_decode exp/hdnn_kd "$student_config" --teacher exp/dnn/final.pt \
+    --kd-p "$kd_p" --kd-temperature "$kd_temperature"
+  end_stage 10 "student HDNN (KD)"
+fi
+
+if begin_stage 11 "WER table"; then
+  local/results.sh --gmm "exp/mono exp/tri1" --nnet "exp/dnn exp/hdnn_ce exp/hdnn_kd" \
+    --kd-pair "exp/dnn exp/hdnn_ce exp/hdnn_kd" > RESULTS.md.tmp && mv RESULTS.md.tmp RESULTS.md
+  cat RESULTS.md
+  end_stage 11 "WER table"
 fi
 
 echo "$0: done (stages $stage..$stop_stage); stage times in $times"

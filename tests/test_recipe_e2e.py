@@ -1,4 +1,4 @@
-"""End-to-end: ./run.sh on the tiny embedded corpus (stages 1-4), in a scratch recipe dir.
+"""End-to-end: ./run.sh on the tiny embedded corpus (stages 1-11), in a scratch recipe dir.
 
 Marked slow: runs with ``--run-slow`` (tools/test.sh and CI pass it).
 """
@@ -111,11 +111,42 @@ def test_tiny_recipe_data_to_gmm_wer(repo_root: Path, tmp_path: Path) -> None:
             wer, setting = cell.split()
             assert 0.0 <= float(wer) <= 100.0 and re.fullmatch(r"\(\d+_[0-9.]+\)", setting)
 
+    # Networks (stages 8-11): teacher CE, student CE, student KD, each decoded and scored, and
+    # the WER table. Two epochs each: a smoke run of the whole chain, not a tuned result.
+    run_recipe(recipe, "--stage", "8", "--stop-stage", "11", "--nnet-max-epochs", "2")
+    check_network_stages(recipe)
+
     # Re-running a stage is safe and gives the same lang.
     lang_files = sorted(p for p in (data / "lang").rglob("*") if p.is_file())
     before = digest(lang_files)
     run_recipe(recipe, "--stage", "2", "--stop-stage", "2")
     assert digest(lang_files) == before
+
+
+def check_network_stages(recipe: Path) -> None:
+    """What stages 8-11 leave: trained networks, validated decodes, the network WER table."""
+    import torch
+
+    exp = recipe / "exp"
+    teacher = torch.load(exp / "dnn" / "final.pt", map_location="cpu", weights_only=False)
+    student = torch.load(exp / "hdnn_kd" / "final.pt", map_location="cpu", weights_only=False)
+    assert teacher["meta"]["loss"] == "ce" and student["meta"]["loss"] == "kd"
+    assert student["meta"]["teacher"].endswith("exp/dnn/final.pt")
+    assert student["meta"]["params"] < teacher["meta"]["params"]
+    for sys in ("dnn", "hdnn_ce", "hdnn_kd"):
+        assert (exp / sys / "prior.counts").is_file()
+        assert (exp / sys / "learning_curve.png").stat().st_size > 1000
+        for split in ("dev", "eval"):
+            decode = exp / sys / f"decode_{split}"
+            assert sorted(decode.glob("lat.*.gz")), decode
+            best = (decode / "scoring_kaldi" / "best_wer").read_text()
+            assert re.match(r"%WER [0-9.]+ \[ \d+ / \d+, \d+ ins, \d+ del, \d+ sub \]", best)
+    results = (recipe / "RESULTS.md").read_text()
+    for sys in ("dnn", "hdnn_ce", "hdnn_kd"):
+        rows = [ln for ln in results.splitlines() if ln.startswith(f"| {sys} ")]
+        assert len(rows) == 1, results
+        assert re.search(r"\| \d+\.\d+ \(\d+_[0-9.]+\) \|", rows[0]), rows[0]
+    assert "KD gain" in results, results
 
 
 @pytest.mark.slow
