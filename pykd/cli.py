@@ -27,6 +27,7 @@ COMMAND_MODULES = (
     "pykd.models.cli",
     "pykd.nnet.cli",
     "pykd.nnet.train_cli",
+    "pykd.adapt.cli",
     "pykd.kaldi.results",
 )
 

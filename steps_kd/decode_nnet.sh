@@ -16,9 +16,10 @@ model=            # checkpoint (default: <nnet-dir>/final.pt)
 device=cpu
 num_threads=1
 keep_loglikes=false
+spk_params=       # per-speaker adapted parameters (steps_kd/adapt_hdnn.sh output dir)
 stage=0
 skip_scoring=false
-scoring_opts=
+scoring_opts="--min-lmwt 4 --max-lmwt 15"  # nnet1 decode.sh range (acwt 0.1)
 
 help_message="Usage: steps_kd/decode_nnet.sh [options] <graph-dir> <data-dir> <nnet-dir> <decode-dir>
  e.g.: steps_kd/decode_nnet.sh --gmm-dir exp/tri1 exp/tri1/graph data/dev_fbank exp/dnn exp/dnn/decode_dev
@@ -39,6 +40,8 @@ Options:
   --device <cpu|cuda|auto>  # torch device for the forward pass (default: $device)
   --num-threads <n>         # torch CPU threads per job (default: $num_threads)
   --keep-loglikes <bool>    # keep <decode-dir>/loglikes (default: $keep_loglikes)
+  --spk-params <dir>        # per-speaker parameters <dir>/spk/<spk>.pt over the model
+                            # (steps_kd/adapt_hdnn.sh); speakers without a file: base model
   --stage <n>               # 0: loglikes, 1: decode + score (default: $stage)
   --skip-scoring <bool>     # do not score (default: $skip_scoring)
   --scoring-opts <opts>     # options for steps_kd/score.sh"
@@ -75,7 +78,7 @@ mkdir -p "$dir/log"
 if [ "$stage" -le 0 ]; then
   steps_kd/make_loglikes.sh --nj "$nj" --cmd "$cmd" --prior-scale "$prior_scale" \
     --model "$model" --gmm-model "$mdl" --device "$device" --num-threads "$num_threads" \
-    "$data" "$nnetdir" "$dir/loglikes"
+    --spk-params "$spk_params" "$data" "$nnetdir" "$dir/loglikes"
 fi
 
 if [ "$stage" -le 1 ]; then

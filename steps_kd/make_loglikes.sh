@@ -16,6 +16,7 @@ gmm_model=      # a Kaldi final.mdl whose pdf count the loglikes must match
 cmvn=auto
 device=cpu
 num_threads=1
+spk_params=     # dir of pykd adapt-speakers (spk/<spk>.pt): per-speaker parameters
 
 help_message="Usage: steps_kd/make_loglikes.sh [options] <data-dir> <nnet-dir> <out-dir>
  e.g.: steps_kd/make_loglikes.sh --nj 4 data/dev_fbank exp/dnn exp/dnn/decode_dev/loglikes
@@ -30,7 +31,9 @@ Options:
   --gmm-model <final.mdl>  # check the number of pdfs against this model
   --cmvn <auto|mean|meanvar|none>  # feature normalisation (default: the checkpoint's)
   --device <cpu|cuda|auto> # torch device (default: $device)
-  --num-threads <n>        # torch CPU threads per job (default: $num_threads)"
+  --num-threads <n>        # torch CPU threads per job (default: $num_threads)
+  --spk-params <dir>       # per-speaker adapted parameters <dir>/spk/<spk>.pt over the model
+                           # (steps_kd/adapt_hdnn.sh); speakers without a file: base model"
 
 [ -f ./path.sh ] && . ./path.sh
 . utils/parse_options.sh
@@ -59,6 +62,11 @@ if [ "$(python3 -c "print(float('$prior_scale') != 0)")" = True ]; then
   [ -f "$prior_counts" ] || { echo "$me: no such file $prior_counts (or use --prior-scale 0)" >&2; exit 1; }
   prior_opt=(--prior-counts "$prior_counts")
 fi
+spk_opt=()
+if [ -n "$spk_params" ]; then
+  [ -d "$spk_params/spk" ] || { echo "$me: no such dir $spk_params/spk (--spk-params)" >&2; exit 1; }
+  spk_opt=(--spk-params "$spk_params")
+fi
 [[ "$nj" =~ ^[1-9][0-9]*$ ]] || { echo "$me: --nj must be a positive integer, got '$nj'" >&2; exit 1; }
 nspk=$(wc -l < "$data/spk2utt")
 if [ "$nj" -gt "$nspk" ]; then
@@ -69,9 +77,9 @@ fi
 mkdir -p "$dir/log"
 utils/split_data.sh "$data" "$nj"
 sdata=$data/split$nj
-echo "$me: log-likelihoods of $data with $model (prior scale $prior_scale) into $dir"
+echo "$me: log-likelihoods of $data with $model${spk_params:+ + speaker params $spk_params} (prior scale $prior_scale) into $dir"
 $cmd JOB=1:"$nj" "$dir/log/make_loglikes.JOB.log" \
-  pykd make-loglikes "${prior_opt[@]}" --prior-scale "$prior_scale" --cmvn "$cmvn" \
+  pykd make-loglikes "${prior_opt[@]}" "${spk_opt[@]}" --prior-scale "$prior_scale" --cmvn "$cmvn" \
     --device "$device" --num-threads "$num_threads" \
     "$model" "$sdata/JOB" "$dir/loglikes.JOB.ark" "$dir/loglikes.JOB.scp"
 for j in $(seq "$nj"); do cat "$dir/loglikes.$j.scp"; done > "$dir/loglikes.scp.tmp"

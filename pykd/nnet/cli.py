@@ -17,6 +17,7 @@ def _make_loglikes(args: argparse.Namespace) -> int:
     from pykd.data.splice import splice  # noqa: PLC0415
     from pykd.nnet.loglikes import (  # noqa: PLC0415
         LoglikesError,
+        ModelForward,
         iter_features,
         load_acoustic_model,
         module_forward,
@@ -42,6 +43,21 @@ def _make_loglikes(args: argparse.Namespace) -> int:
         priors = log_priors(counts)
     elif args.prior_scale != 0:
         log.warning("no --prior-counts: writing log-posteriors (no prior division)")
+    forward_for_utt = None
+    spk_models = None
+    if args.spk_params:
+        from pykd.adapt.core import SpeakerModels, file_sha256  # noqa: PLC0415
+        from pykd.io.datadir import read_table  # noqa: PLC0415
+
+        utt2spk_path = Path(args.data_dir) / "utt2spk"
+        utt2spk = read_table(utt2spk_path) if utt2spk_path.is_file() else {}
+        spk_models = SpeakerModels(model, file_sha256(args.model), args.spk_params, utt2spk)
+        spk_forward = module_forward(spk_models.model, device)
+
+        def forward_for_utt(utt: str) -> ModelForward:
+            spk_models.model_for(utt)  # sets the working model's tensors for utt's speaker
+            return spk_forward
+
     start = time.time()
     frames = write_loglikes(
         module_forward(model, device),
@@ -51,7 +67,14 @@ def _make_loglikes(args: argparse.Namespace) -> int:
         args.out_ark,
         args.out_scp,
         splice_fn=lambda x: splice(x, ctx, ctx),
+        forward_for_utt=forward_for_utt,
     )
+    if spk_models is not None:
+        log.info(
+            "per-speaker parameters from %s: %d speakers adapted, %d on the base model%s",
+            args.spk_params, len(spk_models.adapted_speakers), len(spk_models.base_speakers),
+            f" ({' '.join(sorted(spk_models.base_speakers))})" if spk_models.base_speakers else "",
+        )  # fmt: skip
     total = sum(frames.values())
     secs = time.time() - start
     log.info(
@@ -110,6 +133,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )  # fmt: skip
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
     p.add_argument("--num-threads", type=int, default=1, help="torch CPU threads (0: default)")
+    p.add_argument(
+        "--spk-params",
+        help="dir of `pykd adapt-speakers` (spk/<speaker>.pt): per-speaker parameters over the "
+        "model; a speaker without a file gets the base model (with a warning)",
+    )
     p.add_argument("model", help="checkpoint, e.g. exp/dnn/final.pt")
     p.add_argument("data_dir", help="data dir with feats.scp (+ cmvn.scp, utt2spk)")
     p.add_argument("out_ark")

@@ -74,12 +74,15 @@ def write_loglikes(
     out_ark: str | os.PathLike,
     out_scp: str | os.PathLike,
     splice_fn: Callable[[np.ndarray], np.ndarray] | None = None,
+    forward_for_utt: Callable[[str], ModelForward] | None = None,
 ) -> dict[str, int]:
     """Write log-likelihoods of each ``(utt, features)`` to ``out_ark`` + ``out_scp``.
 
     ``model_forward`` maps a ``(T, input_dim)`` float32 matrix to ``(T, num_pdfs)`` logits;
     ``splice_fn`` (optional) is applied to the features first (e.g. CMVN'd, unspliced input).
-    ``log_priors`` None means no prior division. Returns frames per utterance written.
+    ``log_priors`` None means no prior division. ``forward_for_utt`` (optional) gives the
+    ``model_forward`` of each utterance (e.g. per-speaker adapted parameters), replacing
+    ``model_forward``. Returns frames per utterance written.
     """
     frames: dict[str, int] = {}
     with ArkScpWriter(out_ark, out_scp) as writer:
@@ -89,7 +92,8 @@ def write_loglikes(
                 x = np.asarray(splice_fn(x), dtype=np.float32)
             if x.ndim != 2 or x.shape[0] == 0:
                 raise LoglikesError(f"utterance {utt}: bad input shape {x.shape}")
-            logits = model_forward(x)
+            forward = model_forward if forward_for_utt is None else forward_for_utt(utt)
+            logits = forward(x)
             if tuple(logits.shape[:1]) != (x.shape[0],):
                 raise LoglikesError(
                     f"utterance {utt}: model gave {logits.shape[0]} rows for {x.shape[0]} frames"

@@ -1,0 +1,308 @@
+"""``pykd adapt-speakers``: adapt a trained network per speaker of a data dir (docs/adaptation.md).
+
+Writes ``<out-dir>/spk/<spk>.pt`` (adapted tensors only), ``adapt_stats.tsv``, ``summary.json``
+and, for ``--protocol split``, the utterance lists ``adapt_utts`` and ``test_utts``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+STATS_HEADER = ("speaker", "frames", "adapted_params", "loss_before", "loss_after", "seconds")
+ADAPTED = "adapted"
+SKIPPED = "skipped-too-little-data"
+
+
+def _check_teacher(meta: dict[str, Any], t_meta: dict[str, Any], path: str) -> None:
+    from pykd.adapt.core import AdaptError  # noqa: PLC0415
+
+    def key(m: dict[str, Any]) -> tuple:
+        return m["num_pdfs"], m["input_dim"], m["input"].get("splice"), m["input"].get("cmvn")
+
+    mine, theirs = key(meta), key(t_meta)
+    if mine != theirs:
+        raise AdaptError(
+            f"teacher {path} has (pdfs, input dim, splice, cmvn) = {theirs}, the model {mine}"
+        )
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.4f}"
+
+
+def adapt_speakers(args: argparse.Namespace) -> dict[str, Any]:
+    """Run the whole thing; returns the summary written to ``summary.json``."""
+    import torch  # noqa: PLC0415 (keep `pykd --help` light)
+
+    from pykd.adapt.core import (  # noqa: PLC0415
+        AdaptConfig,
+        AdaptError,
+        adapt_speaker,
+        file_sha256,
+        save_speaker_params,
+        select_parameters,
+        speaker_file,
+        speaker_frames,
+        stats_dict,
+    )
+    from pykd.adapt.targets import (  # noqa: PLC0415
+        decode_targets,
+        oracle_targets,
+        split_utterances,
+    )
+    from pykd.data.frames import UtteranceSource  # noqa: PLC0415
+    from pykd.io.atomic import atomic_write_text  # noqa: PLC0415
+    from pykd.io.datadir import c_sorted, read_table  # noqa: PLC0415
+    from pykd.nnet.loglikes import load_acoustic_model  # noqa: PLC0415
+
+    sources = [x for x in (args.teacher, args.lattices, args.ali_dir) if x]
+    if len(sources) != 1:
+        raise AdaptError("give exactly one of --teacher, --lattices and --ali-dir")
+    if args.num_threads > 0:
+        torch.set_num_threads(args.num_threads)
+    device = args.device
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    cfg = AdaptConfig(
+        params=args.params,
+        epochs=args.epochs,
+        lr=args.lr,
+        optimizer=args.optimizer,
+        batch_size=args.batch_size,
+        kl_weight=args.kl_weight,
+        seed=args.seed,
+        device=device,
+        teacher_cache_mb=args.teacher_cache_mb,
+    )
+    cfg.validate()
+    data, out = Path(args.data_dir), Path(args.out_dir)
+    for f in ("feats.scp", "utt2spk", "spk2utt"):
+        if not (data / f).is_file():
+            raise FileNotFoundError(f"missing {data / f}")
+
+    model, meta = load_acoustic_model(args.model, device=device)
+    base_sha = file_sha256(args.model)
+    n_adapt = sum(p.numel() for p in select_parameters(model, cfg.params).values())
+    inp = meta["input"]
+    ctx, cmvn = int(inp.get("splice", 5)), str(inp.get("cmvn", "mean"))
+    settings: dict[str, Any] = {"model": os.fspath(args.model), "base_sha256": base_sha}
+
+    teacher = None
+    targets = None
+    if args.teacher:
+        method = "teacher"
+        teacher, t_meta = load_acoustic_model(args.teacher, device=device)
+        _check_teacher(meta, t_meta, args.teacher)
+        settings["teacher"] = os.fspath(args.teacher)
+    else:
+        from pykd.data.targets import check_targets, num_pdfs  # noqa: PLC0415
+
+        if not args.gmm_model:
+            raise AdaptError("--lattices / --ali-dir need --gmm-model (final.mdl of the pdfs)")
+        if num_pdfs(args.gmm_model) != meta["num_pdfs"]:
+            raise AdaptError(
+                f"{args.gmm_model} has {num_pdfs(args.gmm_model)} pdfs, the network "
+                f"{meta['num_pdfs']} outputs"
+            )
+        settings["gmm_model"] = os.fspath(args.gmm_model)
+        if args.lattices:
+            method = "decode"
+            targets, info = decode_targets(
+                args.lattices, args.gmm_model, read_table(data / "utt2spk"), args.lmwt, args.wip
+            )
+            settings.update(lattices=os.fspath(args.lattices), **info)
+        else:
+            method = "oracle"
+            targets = oracle_targets(args.ali_dir, args.gmm_model)
+            settings["ali_dir"] = os.fspath(args.ali_dir)
+        check_targets(targets, meta["num_pdfs"])
+
+    source = UtteranceSource(
+        data / "feats.scp",
+        targets,
+        cmvn_scp=None if cmvn == "none" else data / "cmvn.scp",
+        utt2spk=data / "utt2spk",
+        norm_vars=cmvn == "meanvar",
+        left_context=ctx,
+        right_context=ctx,
+    )
+    have = set(source.utterances)
+    spk2utts = {s: v.split() for s, v in read_table(data / "spk2utt").items()}
+    missing = sorted(u for us in spk2utts.values() for u in us if u not in have)
+    if missing:
+        log.warning("%d utterances of spk2utt have no features (e.g. %s)", len(missing), missing[0])
+    spk2utts = {s: c_sorted(u for u in us if u in have) for s, us in spk2utts.items()}
+    out.mkdir(parents=True, exist_ok=True)
+    if args.protocol == "split":
+        adapt_utts, test_utts = split_utterances(spk2utts)
+        for name, table in (("adapt_utts", adapt_utts), ("test_utts", test_utts)):
+            utts = c_sorted(u for us in table.values() for u in us)
+            atomic_write_text(out / name, "".join(u + "\n" for u in utts))
+    else:
+        adapt_utts = spk2utts
+        for name in ("adapt_utts", "test_utts"):
+            (out / name).unlink(missing_ok=True)
+
+    log.info(
+        "adapting %d speakers of %s: method %s, params %s (%d per speaker), %d epochs, %s lr %g, "
+        "KL weight %g, protocol %s, on %s", len(spk2utts), data, method, cfg.params, n_adapt,
+        cfg.epochs, cfg.optimizer, cfg.lr, cfg.kl_weight, args.protocol, device,
+    )  # fmt: skip
+    rows: list[str] = ["\t".join((*STATS_HEADER, "status"))]
+    per_spk: dict[str, dict[str, Any]] = {}
+    wall0 = time.perf_counter()
+    for spk in spk2utts:
+        t0 = time.perf_counter()
+        frames = speaker_frames(source, adapt_utts[spk])
+        path = speaker_file(out, spk)
+        if len(frames) < args.min_frames or len(frames) == 0:
+            log.warning(
+                "speaker %s: %d frames (%d usable utterances) < --min-frames %d: "
+                "left unadapted", spk, len(frames), len(frames.utts), args.min_frames,
+            )  # fmt: skip
+            path.unlink(missing_ok=True)
+            rows.append("\t".join((spk, str(len(frames)), "0", "-", "-", "0.000", SKIPPED)))
+            per_spk[spk] = {"status": SKIPPED, "frames": len(frames), "utts": len(frames.utts)}
+            continue
+        res = adapt_speaker(model, frames, cfg, teacher)
+        st = res.stats
+        spk_meta = {
+            "method": method,
+            "config": vars(cfg).copy(),
+            "stats": stats_dict(st),
+            "utts": frames.utts,
+        }
+        save_speaker_params(path, res.state, speaker=spk, base_sha256=base_sha, meta=spk_meta)
+        total_s = time.perf_counter() - t0
+        log.info(
+            "speaker %s: %d frames (%d utts), %d params, loss %.4f -> %.4f, %d steps in %.2f s "
+            "(%.2f s with I/O)", spk, st.frames, st.utts, st.adapted_params, st.loss_before,
+            st.loss_after, st.steps, st.seconds, total_s,
+        )  # fmt: skip
+        if frames.skipped:
+            log.warning("speaker %s: %d utterances without targets", spk, len(frames.skipped))
+        rows.append(
+            "\t".join(
+                (
+                    spk,
+                    str(st.frames),
+                    str(st.adapted_params),
+                    _fmt(st.loss_before),
+                    _fmt(st.loss_after),
+                    f"{st.seconds:.3f}",
+                    ADAPTED,
+                )
+            )
+        )
+        per_spk[spk] = {
+            "status": ADAPTED,
+            **stats_dict(st),
+            "seconds_with_io": total_s,
+            "utts_without_targets": len(frames.skipped),
+        }
+        del res
+    adapted = {s: v for s, v in per_spk.items() if v["status"] == ADAPTED}
+    skipped = c_sorted(s for s, v in per_spk.items() if v["status"] != ADAPTED)
+    frames_ad = sum(v["frames"] for v in adapted.values())
+    summary: dict[str, Any] = {
+        "method": method,
+        "protocol": args.protocol,
+        "data_dir": os.fspath(data),
+        **settings,
+        "config": vars(cfg).copy(),
+        "min_frames": args.min_frames,
+        "num_speakers": len(per_spk),
+        "num_adapted": len(adapted),
+        "num_skipped": len(skipped),
+        "skipped_speakers": skipped,
+        "adapted_params_per_speaker": n_adapt,
+        "frames_adapted": frames_ad,
+        "seconds_total": sum(v["seconds"] for v in adapted.values()),
+        "mean_seconds_per_speaker": (
+            sum(v["seconds"] for v in adapted.values()) / len(adapted) if adapted else 0.0
+        ),
+        "mean_loss_before": (
+            sum(v["loss_before"] * v["frames"] for v in adapted.values()) / frames_ad
+            if frames_ad
+            else None
+        ),
+        "mean_loss_after": (
+            sum(v["loss_after"] * v["frames"] for v in adapted.values()) / frames_ad
+            if frames_ad
+            else None
+        ),
+        "wall_seconds": time.perf_counter() - wall0,
+        "speakers": per_spk,
+    }
+    atomic_write_text(out / "adapt_stats.tsv", "\n".join(rows) + "\n")
+    atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
+    if skipped:
+        log.warning(
+            "%d of %d speakers left unadapted (too little data): %s",
+            len(skipped), len(per_spk), " ".join(skipped),
+        )  # fmt: skip
+    log.info(
+        "adapted %d speakers, %d parameters each, mean %.2f s per speaker -> %s",
+        len(adapted), n_adapt, summary["mean_seconds_per_speaker"], out,
+    )  # fmt: skip
+    return summary
+
+
+def _run(args: argparse.Namespace) -> int:
+    adapt_speakers(args)
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``pykd adapt-speakers``."""
+    p = subparsers.add_parser(
+        "adapt-speakers",
+        help="per-speaker adaptation (HDNN gates by default) with teacher/decode/oracle targets",
+        description=__doc__.splitlines()[0],
+    )
+    p.add_argument("--model", required=True, help="base (speaker-independent) final.pt")
+    p.add_argument("--teacher", help="teacher final.pt: targets = its posteriors (unsupervised)")
+    p.add_argument("--lattices", help="first-pass decode dir (lat.N.gz, scoring_kaldi/best_wer)")
+    p.add_argument("--ali-dir", help="dir with ali.N.gz of the reference transcripts (oracle)")
+    p.add_argument("--gmm-model", help="final.mdl mapping transition-ids to pdfs")
+    p.add_argument("--lmwt", type=int, help="LM weight for the best path (default: best_wer's)")
+    p.add_argument("--wip", help="word insertion penalty for the best path (default: best_wer's)")
+    p.add_argument(
+        "--params", default="gates", choices=("gates", "all", "output_bias"),
+        help="parameters adapted (default: gates, the HDNN's shared gates)",
+    )  # fmt: skip
+    p.add_argument("--epochs", type=int, default=3, help="passes over a speaker's data")
+    p.add_argument("--lr", type=float, default=5e-4, help="learning rate (default 5e-4)")
+    p.add_argument("--optimizer", default="adam", choices=("adam", "sgd"))
+    p.add_argument("--batch-size", type=int, default=256, help="frames per mini-batch")
+    p.add_argument(
+        "--kl-weight", type=float, default=0.0,
+        help="weight of KL(SI posteriors || adapted posteriors) added to the loss (default 0)",
+    )  # fmt: skip
+    p.add_argument(
+        "--min-frames", type=int, default=300,
+        help="speakers with fewer adaptation frames are left unadapted (default 300)",
+    )  # fmt: skip
+    p.add_argument(
+        "--protocol", default="same", choices=("same", "split"),
+        help="same: adapt on all of a speaker's utterances; split: on the first half (sorted)",
+    )  # fmt: skip
+    p.add_argument(
+        "--teacher-cache-mb", type=float, default=1024.0,
+        help="keep a speaker's teacher posteriors (computed once) up to this size; larger: "
+        "recomputed per mini-batch (default 1024)",
+    )  # fmt: skip
+    p.add_argument("--seed", type=int, default=777)
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
+    p.add_argument("--num-threads", type=int, default=1, help="torch CPU threads (0: default)")
+    p.add_argument("data_dir", help="fbank data dir (feats.scp, cmvn.scp, utt2spk, spk2utt)")
+    p.add_argument("out_dir", help="output: spk/<spk>.pt, adapt_stats.tsv, summary.json")
+    p.set_defaults(func=_run)

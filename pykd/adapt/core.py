@@ -1,0 +1,495 @@
+"""Per-speaker adaptation of an acoustic network (gate-only for the HDNN), and speaker files.
+
+:func:`adapt_speaker` copies the speaker-independent (SI) base model, unfreezes one parameter
+set (``gates``: the HDNN's shared W_T, b_T, W_C, b_C; ``output_bias``; ``all``) and trains it for
+a few epochs over one speaker's frames, in frame-shuffled mini-batches, against
+
+* the teacher's posteriors (soft cross-entropy at temperature 1, teacher in eval mode, computed
+  once per speaker and kept if they fit in ``teacher_cache_mb``, else per mini-batch:
+  unsupervised knowledge distillation), or
+* hard pdf targets (best-path alignments of a first-pass decoding, or oracle alignments),
+
+plus optionally ``kl_weight * KL(p_SI || p_adapted)`` towards the SI model's posteriors. The
+model runs in eval mode (no dropout), so a seed makes a run deterministic.
+
+A speaker file (``<dir>/spk/<spk>.pt``) holds only the adapted tensors, by name, with the
+sha256 of the base checkpoint it was adapted from; :func:`apply_speaker_params` puts them over
+the base model and refuses another base. :class:`SpeakerModels` does that per utterance at
+decode time (``pykd make-loglikes --spk-params``).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import logging
+import math
+import os
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from pykd.data.frames import EpochStats, UtteranceSource
+from pykd.data.splice import pad_edges, splice_padded
+from pykd.io.atomic import atomic_path
+from pykd.train.losses import ce_loss, soft_ce_loss
+
+log = logging.getLogger(__name__)
+
+PARAM_SETS = ("gates", "all", "output_bias")
+OPTIMIZERS = ("adam", "sgd")
+FILE_FORMAT = "pykd-speaker-params/1"
+EVAL_CHUNK = 4096
+
+
+class AdaptError(ValueError):
+    """Bad adaptation input, or a speaker file that does not fit the base model."""
+
+
+# ----------------------------------------------------------------------------- parameters
+def select_parameters(model: nn.Module, which: str) -> dict[str, nn.Parameter]:
+    """The parameters to adapt, by name: ``gates`` (HDNN shared gates), ``output_bias``, ``all``."""
+    named = dict(model.named_parameters())
+    if which == "all":
+        return named
+    if which == "gates":
+        gate_params = getattr(model, "gate_parameters", None)
+        if gate_params is None:
+            raise AdaptError(f"--params gates needs an HDNN; this is a {type(model).__name__}")
+        ids = {id(p) for p in gate_params()}
+        return {n: p for n, p in named.items() if id(p) in ids}
+    if which == "output_bias":
+        out = getattr(model, "output", None)
+        if not isinstance(out, nn.Linear) or out.bias is None:
+            raise AdaptError(f"{type(model).__name__} has no output layer bias")
+        return {n: p for n, p in named.items() if p is out.bias}
+    raise AdaptError(f"unknown parameter set {which!r} (one of {', '.join(PARAM_SETS)})")
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """sha256 (hex) of a file's bytes: the identity of a base checkpoint."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+# ----------------------------------------------------------------------------- frames
+@dataclass
+class SpeakerFrames:
+    """One speaker's CMVN'd frames, edge-padded per utterance (spliced per mini-batch).
+
+    ``centers[i]`` is the row of frame ``i`` in ``padded``; ``targets`` (pdf-ids) or None.
+    """
+
+    padded: np.ndarray
+    centers: np.ndarray
+    left: int
+    right: int
+    targets: np.ndarray | None = None
+    utts: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.centers)
+
+    def inputs(self, idx: np.ndarray | slice) -> torch.Tensor:
+        """Spliced network input rows of frames ``idx``."""
+        rows = splice_padded(self.padded, self.centers[idx], self.left, self.right)
+        return torch.from_numpy(np.ascontiguousarray(rows, dtype=np.float32))
+
+    def labels(self, idx: np.ndarray | slice) -> torch.Tensor | None:
+        """pdf-id targets of frames ``idx`` (None without hard targets)."""
+        if self.targets is None:
+            return None
+        return torch.from_numpy(np.ascontiguousarray(self.targets[idx], dtype=np.int64))
+
+
+def speaker_frames(source: UtteranceSource, utts: Iterable[str]) -> SpeakerFrames:
+    """Load ``utts`` from ``source``; with targets, utterances without / with mismatched ones
+    are skipped (named in ``skipped``)."""
+    left, right = source.left, source.right
+    pads: list[np.ndarray] = []
+    centers: list[np.ndarray] = []
+    labels: list[np.ndarray] = []
+    used: list[str] = []
+    offset = 0
+    stats = EpochStats()
+    for utt in utts:
+        loaded = source.load(utt, stats)
+        if loaded is None:
+            continue
+        feats, y = loaded
+        pads.append(pad_edges(feats, left, right))
+        centers.append(offset + left + np.arange(len(feats), dtype=np.int64))
+        offset += len(feats) + left + right
+        if y is not None:
+            labels.append(np.asarray(y, dtype=np.int64))
+        used.append(utt)
+    dim = source.feat_dim if source.utterances else 0
+    padded = np.concatenate(pads) if pads else np.zeros((0, dim), dtype=np.float32)
+    return SpeakerFrames(
+        padded=padded,
+        centers=np.concatenate(centers) if centers else np.zeros(0, dtype=np.int64),
+        left=left,
+        right=right,
+        targets=(np.concatenate(labels) if labels else np.zeros(0, np.int64))
+        if source.targets is not None
+        else None,
+        utts=used,
+        skipped=list(stats.skipped),
+    )
+
+
+# ----------------------------------------------------------------------------- adaptation
+@dataclass
+class AdaptConfig:
+    """Adaptation settings (see ``pykd adapt-speakers --help``)."""
+
+    params: str = "gates"
+    epochs: int = 3
+    lr: float = 5e-4
+    optimizer: str = "adam"
+    batch_size: int = 256
+    kl_weight: float = 0.0
+    seed: int = 777
+    device: str = "cpu"
+    teacher_cache_mb: float = 1024.0  # keep a speaker's teacher posteriors up to this size
+
+    def validate(self) -> None:
+        if self.params not in PARAM_SETS:
+            raise AdaptError(f"params must be one of {PARAM_SETS}, got {self.params!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise AdaptError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        if self.epochs < 0 or self.batch_size < 1:
+            raise AdaptError("epochs must be >= 0 and batch_size >= 1")
+        if not self.lr > 0 or self.kl_weight < 0 or self.teacher_cache_mb < 0:
+            raise AdaptError("lr must be > 0, kl_weight and teacher_cache_mb >= 0")
+
+
+@dataclass
+class AdaptStats:
+    """What one speaker's adaptation did (loss: the task loss, without the KL term)."""
+
+    frames: int
+    adapted_params: int
+    loss_before: float
+    loss_after: float
+    seconds: float
+    steps: int
+    utts: int
+
+
+@dataclass
+class AdaptResult:
+    """Adapted tensors (by name, on CPU), the adapted model, and stats."""
+
+    state: dict[str, torch.Tensor]
+    model: nn.Module
+    stats: AdaptStats
+
+
+class _TeacherPosteriors:
+    """Teacher posteriors of a speaker's frames (eval mode, no grad): computed once and kept
+    when they fit in ``cache_mb``, else per mini-batch."""
+
+    def __init__(
+        self, teacher: nn.Module, frames: SpeakerFrames, device: torch.device, cache_mb: float
+    ) -> None:
+        self.teacher = teacher.eval()
+        self.device = device
+        self.cache: torch.Tensor | None = None
+        n = len(frames)
+        if n == 0 or cache_mb <= 0:
+            return
+        with torch.no_grad():
+            first = self._compute(frames.inputs(slice(0, 1)).to(device))
+            if n * first.shape[1] * 4 > cache_mb * 2**20:
+                return
+            chunks = [
+                self._compute(frames.inputs(slice(t0, min(n, t0 + EVAL_CHUNK))).to(device))
+                for t0 in range(0, n, EVAL_CHUNK)
+            ]
+        self.cache = torch.cat(chunks)
+
+    def _compute(self, x: torch.Tensor) -> torch.Tensor:
+        return F.softmax(self.teacher(x).float(), dim=-1)
+
+    @torch.no_grad()
+    def __call__(self, idx: np.ndarray | slice, x: torch.Tensor) -> torch.Tensor:
+        if self.cache is None:
+            return self._compute(x)
+        if isinstance(idx, slice):
+            return self.cache[idx]
+        return self.cache[torch.from_numpy(np.asarray(idx, dtype=np.int64)).to(self.device)]
+
+
+def _task_loss(
+    logits: torch.Tensor,
+    frames: SpeakerFrames,
+    idx: np.ndarray | slice,
+    x: torch.Tensor,
+    posts: _TeacherPosteriors | None,
+) -> torch.Tensor:
+    if posts is not None:
+        return soft_ce_loss(logits, posts(idx, x), 1.0)
+    y = frames.labels(idx)
+    assert y is not None
+    return ce_loss(logits, y.to(logits.device))
+
+
+@torch.no_grad()
+def _evaluate(
+    model: nn.Module,
+    frames: SpeakerFrames,
+    posts: _TeacherPosteriors | None,
+    device: torch.device,
+) -> float:
+    model.eval()
+    total, n = 0.0, len(frames)
+    for t0 in range(0, n, EVAL_CHUNK):
+        sl = slice(t0, min(n, t0 + EVAL_CHUNK))
+        x = frames.inputs(sl).to(device)
+        total += float(_task_loss(model(x), frames, sl, x, posts)) * (sl.stop - sl.start)
+    return total / n if n else math.nan
+
+
+def evaluate_loss(
+    model: nn.Module, frames: SpeakerFrames, teacher: nn.Module | None = None, device: str = "cpu"
+) -> float:
+    """Mean task loss over all frames (soft CE against ``teacher``, else CE on the targets)."""
+    if teacher is None and frames.targets is None:
+        raise AdaptError("need a teacher or hard targets")
+    dev = torch.device(device)
+    posts = None if teacher is None else _TeacherPosteriors(teacher, frames, dev, 0)
+    return _evaluate(model, frames, posts, dev)
+
+
+def adapt_speaker(
+    base_model: nn.Module,
+    frames: SpeakerFrames,
+    cfg: AdaptConfig,
+    teacher: nn.Module | None = None,
+) -> AdaptResult:
+    """Adapt a copy of ``base_model`` (left untouched) to one speaker's ``frames``.
+
+    Targets: ``teacher`` posteriors if given, else ``frames.targets``. Deterministic for a seed.
+    ``stats.seconds`` counts the teacher's forward passes and the updates (not the loss
+    evaluations before / after).
+    """
+    cfg.validate()
+    if teacher is None and frames.targets is None:
+        raise AdaptError("adaptation needs a teacher or hard targets")
+    if len(frames) == 0:
+        raise AdaptError("no frames to adapt on")
+    device = torch.device(cfg.device)
+    base_model.eval()
+    model = copy.deepcopy(base_model).to(device).eval()
+    chosen = select_parameters(model, cfg.params)
+    for p in model.parameters():
+        p.requires_grad_(False)
+    for p in chosen.values():
+        p.requires_grad_(True)
+    params = list(chosen.values())
+    if cfg.optimizer == "adam":
+        opt: torch.optim.Optimizer = torch.optim.Adam(params, lr=cfg.lr)
+    else:
+        opt = torch.optim.SGD(params, lr=cfg.lr)
+
+    start = time.perf_counter()
+    posts = None
+    if teacher is not None:
+        posts = _TeacherPosteriors(teacher, frames, device, cfg.teacher_cache_mb)
+    seconds = time.perf_counter() - start
+    loss_before = _evaluate(model, frames, posts, device)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    n, steps = len(frames), 0
+    start = time.perf_counter()
+    for _epoch in range(cfg.epochs):
+        perm = torch.randperm(n, generator=gen).numpy()
+        for b0 in range(0, n, cfg.batch_size):
+            idx = perm[b0 : b0 + cfg.batch_size]
+            x = frames.inputs(idx).to(device)
+            logits = model(x)
+            loss = _task_loss(logits, frames, idx, x, posts)
+            if cfg.kl_weight > 0:
+                with torch.no_grad():
+                    log_si = F.log_softmax(base_model(x).float(), dim=-1)
+                log_ad = F.log_softmax(logits, dim=-1)
+                kl = F.kl_div(log_ad, log_si, log_target=True, reduction="batchmean")
+                loss = loss + cfg.kl_weight * kl
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            steps += 1
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    seconds += time.perf_counter() - start
+    for p in model.parameters():
+        p.requires_grad_(False)
+    loss_after = _evaluate(model, frames, posts, device)
+    state = {name: p.detach().to("cpu").clone() for name, p in chosen.items()}
+    stats = AdaptStats(
+        frames=n,
+        adapted_params=sum(t.numel() for t in state.values()),
+        loss_before=loss_before,
+        loss_after=loss_after,
+        seconds=seconds,
+        steps=steps,
+        utts=len(frames.utts),
+    )
+    return AdaptResult(state=state, model=model, stats=stats)
+
+
+# ----------------------------------------------------------------------------- speaker files
+def speaker_file(out_dir: str | os.PathLike, speaker: str) -> Path:
+    """``<out_dir>/spk/<speaker>.pt``."""
+    if not speaker or "/" in speaker or speaker.startswith("."):
+        raise AdaptError(f"speaker id {speaker!r} cannot name a file")
+    return Path(out_dir) / "spk" / f"{speaker}.pt"
+
+
+def save_speaker_params(
+    path: str | os.PathLike,
+    state: Mapping[str, torch.Tensor],
+    *,
+    speaker: str,
+    base_sha256: str,
+    meta: Mapping[str, Any] | None = None,
+) -> Path:
+    """Write the adapted tensors (only those) + the base's identity, atomically."""
+    payload = {
+        "format": FILE_FORMAT,
+        "speaker": speaker,
+        "base_sha256": base_sha256,
+        "params": {k: v.detach().to("cpu").clone() for k, v in state.items()},
+        "meta": dict(meta or {}),
+    }
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+    return path
+
+
+def load_speaker_params(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a speaker file written by :func:`save_speaker_params`."""
+    data = torch.load(Path(path), map_location="cpu", weights_only=True)
+    if not isinstance(data, dict) or data.get("format") != FILE_FORMAT:
+        raise AdaptError(f"{path}: not a pykd speaker-parameter file ({FILE_FORMAT})")
+    return data
+
+
+def _check_fits(model: nn.Module, spk: Mapping[str, Any], base_sha256: str, where: str) -> None:
+    if spk["base_sha256"] != base_sha256:
+        raise AdaptError(
+            f"{where}: adapted from base {spk['base_sha256'][:12]}..., not this model "
+            f"({base_sha256[:12]}...)"
+        )
+    named = dict(model.named_parameters())
+    for name, tensor in spk["params"].items():
+        if name not in named:
+            raise AdaptError(f"{where}: the model has no parameter {name}")
+        if tuple(named[name].shape) != tuple(tensor.shape):
+            raise AdaptError(
+                f"{where}: {name} is {tuple(tensor.shape)}, the model's {tuple(named[name].shape)}"
+            )
+
+
+def apply_speaker_params(
+    base_model: nn.Module,
+    spk: Mapping[str, Any] | str | os.PathLike,
+    base_sha256: str,
+) -> nn.Module:
+    """A copy of ``base_model`` with a speaker file's tensors put over it (eval mode).
+
+    ``base_sha256``: identity of ``base_model``'s checkpoint; a file adapted from another
+    base is an :class:`AdaptError`.
+    """
+    where = str(spk) if not isinstance(spk, Mapping) else f"speaker {spk.get('speaker')}"
+    data = spk if isinstance(spk, Mapping) else load_speaker_params(spk)
+    _check_fits(base_model, data, base_sha256, where)
+    model = copy.deepcopy(base_model).eval()
+    named = dict(model.named_parameters())
+    with torch.no_grad():
+        for name, tensor in data["params"].items():
+            named[name].copy_(tensor)
+    return model
+
+
+class SpeakerModels:
+    """Per-utterance model for decoding: base + ``<spk_dir>/spk/<spk>.pt`` of its speaker.
+
+    One working copy of the base is kept; switching speaker restores the previous speaker's
+    tensors from the base and copies in the next one's (files cached per speaker). A speaker
+    without a file (unknown, or skipped at adaptation) gets the base model and one warning.
+    """
+
+    def __init__(
+        self,
+        base_model: nn.Module,
+        base_sha256: str,
+        spk_dir: str | os.PathLike,
+        utt2spk: Mapping[str, str],
+    ) -> None:
+        self.dir = Path(spk_dir) / "spk"
+        if not self.dir.is_dir():
+            raise AdaptError(f"no speaker-parameter dir {self.dir}")
+        self.base_sha256 = base_sha256
+        self.utt2spk = dict(utt2spk)
+        self.model = copy.deepcopy(base_model).eval()
+        self._named = dict(self.model.named_parameters())
+        self._base = {n: p.detach().clone() for n, p in self._named.items()}
+        self._cache: dict[str, dict[str, Any] | None] = {}
+        self._current: str | None = None
+        self._changed: list[str] = []
+        self.adapted_speakers: set[str] = set()
+        self.base_speakers: set[str] = set()
+
+    def _load(self, spk: str) -> dict[str, Any] | None:
+        if spk not in self._cache:
+            try:
+                path = speaker_file(self.dir.parent, spk)
+            except AdaptError:
+                path = None
+            if path is None or not path.is_file():
+                log.warning(
+                    "speaker %s: no adapted parameters in %s, decoding with the base model",
+                    spk, self.dir,
+                )  # fmt: skip
+                self._cache[spk] = None
+            else:
+                data = load_speaker_params(path)
+                _check_fits(self.model, data, self.base_sha256, str(path))
+                self._cache[spk] = data
+        return self._cache[spk]
+
+    def model_for(self, utt: str) -> nn.Module:
+        """The model for ``utt`` (the same module object, its tensors set for the speaker)."""
+        spk = self.utt2spk.get(utt, utt)
+        if spk == self._current:
+            return self.model
+        data = self._load(spk)
+        with torch.no_grad():
+            for name in self._changed:
+                self._named[name].copy_(self._base[name])
+            self._changed = []
+            if data is not None:
+                for name, tensor in data["params"].items():
+                    self._named[name].copy_(tensor)
+                    self._changed.append(name)
+        (self.adapted_speakers if data is not None else self.base_speakers).add(spk)
+        self._current = spk
+        return self.model
+
+
+def stats_dict(stats: AdaptStats) -> dict[str, Any]:
+    """``AdaptStats`` as a JSON-ready dict."""
+    return asdict(stats)
