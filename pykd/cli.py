@@ -28,6 +28,7 @@ COMMAND_MODULES = (
     "pykd.nnet.cli",
     "pykd.nnet.train_cli",
     "pykd.adapt.cli",
+    "pykd.seq.cli",
     "pykd.kaldi.results",
 )
 

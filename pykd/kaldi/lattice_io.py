@@ -21,6 +21,7 @@ import gzip
 import io
 import logging
 import math
+import os
 import shlex
 import struct
 import subprocess
@@ -341,15 +342,24 @@ def lattice_to_binary(lat: AnyLattice) -> bytes:
 
 
 # ----------------------------------------------------------------------------- archives
-def _strip_ark(spec: str) -> tuple[str, set[str]]:
-    """``ark,t:foo`` -> (``foo``, {"t"}); a bare path is returned as is."""
+def _split_spec(spec: str) -> tuple[set[str], str] | None:
+    """``ark,scp,t:rest`` -> ({"ark", "scp", "t"}, ``rest``); None for a bare path."""
     head, sep, rest = spec.partition(":")
-    if sep and head.split(",")[0] in ("ark", "scp") and len(head) < 20:
-        opts = set(head.split(",")[1:])
-        if head.split(",")[0] == "scp":
-            raise ValueError(f"{spec}: scp tables of lattices are not supported, use ark")
-        return rest, opts
-    return spec, set()
+    kinds = set(head.split(","))
+    if sep and len(head) < 20 and kinds & {"ark", "scp"}:
+        return kinds, rest
+    return None
+
+
+def _strip_ark(spec: str) -> tuple[str, set[str]]:
+    """``ark,t:foo`` -> (``foo``, {"t"}); a bare path is returned as is (``scp:`` is an error)."""
+    parsed = _split_spec(spec)
+    if parsed is None:
+        return spec, set()
+    kinds, rest = parsed
+    if "ark" not in kinds:
+        raise ValueError(f"{spec}: an scp, not an archive (use read_lattices / LatticeScpReader)")
+    return rest, kinds - {"ark", "scp"}
 
 
 def _open_read(spec: str) -> tuple[BinaryIO, str]:
@@ -385,7 +395,14 @@ def _read_key(f: BinaryIO) -> str | None:
 
 
 def read_lattices(spec: str) -> Iterator[tuple[str, AnyLattice]]:
-    """Yield ``(utt, lattice)`` from a Kaldi lattice ark (text or binary, gz, pipe, ``-``)."""
+    """Yield ``(utt, lattice)`` from a Kaldi lattice ark (text or binary, gz, pipe, ``-``)
+    or, with ``scp:lat.scp``, from the archives an scp points into (in the scp's order)."""
+    parsed = _split_spec(spec)
+    if parsed is not None and "scp" in parsed[0] and "ark" not in parsed[0]:
+        with LatticeScpReader(parsed[1]) as reader:
+            for key in reader.keys():
+                yield key, reader[key]
+        return
     f, where = _open_read(spec)
     try:
         while True:
@@ -453,21 +470,59 @@ def read_lattice_dict(spec: str) -> dict[str, AnyLattice]:
     return out
 
 
-def encode_lattices(items: Iterable[tuple[str, AnyLattice]], text: bool = False) -> bytes:
-    """Serialise ``(utt, lattice)`` pairs as a Kaldi ark."""
+def _encode(
+    items: Iterable[tuple[str, AnyLattice]], text: bool
+) -> tuple[bytes, list[tuple[str, int]]]:
+    """Ark bytes and, per lattice, ``(key, offset of the object)`` (what an scp points at)."""
     buf = io.BytesIO()
+    offsets: list[tuple[str, int]] = []
     for key, lat in items:
         if not key or any(c.isspace() for c in key):
             raise ValueError(f"invalid utterance id {key!r}")
+        buf.write(key.encode() + b" ")
+        offsets.append((key, buf.tell()))
         if text:
-            buf.write(f"{key} \n{lattice_to_text(lat)}\n".encode())
+            buf.write(f"\n{lattice_to_text(lat)}\n".encode())
         else:
-            buf.write(key.encode() + b" " + lattice_to_binary(lat))
-    return buf.getvalue()
+            buf.write(lattice_to_binary(lat))
+    return buf.getvalue(), offsets
+
+
+def encode_lattices(items: Iterable[tuple[str, AnyLattice]], text: bool = False) -> bytes:
+    """Serialise ``(utt, lattice)`` pairs as a Kaldi ark."""
+    return _encode(items, text)[0]
+
+
+def write_lattice_ark_scp(
+    ark: str | Path, scp: str | Path, items: Iterable[tuple[str, AnyLattice]], text: bool = False
+) -> int:
+    """Kaldi's ``ark,scp:lat.ark,lat.scp``: an uncompressed ark and an scp of ``utt ark:offset``.
+
+    The offset is that of the lattice object (just after ``key``), as Kaldi's writer records it;
+    the scp names ``ark`` as given (relative paths are relative to the working directory, as in
+    Kaldi). Both files are written atomically, the ark first. Returns the number of lattices.
+    """
+    ark_s = str(ark)
+    if ark_s.endswith(".gz") or ark_s.startswith("|") or ark_s == "-":
+        raise ValueError(f"{ark_s}: an archive with an scp must be a plain file (no gzip/pipe)")
+    data, offsets = _encode(items, text)
+    with atomic_write(ark_s, "wb") as fh:
+        fh.write(data)
+    with atomic_write(str(scp), "w") as fh:
+        fh.write("".join(f"{key} {ark_s}:{off}\n" for key, off in offsets))
+    return len(offsets)
 
 
 def write_lattices(spec: str, items: Iterable[tuple[str, AnyLattice]], text: bool = False) -> None:
-    """Write an ark: ``path`` / ``path.gz`` (atomic), ``ark,t:path``, ``ark:| cmd``, ``ark:-``."""
+    """Write an ark: ``path`` / ``path.gz`` (atomic), ``ark,t:path``, ``ark:| cmd``, ``ark:-``,
+    or an ark plus an scp for random access: ``ark,scp:lat.1.ark,lat.1.scp``."""
+    parsed = _split_spec(spec)
+    if parsed is not None and {"ark", "scp"} <= parsed[0]:
+        ark, sep, scp = parsed[1].partition(",")
+        if not sep or not ark or not scp:
+            raise ValueError(f"{spec}: expected ark,scp:<ark-file>,<scp-file>")
+        write_lattice_ark_scp(ark, scp, items, text=text or "t" in parsed[0])
+        return
     path, opts = _strip_ark(spec)
     text = text or "t" in opts
     data = encode_lattices(items, text=text)
@@ -482,6 +537,151 @@ def write_lattices(spec: str, items: Iterable[tuple[str, AnyLattice]], text: boo
     else:
         with atomic_write(path, "wb") as fh:
             fh.write(data)
+
+
+# ----------------------------------------------------------------------------- scp (random access)
+def read_lattice_scp(scp: str | os.PathLike) -> dict[str, str]:
+    """``utt -> location`` lines of a lattice scp (``lat.1.ark:1234``, a path, or ``cmd |``)."""
+    out: dict[str, str] = {}
+    with open(scp, encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            parts = line.strip().split(maxsplit=1)
+            if not parts:
+                continue
+            if len(parts) != 2:
+                raise LatticeFormatError(f"{scp}:{lineno}: expected 'utt location', got {line!r}")
+            if parts[0] in out:
+                raise LatticeFormatError(f"{scp}:{lineno}: duplicate utterance {parts[0]}")
+            out[parts[0]] = parts[1]
+    return out
+
+
+def _split_location(loc: str) -> tuple[str, int | None]:
+    """``path:offset`` -> (path, offset); a path without an offset -> (path, None)."""
+    head, sep, tail = loc.rpartition(":")
+    if sep and tail.isdigit() and not loc.endswith("|"):
+        return head, int(tail)
+    return loc, None
+
+
+def _read_object(f: BinaryIO, where: str) -> AnyLattice:
+    """One lattice at the current position: binary (OpenFst magic) or text (``\\n`` + lines)."""
+    peek = f.read(1)
+    if peek == b"\xd6":
+        return read_binary_lattice(
+            io.BytesIO(peek + _read_exact(f, 3, where) + _drain_fst(f, where)), where
+        )
+    if peek in (b"\n", b"\r", b" "):
+        lines = []
+        while True:
+            line = f.readline().decode().strip()
+            if not line:
+                break
+            lines.append(line)
+        return parse_text_lattice(lines, where)
+    if peek == b"":
+        raise LatticeFormatError(f"{where}: offset past the end of the archive")
+    raise LatticeFormatError(f"{where}: no lattice at this offset")
+
+
+class LatticeScpReader:
+    """Random access to lattices through a Kaldi scp (``utt lat.1.ark:offset`` lines).
+
+    ``reader[utt]`` seeks into the ark (open handles are kept, a few at a time) and parses one
+    lattice; raises ``KeyError`` for an utterance the scp does not list and
+    :class:`LatticeFormatError` for an unreadable one. A relative ark path is taken from the
+    working directory (Kaldi's rule), else from the scp's directory. Locations without an offset
+    are whole files (or ``cmd |`` pipes) holding one lattice.
+    """
+
+    MAX_OPEN = 8
+
+    def __init__(self, scp: str | os.PathLike) -> None:
+        self.scp = Path(scp)
+        if not self.scp.is_file():
+            raise FileNotFoundError(f"lattice scp not found: {self.scp}")
+        self.locations = read_lattice_scp(self.scp)
+        self._handles: dict[str, BinaryIO] = {}
+
+    def keys(self) -> list[str]:
+        return list(self.locations)
+
+    def __len__(self) -> int:
+        return len(self.locations)
+
+    def __contains__(self, utt: object) -> bool:
+        return utt in self.locations
+
+    def _resolve(self, path: str) -> str:
+        if Path(path).is_file() or Path(path).is_absolute():
+            return path
+        alt = self.scp.parent / path
+        if alt.is_file():
+            return str(alt)
+        alt = self.scp.parent / Path(path).name  # a moved dir: the ark beside the scp
+        return str(alt) if alt.is_file() else path
+
+    def _handle(self, path: str) -> BinaryIO:
+        fh = self._handles.pop(path, None)
+        if fh is None:
+            if len(self._handles) >= self.MAX_OPEN:
+                oldest = next(iter(self._handles))
+                self._handles.pop(oldest).close()
+            real = self._resolve(path)
+            if not Path(real).is_file():
+                raise FileNotFoundError(f"{self.scp}: archive {path} not found")
+            with open(real, "rb") as probe:
+                if probe.read(2) == b"\x1f\x8b":
+                    raise LatticeFormatError(
+                        f"{self.scp}: {path} is gzip-compressed: an scp cannot seek into it "
+                        "(copy it with lattice-copy to ark,scp:lat.N.ark,lat.N.scp)"
+                    )
+            fh = open(real, "rb")  # noqa: SIM115 (kept open for random access)
+        self._handles[path] = fh  # most recently used last
+        return fh
+
+    def __getitem__(self, utt: str) -> AnyLattice:
+        loc = self.locations[utt]
+        where = f"{self.scp}: utterance {utt} ({loc})"
+        path, offset = _split_location(loc)
+        try:
+            if offset is None:
+                for _key, lat in _read_single(path, where):
+                    return lat
+                raise LatticeFormatError(f"{where}: empty file")
+            fh = self._handle(path)
+            fh.seek(offset)
+            return _read_object(fh, where)
+        except (struct.error, UnicodeDecodeError, OSError) as err:
+            raise LatticeFormatError(f"{where}: {err}") from err
+
+    def get(self, utt: str) -> AnyLattice | None:
+        """The lattice of ``utt``, or None when the scp does not list it."""
+        return self[utt] if utt in self.locations else None
+
+    def close(self) -> None:
+        for fh in self._handles.values():
+            fh.close()
+        self._handles.clear()
+
+    def __enter__(self) -> LatticeScpReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _read_single(path: str, where: str) -> Iterator[tuple[str, AnyLattice]]:
+    """A location without an offset: one lattice object (a file, or a command's output)."""
+    if path.endswith("|"):
+        proc = subprocess.run(path[:-1], shell=True, capture_output=True, check=False)
+        if proc.returncode != 0:
+            raise LatticeFormatError(f"{where}: command failed: {proc.stderr.decode()[-200:]}")
+        data = proc.stdout
+    else:
+        raw = Path(path).read_bytes()
+        data = gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw
+    yield "", _read_object(io.BytesIO(data), where)
 
 
 def quote(s: str) -> str:

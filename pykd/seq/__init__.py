@@ -1,29 +1,33 @@
-"""Lattice-based sequence training: lattices as state graphs, MMI / boosted MMI / sMBR / MPFE."""
+"""Lattice-based sequence training: lattices as state graphs, MMI / boosted MMI / sMBR / MPFE.
 
-from pykd.seq.lattice_graph import (
-    LatticeGraph,
-    LatticeGraphError,
-    lattice_to_graph,
-    read_lattice_graphs,
-)
-from pykd.seq.objectives import (
-    SeqStats,
-    arc_posteriors,
-    boost_frame_error,
-    frame_accuracy,
-    mmi,
-    smbr,
-)
+Names are loaded on first use (PEP 562), so that the ``pykd`` command line can import
+:mod:`pykd.seq.cli` without importing torch.
+"""
 
-__all__ = [
-    "LatticeGraph",
-    "LatticeGraphError",
-    "SeqStats",
-    "arc_posteriors",
-    "boost_frame_error",
-    "frame_accuracy",
-    "lattice_to_graph",
-    "mmi",
-    "read_lattice_graphs",
-    "smbr",
-]
+from __future__ import annotations
+
+import importlib
+
+# Default SGD learning rate of ``pykd train-seq`` (loss per frame; see docs/sequence.md).
+DEFAULT_LR = 0.01
+
+_EXPORTS = {
+    "LatticeGraph": "pykd.seq.lattice_graph",
+    "LatticeGraphError": "pykd.seq.lattice_graph",
+    "lattice_to_graph": "pykd.seq.lattice_graph",
+    "read_lattice_graphs": "pykd.seq.lattice_graph",
+    "SeqStats": "pykd.seq.objectives",
+    "arc_posteriors": "pykd.seq.objectives",
+    "boost_frame_error": "pykd.seq.objectives",
+    "frame_accuracy": "pykd.seq.objectives",
+    "mmi": "pykd.seq.objectives",
+    "smbr": "pykd.seq.objectives",
+}
+
+__all__ = sorted([*_EXPORTS, "DEFAULT_LR"])
+
+
+def __getattr__(name: str) -> object:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)

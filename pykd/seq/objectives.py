@@ -39,8 +39,9 @@ class SeqStats:
 
     ``objective``: MMI = numerator score - log denominator partition (Kaldi's ``mmi_obj``:
     the numerator score has no graph cost); sMBR / MPFE = expected frame accuracy E[A].
-    ``dropped_frames``: MMI frames whose numerator pdf has zero denominator posterior (dropped
-    only when ``drop_frames``). ``post_on_ali``: MMI sum over frames of the denominator
+    ``dropped_frames``: frames whose numerator pdf has zero denominator posterior (MMI: below
+    1e-20; sMBR: on no lattice arc), counted always, dropped only when ``drop_frames``.
+    ``post_on_ali``: MMI sum over frames of the denominator
     posterior of the numerator pdf (NaN for sMBR).
     """
 
@@ -480,12 +481,13 @@ class _MpeFunction(torch.autograd.Function):
         kappa: float,
         lm_scale: float,
         info: dict,
+        drop: torch.Tensor | None = None,
     ) -> torch.Tensor:
         scores = _arc_scores(tg, loglikes.detach().double(), kappa, lm_scale, None)
         alpha, log_z, alpha_s, exp_acc = _forward(tg, scores, acc)
         assert alpha_s is not None and exp_acc is not None
         ctx.save_for_backward(scores, alpha, alpha_s, log_z, exp_acc, acc)
-        ctx.tg, ctx.kappa, ctx.num_pdfs = tg, kappa, loglikes.shape[1]
+        ctx.tg, ctx.kappa, ctx.num_pdfs, ctx.drop = tg, kappa, loglikes.shape[1], drop
         info["objective"] = float(exp_acc)
         return (-exp_acc).to(loglikes.dtype)
 
@@ -499,7 +501,9 @@ class _MpeFunction(torch.autograd.Function):
         # d E[A] / d score(a) = gamma(a) * (E[A | path through a] - E[A])
         d_score = gamma * (alpha_s[tg.src] + acc + beta_s[tg.dst] - exp_acc)
         grad = _to_frame_pdf(tg, d_score, ctx.num_pdfs) * (-ctx.kappa)
-        return (grad_out.double() * grad).to(grad_out.dtype), None, None, None, None, None
+        if ctx.drop is not None:
+            grad[ctx.drop] = 0.0
+        return (grad_out.double() * grad).to(grad_out.dtype), None, None, None, None, None, None
 
 
 def smbr(
@@ -516,6 +520,7 @@ def smbr(
     ref_phones: np.ndarray | None = None,
     tid_to_pdf: np.ndarray | None = None,
     tid_to_phone: np.ndarray | None = None,
+    drop_frames: bool = False,
 ) -> tuple[torch.Tensor, SeqStats]:
     """sMBR (or MPFE) loss = -E[A] of one utterance, as Kaldi's ``nnet-train-mpe-sequential``.
 
@@ -527,6 +532,11 @@ def smbr(
     ``dLoss/dloglikes[t, p] = -kappa * sum of gamma(a) * (alpha'(src) + acc(a) + beta'(dst) -
     E[A])`` over the arcs a on frame t with pdf p. ``stats.objective`` is E[A] (Kaldi's
     utterance frame accuracy).
+
+    ``stats.dropped_frames`` counts the frames whose reference pdf is on no lattice arc of that
+    frame (the lattice misses the numerator path there; its denominator posterior is exactly 0).
+    With ``drop_frames`` their gradient rows are zeroed, the rule of Kaldi's MMI ``--drop-frames``
+    (nnet1's sMBR tool has no such option; off by default here, as there).
     """
     _check_loglikes(graph, loglikes)
     silence_phones = list(silence_phones)
@@ -545,8 +555,17 @@ def smbr(
         criterion,
         one_silence_class,
     )
+    on_lattice = np.zeros(graph.num_frames, dtype=bool)
+    hit = (graph.tid > 0) & (graph.pdf == ref_pdf[frames])
+    on_lattice[graph.frame[hit]] = True
+    missing = ~on_lattice
+    drop = None
+    if drop_frames and missing.any():
+        drop = torch.as_tensor(missing, device=loglikes.device)
     tg = _torch_graph(graph, loglikes.device)
     acc_t = torch.as_tensor(acc, dtype=torch.float64, device=loglikes.device)
     info: dict = {}
-    loss = _MpeFunction.apply(loglikes, tg, acc_t, float(kappa), float(lm_scale), info)
-    return loss, SeqStats(objective=info["objective"], frames=graph.num_frames)
+    loss = _MpeFunction.apply(loglikes, tg, acc_t, float(kappa), float(lm_scale), info, drop)
+    return loss, SeqStats(
+        objective=info["objective"], frames=graph.num_frames, dropped_frames=int(missing.sum())
+    )

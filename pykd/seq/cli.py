@@ -1,0 +1,349 @@
+"""Sequence-training sub-commands (used by ``steps_kd/{train_seq,make_denlats,align_nnet}.sh``).
+
+* ``pykd train-seq [opts] <data> <lang> <nnet-dir> <ali-dir> <denlat-dir> <out-dir>``
+* ``pykd align-nnet [opts] <data> <lang> <gmm-dir> <nnet-dir> <ali-out.gz>``
+* ``pykd make-unigram-arpa [--words words.txt --oov <unk>] <text> <out.arpa[.gz]>``
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from pykd.cli import str_to_bool
+from pykd.seq import DEFAULT_LR
+
+log = logging.getLogger(__name__)
+
+
+def _silence_phones(lang: Path) -> list[int]:
+    csl = lang / "phones" / "silence.csl"
+    if not csl.is_file():
+        raise FileNotFoundError(f"missing {csl} (silence phones)")
+    return [int(x) for x in csl.read_text().strip().split(":") if x]
+
+
+def _first_file(*paths: Path) -> Path:
+    for p in paths:
+        if p.is_file():
+            return p
+    raise FileNotFoundError("none of " + ", ".join(map(str, paths)) + " exists")
+
+
+def _check_teacher(meta: dict[str, Any], t_meta: dict[str, Any], path: str) -> None:
+    for key in ("num_pdfs", "input_dim"):
+        if int(meta[key]) != int(t_meta[key]):
+            raise ValueError(f"teacher {path}: {key} {t_meta[key]} != the student's {meta[key]}")
+    if meta["input"] != t_meta["input"]:
+        raise ValueError(
+            f"teacher {path}: input {t_meta['input']} != the student's {meta['input']}"
+        )
+
+
+def train_seq(args: argparse.Namespace) -> dict[str, Any]:
+    """Load everything named by ``args`` and run :class:`pykd.seq.train.SeqTrainer`."""
+    import torch  # noqa: PLC0415 (keep `pykd --help` light)
+
+    from pykd.data.frames import UtteranceSource  # noqa: PLC0415
+    from pykd.data.priors import log_priors, read_counts  # noqa: PLC0415
+    from pykd.kaldi.model_io import (  # noqa: PLC0415
+        read_alignments,
+        read_transition_model,
+        tid_to_pdf,
+        tid_to_phone,
+    )
+    from pykd.models import count_parameters  # noqa: PLC0415
+    from pykd.nnet.loglikes import load_acoustic_model  # noqa: PLC0415
+    from pykd.seq.denlats import DenLattices  # noqa: PLC0415
+    from pykd.seq.train import SeqTrainConfig, SeqTrainer  # noqa: PLC0415
+    from pykd.train.checkpoint import latest_checkpoint, load_checkpoint  # noqa: PLC0415
+
+    data, lang, nnet_dir, ali_dir, den_dir, out = (
+        Path(p) for p in (args.data, args.lang, args.nnet_dir, args.ali_dir, args.denlats, args.out)
+    )
+    if args.num_threads > 0:
+        torch.set_num_threads(args.num_threads)
+    device = args.device
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    cfg = SeqTrainConfig(
+        criterion=args.criterion,
+        acwt=args.acwt,
+        lm_scale=args.lm_scale,
+        old_acoustic_scale=args.old_acoustic_scale,
+        boost=args.boost,
+        one_silence_class=args.one_silence_class,
+        drop_frames=args.drop_frames,
+        kd_q=args.kd_q if args.teacher else 0.0,
+        kd_temperature=args.kd_temperature,
+        params=args.params,
+        optimizer=args.optimizer,
+        lr=args.lr,
+        momentum=args.momentum,
+        epochs=args.epochs,
+        seed=args.seed,
+        shuffle=args.shuffle,
+        prior_scale=args.prior_scale,
+        checkpoint_every=args.checkpoint_every,
+        log_every=args.log_every,
+        device=device,
+        stop_after_utts=args.stop_after_utts,
+    )
+    cfg.validate()
+    if args.kd_q > 0 and not args.teacher:
+        raise ValueError("--kd-q needs --teacher")
+    model_path = Path(args.model) if args.model else nnet_dir / "final.pt"
+    mdl = Path(args.mdl) if args.mdl else _first_file(ali_dir / "final.mdl", nnet_dir / "final.mdl")
+    counts_path = Path(args.prior_counts) if args.prior_counts else nnet_dir / "prior.counts"
+    feats_scp = data / "feats.scp"
+    for f in (feats_scp, model_path, mdl):
+        if not f.is_file():
+            raise FileNotFoundError(f"missing {f}")
+    ali_files = sorted(ali_dir.glob("ali.*.gz"), key=lambda p: (len(p.name), p.name))
+    if not ali_files:
+        raise FileNotFoundError(f"no ali.*.gz in {ali_dir}")
+
+    model, meta = load_acoustic_model(model_path)
+    tm = read_transition_model(mdl)
+    if int(tm.num_pdfs) != int(meta["num_pdfs"]):
+        raise ValueError(f"{model_path} has {meta['num_pdfs']} outputs, {mdl} {tm.num_pdfs} pdfs")
+    log_prior = None
+    if cfg.prior_scale != 0:
+        if not counts_path.is_file():
+            raise FileNotFoundError(f"missing {counts_path} (or use --prior-scale 0)")
+        counts = read_counts(counts_path)
+        if counts.size != int(meta["num_pdfs"]):
+            raise ValueError(f"{counts_path}: {counts.size} counts for {meta['num_pdfs']} pdfs")
+        log_prior = log_priors(counts)
+    alignments: dict[str, Any] = {}
+    for path in ali_files:
+        alignments.update(read_alignments(path))
+    inp = meta["input"]
+    ctx = int(inp.get("splice", 5))
+    cmvn = str(inp.get("cmvn", "mean"))
+    cmvn_scp = data / "cmvn.scp"
+    if cmvn != "none" and not cmvn_scp.is_file():
+        raise FileNotFoundError(f"missing {cmvn_scp} (the network was trained with cmvn={cmvn})")
+    source = UtteranceSource(
+        feats_scp,
+        None,
+        cmvn_scp=cmvn_scp if cmvn != "none" else None,
+        utt2spk=data / "utt2spk" if (data / "utt2spk").is_file() else None,
+        norm_vars=cmvn == "meanvar",
+        left_context=ctx,
+        right_context=ctx,
+    )
+    if source.input_dim != int(meta["input_dim"]):
+        raise ValueError(f"{data}: input dim {source.input_dim}, network {meta['input_dim']}")
+    denlats = DenLattices(den_dir)
+    utts = list(source.utterances)
+    n_ali = sum(u in alignments for u in utts)
+    n_lat = sum(u in denlats for u in utts)
+    log.info(
+        "%d utterances: %d with alignments (%s), %d with lattices (%s, %s layout)",
+        len(utts), n_ali, ali_dir, n_lat, den_dir, denlats.layout,
+    )  # fmt: skip
+    if not n_ali or not n_lat:
+        raise ValueError(f"{data}: no utterance has both an alignment and a lattice")
+
+    teacher = None
+    seq_meta: dict[str, Any] = {
+        "criterion": cfg.criterion,
+        "init_model": os.fspath(model_path),
+        "denlats": os.fspath(den_dir),
+        "ali_dir": os.fspath(ali_dir),
+        "acwt": cfg.acwt,
+        "lr": cfg.lr,
+        "optimizer": cfg.optimizer,
+        "epochs": cfg.epochs,
+        "params": cfg.params,
+        "boost": cfg.boost,
+        "kd_q": cfg.kd_q,
+    }
+    if args.teacher:
+        teacher, t_meta = load_acoustic_model(args.teacher)
+        _check_teacher(meta, t_meta, args.teacher)
+        seq_meta.update(teacher=os.fspath(args.teacher), kd_temperature=cfg.kd_temperature)
+        log.info("teacher %s (%d params), q=%g", args.teacher, count_parameters(teacher), cfg.kd_q)
+    meta = dict(meta)
+    prev = meta.get("loss", "ce")
+    meta["loss"] = cfg.criterion + ("+kd" if teacher is not None and cfg.kd_q > 0 else "")
+    meta["init_loss"] = prev
+    meta["seq"] = seq_meta
+    if args.resume:
+        last = latest_checkpoint(out / "checkpoints")
+        if last is not None:
+            old = load_checkpoint(last, map_location="cpu").get("meta") or {}
+            have = (old.get("num_pdfs"), old.get("model_config"), old.get("loss"))
+            want = (meta.get("num_pdfs"), meta.get("model_config"), meta.get("loss"))
+            if have != want:
+                raise ValueError(f"--resume: {last} holds {have}, this run wants {want}")
+
+    out.mkdir(parents=True, exist_ok=True)
+    if counts_path.is_file() and counts_path.resolve() != (out / "prior.counts").resolve():
+        shutil.copyfile(counts_path, out / "prior.counts")
+    if mdl.resolve() != (out / "final.mdl").resolve():
+        shutil.copyfile(mdl, out / "final.mdl")
+    trainer = SeqTrainer(
+        model,
+        cfg,
+        source,
+        utts,
+        denlats,
+        alignments,
+        tid_to_pdf(tm),
+        tid_to_phone(tm),
+        _silence_phones(lang),
+        log_prior,
+        out,
+        meta=meta,
+        teacher=teacher,
+    )
+    log.info(
+        "%s training of %s (%s params: %d of %d), %s lr %g, acwt %g, %d epochs%s",
+        cfg.criterion, model_path, cfg.params, sum(p.numel() for p in trainer.trainable),
+        count_parameters(model), cfg.optimizer, cfg.lr, cfg.acwt, cfg.epochs,
+        f", KD q={cfg.kd_q} from {args.teacher}" if teacher is not None else "",
+    )  # fmt: skip
+    try:
+        return trainer.fit(resume=args.resume)
+    finally:
+        denlats.close()
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    summary = train_seq(args)
+    log.info("train-seq: %s after %d epochs", summary["status"], summary["epochs"])
+    return 0
+
+
+def _run_align(args: argparse.Namespace) -> int:
+    from pykd.seq.align import NnetAlignOptions, align_nnet  # noqa: PLC0415
+
+    gmm, nnet = Path(args.gmm_dir), Path(args.nnet_dir)
+    model = Path(args.model) if args.model else nnet / "final.pt"
+    counts = Path(args.prior_counts) if args.prior_counts else nnet / "prior.counts"
+    if args.prior_scale != 0 and not counts.is_file():
+        raise FileNotFoundError(f"missing {counts} (or use --prior-scale 0)")
+    if args.num_threads > 0:
+        import torch  # noqa: PLC0415
+
+        torch.set_num_threads(args.num_threads)
+    opts = NnetAlignOptions(
+        beam=args.beam,
+        retry_beam=args.retry_beam,
+        acoustic_scale=args.acoustic_scale,
+        transition_scale=args.transition_scale,
+        self_loop_scale=args.self_loop_scale,
+        prior_scale=args.prior_scale,
+        careful=args.careful,
+    )
+    align_nnet(
+        args.data,
+        args.lang,
+        gmm / "final.mdl",
+        gmm / "tree",
+        model,
+        counts if args.prior_scale != 0 else None,
+        args.out_ali,
+        opts,
+        device=args.device,
+    )
+    return 0
+
+
+def _run_unigram(args: argparse.Namespace) -> int:
+    from pykd.lm.gfst import read_symbols  # noqa: PLC0415
+    from pykd.seq.denlats import unigram_arpa  # noqa: PLC0415
+
+    words = set(read_symbols(args.words)) if args.words else None
+    unigram_arpa(args.text, args.out_arpa, words, args.oov, kaldi_text=not args.plain_text)
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``train-seq``, ``align-nnet`` and ``make-unigram-arpa``."""
+    p = subparsers.add_parser(
+        "train-seq",
+        help="sequence training (sMBR/MPFE/MMI, optional KD) of an acoustic network",
+        description="Utterance-level sequence training on denominator lattices (docs/sequence.md).",
+    )
+    p.add_argument("--criterion", choices=("smbr", "mpfe", "mmi"), default="smbr")
+    p.add_argument("--acwt", type=float, default=0.1, help="acoustic scale kappa (default 0.1)")
+    p.add_argument("--lm-scale", type=float, default=1.0, help="scale on graph costs (1.0)")
+    p.add_argument(
+        "--old-acoustic-scale",
+        type=float,
+        default=0.0,
+        help="keep this share of the lattice's acoustic costs (nnet1 default 0: discard)",
+    )
+    p.add_argument("--boost", type=float, default=0.0, help="boosted MMI factor b (MMI only)")
+    p.add_argument("--one-silence-class", type=str_to_bool, default=True)
+    p.add_argument(
+        "--drop-frames",
+        type=str_to_bool,
+        default=True,
+        help="zero the gradient of frames whose numerator pdf is not in the lattice (true)",
+    )
+    p.add_argument("--teacher", help="teacher final.pt: add the KD regulariser")
+    p.add_argument("--kd-q", type=float, default=0.0, help="KD weight q: L=(1-q)L_seq+q CE")
+    p.add_argument("--kd-temperature", type=float, default=1.0)
+    p.add_argument("--params", choices=("all", "gates"), default="all", help="what to update")
+    p.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd")
+    p.add_argument("--lr", type=float, default=DEFAULT_LR, help=f"default {DEFAULT_LR}")
+    p.add_argument("--momentum", type=float, default=0.0)
+    p.add_argument("--epochs", type=int, default=4)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--shuffle", type=str_to_bool, default=True, help="shuffle utts per epoch")
+    p.add_argument("--prior-scale", type=float, default=1.0)
+    p.add_argument("--checkpoint-every", type=int, default=200, help="utterances (default 200)")
+    p.add_argument("--log-every", type=int, default=100, help="utterances (default 100)")
+    p.add_argument("--resume", action="store_true", help="continue from <out>/checkpoints")
+    p.add_argument("--device", default="cpu", help="cpu | cuda | auto (default cpu)")
+    p.add_argument("--num-threads", type=int, default=0, help="torch CPU threads (0: default)")
+    p.add_argument("--model", help="initial network (default <nnet-dir>/final.pt)")
+    p.add_argument("--prior-counts", help="pdf counts (default <nnet-dir>/prior.counts)")
+    p.add_argument("--mdl", help="transition model (default <ali-dir>/final.mdl)")
+    p.add_argument("--stop-after-utts", type=int, default=0, help=argparse.SUPPRESS)
+    p.add_argument("data", help="fbank data dir (feats.scp, cmvn.scp, utt2spk)")
+    p.add_argument("lang", help="lang dir (phones/silence.csl)")
+    p.add_argument("nnet_dir", help="initial network dir (final.pt, prior.counts)")
+    p.add_argument("ali_dir", help="numerator alignments ali.*.gz (+ final.mdl)")
+    p.add_argument("denlats", help="denominator lattices: dir with lat.scp or lat.N.gz")
+    p.add_argument("out", help="output dir")
+    p.set_defaults(func=_run_train)
+
+    p = subparsers.add_parser(
+        "align-nnet", help="forced alignment with an acoustic network (nnet1 align.sh)"
+    )
+    p.add_argument("--beam", type=float, default=10.0)
+    p.add_argument("--retry-beam", type=float, default=40.0)
+    p.add_argument("--acoustic-scale", type=float, default=0.1)
+    p.add_argument("--transition-scale", type=float, default=1.0)
+    p.add_argument("--self-loop-scale", type=float, default=0.1)
+    p.add_argument("--prior-scale", type=float, default=1.0)
+    p.add_argument("--careful", type=str_to_bool, default=False)
+    p.add_argument("--model", help="network (default <nnet-dir>/final.pt)")
+    p.add_argument("--prior-counts", help="pdf counts (default <nnet-dir>/prior.counts)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--num-threads", type=int, default=0)
+    p.add_argument("data", help="fbank data dir (one job's piece) with text")
+    p.add_argument("lang", help="lang dir (L.fst, words.txt, phones/disambig.int)")
+    p.add_argument("gmm_dir", help="dir with final.mdl and tree (the network's pdfs)")
+    p.add_argument("nnet_dir", help="dir with final.pt and prior.counts")
+    p.add_argument("out_ali", help="output ali.N.gz")
+    p.set_defaults(func=_run_align)
+
+    p = subparsers.add_parser(
+        "make-unigram-arpa", help="maximum-likelihood unigram ARPA of a text (weak LM)"
+    )
+    p.add_argument("--words", help="words.txt: other words are counted as --oov")
+    p.add_argument("--oov", default="<unk>")
+    p.add_argument("--plain-text", action="store_true", help="no utterance ids in the text")
+    p.add_argument("text")
+    p.add_argument("out_arpa")
+    p.set_defaults(func=_run_unigram)

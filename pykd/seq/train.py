@@ -1,0 +1,541 @@
+"""Utterance-level sequence training: sMBR / MPFE / (boosted) MMI, optionally KD-regularised.
+
+One update per utterance (Kaldi nnet1's ``nnet-train-mpe-sequential`` / ``-mmi-sequential``):
+features -> network -> ``loglikes = log_softmax(logits) - prior_scale * log_prior`` -> the
+objective on the utterance's denominator lattice with its numerator alignment
+(:mod:`pykd.seq.objectives`) -> loss
+
+    L = (1 - q) * L_seq / T + q * T_kd^2 * CE(softmax(z_teacher / T_kd), softmax(z / T_kd))
+
+(``L_seq`` summed over the utterance's T frames, so both terms are per frame; q = 0 without a
+teacher) -> SGD (or Adam) step on all parameters or, with ``params="gates"``, on the HDNN's
+shared gates only.
+
+Bad input never stops training: an utterance without alignment or lattice, with an unreadable
+or empty lattice, with frame counts that disagree, or whose loss / gradient is not finite is
+skipped, warned about and counted; frames whose numerator pdf is missing from the lattice are
+dropped (zero gradient) and counted (``drop_frames``).
+
+Outputs in ``out_dir``: ``checkpoints/last.pt`` (atomic; every ``checkpoint_every``
+utterances and at each epoch end; everything a bit-exact resume needs), ``epoch<N>.pt`` and
+``final.pt`` (``{"model", "meta", "summary"}``, the layout of ``train-nnet``'s final.pt, so
+``steps_kd/decode_nnet.sh --model`` decodes them), ``summary.json``, ``learning_curve.png``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from pykd.io.atomic import atomic_path, atomic_write_text
+from pykd.kaldi.lattice_io import LatticeFormatError
+from pykd.seq import DEFAULT_LR
+from pykd.seq.lattice_graph import LatticeGraphError, lattice_to_graph
+from pykd.seq.objectives import mmi, smbr
+from pykd.train.checkpoint import (
+    latest_checkpoint,
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
+from pykd.train.losses import soft_ce_loss
+
+log = logging.getLogger(__name__)
+
+CRITERIA = ("smbr", "mpfe", "mmi")
+SKIP_KINDS = (
+    "no_alignment",
+    "no_lattice",
+    "lattice_unreadable",
+    "lattice_empty",
+    "lattice_invalid",
+    "length_mismatch",
+    "nonfinite",
+)
+
+
+class SeqTrainError(ValueError):
+    """A configuration or input problem found before training starts."""
+
+
+@dataclass
+class SeqTrainConfig:
+    """Sequence-training options (Kaldi nnet1 ``train_mpe.sh`` defaults where it has them)."""
+
+    criterion: str = "smbr"  # smbr | mpfe | mmi
+    acwt: float = 0.1  # kappa: acoustic scale of the lattice posteriors
+    lm_scale: float = 1.0
+    old_acoustic_scale: float = 0.0  # 0: the lattice's acoustic costs are discarded (nnet1)
+    boost: float = 0.0  # boosted MMI factor b
+    one_silence_class: bool = True  # sMBR/MPFE: all silence phones count as one class
+    drop_frames: bool = True
+    kd_q: float = 0.0  # weight of the teacher's soft CE (needs a teacher)
+    kd_temperature: float = 1.0
+    params: str = "all"  # all | gates (HDNN shared gates only)
+    optimizer: str = "sgd"  # sgd | adam
+    lr: float = DEFAULT_LR
+    momentum: float = 0.0
+    epochs: int = 4
+    seed: int = 0
+    shuffle: bool = True
+    prior_scale: float = 1.0
+    checkpoint_every: int = 200  # utterances; 0 = only at epoch ends
+    log_every: int = 100  # utterances
+    device: str = "cpu"
+    stop_after_utts: int = 0  # >0: checkpoint and return after this many updates (tests)
+
+    def validate(self) -> None:
+        if self.criterion not in CRITERIA:
+            raise SeqTrainError(f"criterion must be one of {', '.join(CRITERIA)}")
+        if self.boost and self.criterion != "mmi":
+            raise SeqTrainError("--boost is for MMI only")
+        if not 0.0 <= self.kd_q <= 1.0:
+            raise SeqTrainError(f"kd_q must be in [0, 1], got {self.kd_q}")
+        if self.kd_temperature <= 0:
+            raise SeqTrainError("kd_temperature must be positive")
+        if self.params not in ("all", "gates"):
+            raise SeqTrainError("params must be 'all' or 'gates'")
+        if self.optimizer not in ("sgd", "adam"):
+            raise SeqTrainError("optimizer must be 'sgd' or 'adam'")
+        if self.lr <= 0 or self.epochs < 1 or self.acwt <= 0:
+            raise SeqTrainError("lr, epochs and acwt must be positive")
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> SeqTrainConfig:
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+@dataclass
+class EpochStats:
+    """Totals of one epoch (sums; per-frame values are derived in :meth:`row`)."""
+
+    epoch: int
+    utts: int = 0
+    frames: int = 0
+    objective: float = 0.0  # sMBR/MPFE: expected correct frames; MMI: log-posterior of num
+    seq_loss: float = 0.0  # sum of L_seq (summed over frames)
+    kd_loss: float = 0.0  # sum over frames of the teacher soft CE
+    loss: float = 0.0  # sum over utterances of L * T (the optimised loss, per-frame-weighted)
+    dropped_frames: int = 0
+    skipped: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SKIP_KINDS, 0))
+    skipped_utts: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    blocks: list[tuple[int, float]] = field(default_factory=list)  # (utts done, obj/frame)
+
+    def row(self, criterion: str) -> dict[str, Any]:
+        n = max(self.frames, 1)
+        return {
+            "epoch": self.epoch,
+            "criterion": criterion,
+            "utts": self.utts,
+            "frames": self.frames,
+            "objective_per_frame": self.objective / n,
+            "seq_loss_per_frame": self.seq_loss / n,
+            "kd_loss_per_frame": self.kd_loss / n,
+            "loss_per_frame": self.loss / n,
+            "dropped_frames": self.dropped_frames,
+            "dropped_frames_pct": 100.0 * self.dropped_frames / n,
+            "skipped": dict(self.skipped),
+            "skipped_total": sum(self.skipped.values()),
+            "skipped_utts": self.skipped_utts[:50],
+            "seconds": self.seconds,
+            "utts_per_s": self.utts / max(self.seconds, 1e-9),
+            "blocks": list(self.blocks),
+        }
+
+
+def _fmt_time(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+def select_trainable(model: nn.Module, which: str) -> list[nn.Parameter]:
+    """Parameters to update (``all`` or ``gates``); the others get ``requires_grad=False``."""
+    from pykd.adapt.core import AdaptError, select_parameters  # noqa: PLC0415
+
+    try:
+        chosen = select_parameters(model, which)
+    except AdaptError as err:
+        raise SeqTrainError(str(err)) from err
+    ids = {id(p) for p in chosen.values()}
+    for p in model.parameters():
+        p.requires_grad_(id(p) in ids)
+    return list(chosen.values())
+
+
+class SeqTrainer:
+    """Utterance-level sequence trainer with atomic checkpoints and bit-exact resume.
+
+    ``source`` gives CMVN'd, spliced features per utterance (``source.spliced(utt)``);
+    ``denlats[utt]`` a lattice (``KeyError`` when missing); ``alignments[utt]`` the numerator
+    transition-ids. ``tid_to_pdf`` / ``tid_to_phone`` come from the transition model the
+    network's pdfs belong to; ``silence_phones`` from ``lang/phones/silence.csl``.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        cfg: SeqTrainConfig,
+        source: Any,
+        utterances: Sequence[str],
+        denlats: Any,
+        alignments: Mapping[str, np.ndarray],
+        tid_to_pdf: np.ndarray,
+        tid_to_phone: np.ndarray,
+        silence_phones: Sequence[int],
+        log_prior: np.ndarray | None,
+        out_dir: str | Path,
+        meta: dict[str, Any] | None = None,
+        teacher: nn.Module | None = None,
+    ) -> None:
+        cfg.validate()
+        if cfg.kd_q > 0 and teacher is None:
+            raise SeqTrainError("kd_q > 0 needs a teacher")
+        self.cfg = cfg
+        self.device = torch.device(cfg.device)
+        self.model = model.to(self.device)
+        self.trainable = select_trainable(model, cfg.params)
+        if cfg.optimizer == "sgd":
+            self.optimizer: torch.optim.Optimizer = torch.optim.SGD(
+                self.trainable, lr=cfg.lr, momentum=cfg.momentum
+            )
+        else:
+            self.optimizer = torch.optim.Adam(self.trainable, lr=cfg.lr)
+        self.teacher = teacher
+        if teacher is not None:
+            teacher.to(self.device).eval()
+            for p in teacher.parameters():
+                p.requires_grad_(False)
+        self.source = source
+        self.utterances = list(utterances)
+        self.denlats = denlats
+        self.alignments = alignments
+        self.tid_to_pdf = np.asarray(tid_to_pdf)
+        self.tid_to_phone = np.asarray(tid_to_phone)
+        self.silence = [int(p) for p in silence_phones]
+        self.log_prior = (
+            None
+            if log_prior is None or cfg.prior_scale == 0
+            else torch.as_tensor(cfg.prior_scale * np.asarray(log_prior), dtype=torch.float32).to(
+                self.device
+            )
+        )
+        self.out_dir = Path(out_dir)
+        self.ckpt_dir = self.out_dir / "checkpoints"
+        self.meta = dict(meta or {})
+        self.epoch = 0  # completed epochs
+        self.pos = 0  # utterances of the current epoch's order already processed
+        self.global_utts = 0
+        self.stats = EpochStats(epoch=1)
+        self.history: list[dict[str, Any]] = []
+
+    # ----- state -----
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "version": 1,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "epoch": self.epoch,
+            "pos": self.pos,
+            "global_utts": self.global_utts,
+            "stats": asdict(self.stats),
+            "history": self.history,
+            "rng": rng_state(),
+            "cfg": asdict(self.cfg),
+            "meta": self.meta,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        for group in self.optimizer.param_groups:  # the current options win (e.g. a new lr)
+            group["lr"] = self.cfg.lr
+        self.epoch = int(state["epoch"])
+        self.pos = int(state["pos"])
+        self.global_utts = int(state["global_utts"])
+        st = dict(state["stats"])
+        st["blocks"] = [tuple(b) for b in st.get("blocks", [])]
+        self.stats = EpochStats(**st)
+        self.history = list(state["history"])
+        set_rng_state(state["rng"])
+
+    def save(self) -> None:
+        """Atomically write ``checkpoints/last.pt`` (refuses non-finite weights)."""
+        for name, p in self.model.named_parameters():
+            if not bool(torch.isfinite(p).all()):
+                raise RuntimeError(f"parameter {name} is not finite; last checkpoint kept")
+        save_checkpoint(self.ckpt_dir / "last.pt", self.state_dict())
+
+    def _save_model(self, path: Path, summary: dict[str, Any]) -> None:
+        state = {k: v.detach().cpu() for k, v in self.model.state_dict().items()}
+        save_checkpoint(path, {"model": state, "meta": self.meta, "summary": summary})
+
+    # ----- one utterance -----
+    def _skip(self, kind: str, utt: str, why: str) -> None:
+        self.stats.skipped[kind] += 1
+        self.stats.skipped_utts.append(utt)
+        log.warning("utterance %s skipped (%s): %s", utt, kind.replace("_", " "), why)
+
+    def _loglikes(self, logits: torch.Tensor) -> torch.Tensor:
+        out = F.log_softmax(logits, dim=-1)
+        return out if self.log_prior is None else out - self.log_prior
+
+    def train_utterance(self, utt: str) -> bool:
+        """One SGD step on ``utt``; False (counted) if it was skipped."""
+        cfg = self.cfg
+        ali = self.alignments.get(utt)
+        if ali is None:
+            self.stats.skipped["no_alignment"] += 1
+            self.stats.skipped_utts.append(utt)
+            log.debug("utterance %s: no alignment", utt)
+            return False
+        try:
+            lat = self.denlats[utt]
+        except KeyError:
+            self._skip("no_lattice", utt, "no denominator lattice")
+            return False
+        except (LatticeFormatError, OSError, EOFError, ValueError) as err:
+            self._skip("lattice_unreadable", utt, str(err))
+            return False
+        feats = self.source.spliced(utt)
+        T = int(feats.shape[0])
+        if len(ali) != T:
+            self._skip("length_mismatch", utt, f"{len(ali)} alignment frames, {T} feature frames")
+            return False
+        try:
+            graph = lattice_to_graph(
+                lat,
+                self.tid_to_pdf,
+                self.tid_to_phone,
+                utt=utt,
+                num_frames=T,
+                old_acoustic_scale=cfg.old_acoustic_scale,
+            )
+        except LatticeGraphError as err:
+            kind = "lattice_empty" if "empty lattice" in str(err) else "lattice_invalid"
+            self._skip(kind, utt, str(err))
+            return False
+
+        x = torch.from_numpy(np.ascontiguousarray(feats)).to(self.device)
+        logits = self.model(x)
+        loglikes = self._loglikes(logits)
+        if cfg.criterion == "mmi":
+            seq_loss, st = mmi(
+                graph,
+                loglikes,
+                ali,
+                kappa=cfg.acwt,
+                boost=cfg.boost,
+                silence_phones=self.silence,
+                drop_frames=cfg.drop_frames,
+                lm_scale=cfg.lm_scale,
+            )
+        else:
+            seq_loss, st = smbr(
+                graph,
+                loglikes,
+                ali,
+                kappa=cfg.acwt,
+                silence_phones=self.silence,
+                criterion=cfg.criterion,  # type: ignore[arg-type]
+                one_silence_class=cfg.one_silence_class,
+                lm_scale=cfg.lm_scale,
+                drop_frames=cfg.drop_frames,
+            )
+        loss = (1.0 - cfg.kd_q) * seq_loss / T if cfg.kd_q < 1.0 else seq_loss.new_zeros(())
+        kd_value = 0.0
+        if self.teacher is not None and cfg.kd_q > 0:
+            with torch.no_grad():
+                t_post = F.softmax(self.teacher(x) / cfg.kd_temperature, dim=-1)
+            kd = soft_ce_loss(logits, t_post, cfg.kd_temperature) * cfg.kd_temperature**2
+            loss = loss + cfg.kd_q * kd
+            kd_value = float(kd.detach())
+        value = float(loss.detach())
+        if not math.isfinite(value) or not math.isfinite(st.objective):
+            self._skip("nonfinite", utt, f"loss {value}, objective {st.objective}")
+            return False
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        bad = [p for p in self.trainable if p.grad is not None and not torch.isfinite(p.grad).all()]
+        if bad:
+            self.optimizer.zero_grad(set_to_none=True)
+            self._skip("nonfinite", utt, "non-finite gradient; no update")
+            return False
+        self.optimizer.step()
+        s = self.stats
+        s.utts += 1
+        s.frames += T
+        s.objective += st.objective
+        s.seq_loss += float(seq_loss.detach())
+        s.kd_loss += kd_value * T
+        s.loss += value * T
+        s.dropped_frames += st.dropped_frames
+        if st.dropped_frames:
+            log.debug("utterance %s: %d frames dropped", utt, st.dropped_frames)
+        return True
+
+    # ----- driver -----
+    def order(self, epoch: int) -> list[str]:
+        """The epoch's utterance order (a seeded permutation: the same after a resume)."""
+        if not self.cfg.shuffle:
+            return list(self.utterances)
+        rng = np.random.default_rng([self.cfg.seed, epoch])
+        return [self.utterances[i] for i in rng.permutation(len(self.utterances))]
+
+    def _log_progress(self, epoch: int, n_done: int, total: int, block: tuple) -> None:
+        obj0, frames0, t0, utts0 = block
+        s = self.stats
+        frames = s.frames - frames0
+        obj = (s.objective - obj0) / max(frames, 1)
+        dt = max(time.perf_counter() - t0, 1e-9)
+        rate = (n_done - utts0) / dt
+        eta = _fmt_time((total - n_done) / rate) if rate > 0 else "?"
+        s.blocks.append((n_done, obj))
+        log.info(
+            "epoch %d: %d/%d utts, %s obj/frame %.4f (last %d), %.2f utt/s %.0f frames/s, "
+            "ETA %s, dropped %d frames, skipped %d utts",
+            epoch, n_done, total, self.cfg.criterion, obj, n_done - utts0, rate, frames / dt,
+            eta, s.dropped_frames, sum(s.skipped.values()),
+        )  # fmt: skip
+
+    def fit(self, resume: bool = False) -> dict[str, Any]:
+        """Train for ``cfg.epochs`` epochs (or continue a run); returns the summary."""
+        cfg = self.cfg
+        t_wall = time.perf_counter()
+        last = latest_checkpoint(self.ckpt_dir) if resume else None
+        if last is not None:
+            self.load_state_dict(load_checkpoint(last, map_location="cpu"))
+            log.info(
+                "resumed from %s: %d epochs done, %d utterances into epoch %d",
+                last, self.epoch, self.pos, self.epoch + 1,
+            )  # fmt: skip
+        else:
+            torch.manual_seed(cfg.seed)
+        self.model.train()
+        while self.epoch < cfg.epochs:
+            epoch = self.epoch + 1
+            order = self.order(epoch)
+            t_start = time.perf_counter() - self.stats.seconds
+            block = (self.stats.objective, self.stats.frames, time.perf_counter(), self.pos)
+            while self.pos < len(order):
+                self.train_utterance(order[self.pos])
+                self.pos += 1
+                self.global_utts += 1
+                self.stats.seconds = time.perf_counter() - t_start
+                if cfg.log_every and self.pos % cfg.log_every == 0:
+                    self._log_progress(epoch, self.pos, len(order), block)
+                    block = (self.stats.objective, self.stats.frames, time.perf_counter(), self.pos)
+                if cfg.checkpoint_every and self.global_utts % cfg.checkpoint_every == 0:
+                    self.save()
+                if cfg.stop_after_utts and self.global_utts >= cfg.stop_after_utts:
+                    self.save()
+                    return self._summary("interrupted", time.perf_counter() - t_wall)
+            self._end_epoch(epoch)
+        return self._finish(time.perf_counter() - t_wall)
+
+    def _end_epoch(self, epoch: int) -> None:
+        s = self.stats
+        if s.utts == 0:
+            raise RuntimeError(
+                f"epoch {epoch}: no utterance could be used (skipped: {s.skipped}); check the "
+                "lattices, alignments and features"
+            )
+        row = s.row(self.cfg.criterion)
+        self.history.append(row)
+        self.epoch = epoch
+        self.pos = 0
+        self.stats = EpochStats(epoch=epoch + 1)
+        self.save()
+        self._save_model(self.out_dir / f"epoch{epoch}.pt", row)
+        log.info(
+            "epoch %d done: %s obj/frame %.4f, loss/frame %.4f (kd %.4f), %d utts, %d frames, "
+            "%d frames dropped, skipped %s, %.1f s (%.2f utt/s)",
+            epoch, self.cfg.criterion, row["objective_per_frame"], row["loss_per_frame"],
+            row["kd_loss_per_frame"], row["utts"], row["frames"], row["dropped_frames"],
+            {k: v for k, v in row["skipped"].items() if v} or "none", row["seconds"],
+            row["utts_per_s"],
+        )  # fmt: skip
+        atomic_write_text(
+            self.out_dir / "summary.json",
+            json.dumps(self._summary("running", 0.0), indent=2) + "\n",
+        )
+        try:
+            plot_seq_curve(self.history, self.out_dir / "learning_curve.png", str(self.out_dir))
+        except Exception as err:  # noqa: BLE001 (a plot must never stop training)
+            log.warning("learning curve not written: %s", err)
+
+    def _summary(self, status: str, wall_s: float) -> dict[str, Any]:
+        return {
+            "status": status,
+            "criterion": self.cfg.criterion,
+            "epochs": self.epoch,
+            "utterances": len(self.utterances),
+            "global_utts": self.global_utts,
+            "config": asdict(self.cfg),
+            "trainable_params": sum(p.numel() for p in self.trainable),
+            "wall_s": wall_s,
+            "history": self.history,
+        }
+
+    def _finish(self, wall_s: float) -> dict[str, Any]:
+        summary = self._summary("finished", wall_s)
+        self._save_model(self.out_dir / "final.pt", summary)
+        atomic_write_text(self.out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+        log.info("finished %d epochs; %s", self.epoch, self.out_dir / "final.pt")
+        return summary
+
+
+def plot_seq_curve(history: Sequence[Mapping[str, Any]], path: str | Path, title: str = "") -> Path:
+    """PNG: objective per frame per block of utterances and per epoch; loss per frame."""
+    import matplotlib  # noqa: PLC0415
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+    crit = history[0]["criterion"] if history else ""
+    for row in history:
+        n = max(row["utts"] + row["skipped_total"], 1)
+        pts = [(row["epoch"] - 1 + u / n, v) for u, v in row.get("blocks", [])]
+        if pts:
+            ax1.plot(*zip(*pts, strict=True), ".", color="tab:gray", markersize=4)
+    ep = [r["epoch"] for r in history]
+    ax1.plot(ep, [r["objective_per_frame"] for r in history], "o-", label="epoch mean (at its end)")
+    ax1.set_xlabel("epoch (grey: blocks of utterances)")
+    ax1.set_ylabel(f"{crit} objective per frame")
+    ax1.legend()
+    ax1.grid(alpha=0.3)
+    ax2.plot(ep, [r["loss_per_frame"] for r in history], "s-", label="loss (optimised)")
+    if any(r["kd_loss_per_frame"] for r in history):
+        ax2.plot(ep, [r["kd_loss_per_frame"] for r in history], "^-", label="teacher CE")
+    ax2.set_xlabel("epoch")
+    ax2.set_ylabel("per frame")
+    last = history[-1] if history else {}
+    ax2.set_title(
+        f"dropped frames {last.get('dropped_frames_pct', 0.0):.1f}%, "
+        f"skipped utts {last.get('skipped_total', 0)}",
+        fontsize=9,
+    )
+    ax2.legend()
+    ax2.grid(alpha=0.3)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=80)
+    plt.close(fig)
+    return path

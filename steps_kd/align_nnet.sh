@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Forced alignment with an acoustic network, as Kaldi nnet1's steps/nnet/align.sh: network
+# log-likelihoods (log-posterior - log-prior) through each utterance's training graph.
+#   steps_kd/align_nnet.sh [options] <data-dir> <lang-dir> <nnet-dir> <align-dir>
+set -euo pipefail
+
+nj=4
+cmd=run.pl
+gmm_dir=          # final.mdl + tree of the network's pdfs (default: <nnet-dir>)
+model=            # default <nnet-dir>/final.pt
+beam=10
+retry_beam=40
+acwt=0.1
+transition_scale=1.0
+self_loop_scale=0.1
+device=cpu
+num_threads=1
+
+help_message="Usage: steps_kd/align_nnet.sh [options] <data-dir> <lang-dir> <nnet-dir> <align-dir>
+ e.g.: steps_kd/align_nnet.sh --gmm-dir exp/tri1 data/train_fbank data/lang exp/dnn exp/dnn_ali
+<data-dir>: fbank feats.scp, cmvn.scp, text; <nnet-dir>: final.pt, prior.counts. Writes
+<align-dir>/ali.N.gz (transition-ids, as align_si.sh), final.mdl, tree, num_jobs, log/align.N.log.
+Utterances that do not align at --retry-beam are skipped and named in the log.
+Options:
+  --nj <n>                  # parallel jobs, split by speaker (default: $nj)
+  --cmd <run.pl|queue.pl>   # job runner (default: $cmd)
+  --gmm-dir <dir>           # final.mdl and tree (default: <nnet-dir>)
+  --model <final.pt>        # network (default: <nnet-dir>/final.pt)
+  --beam <f> --retry-beam <f>  # alignment beams (default: $beam, $retry_beam)
+  --acwt <f>                # acoustic scale (default: $acwt)
+  --transition-scale <f> --self-loop-scale <f>  # (default: $transition_scale, $self_loop_scale)
+  --device <cpu|cuda|auto>  # (default: $device)
+  --num-threads <n>         # torch threads per job (default: $num_threads)"
+
+[ -f ./path.sh ] && . ./path.sh
+. utils/parse_options.sh
+
+if [ $# -ne 4 ]; then
+  printf '%s\n' "$help_message" >&2
+  exit 1
+fi
+data=$1
+lang=$2
+nnetdir=$3
+dir=$4
+me=steps_kd/align_nnet.sh
+[ -z "$gmm_dir" ] && gmm_dir=$nnetdir
+[ -z "$model" ] && model=$nnetdir/final.pt
+
+for f in "$data/feats.scp" "$data/text" "$data/utt2spk" "$data/spk2utt" "$lang/L.fst" \
+         "$lang/words.txt" "$lang/phones/disambig.int" "$gmm_dir/final.mdl" "$gmm_dir/tree" \
+         "$model" "$nnetdir/prior.counts"; do
+  [ -f "$f" ] || { echo "$me: no such file $f" >&2; exit 1; }
+done
+[[ "$nj" =~ ^[1-9][0-9]*$ ]] || { echo "$me: --nj must be a positive integer, got '$nj'" >&2; exit 1; }
+nspk=$(wc -l < "$data/spk2utt")
+if [ "$nj" -gt "$nspk" ]; then
+  echo "$me: reducing --nj from $nj to the number of speakers, $nspk"
+  nj=$nspk
+fi
+
+mkdir -p "$dir/log"
+utils/split_data.sh "$data" "$nj"
+sdata=$data/split$nj
+echo "$me: aligning $data with $model, putting alignments in $dir"
+$cmd JOB=1:"$nj" "$dir/log/align.JOB.log" \
+  pykd align-nnet --beam "$beam" --retry-beam "$retry_beam" --acoustic-scale "$acwt" \
+    --transition-scale "$transition_scale" --self-loop-scale "$self_loop_scale" \
+    --model "$model" --device "$device" --num-threads "$num_threads" \
+    "$sdata/JOB" "$lang" "$gmm_dir" "$nnetdir" "$dir/ali.JOB.gz"
+for f in final.mdl tree; do cp "$gmm_dir/$f" "$dir/$f"; done
+echo "$nj" > "$dir/num_jobs"
+grep -h "Done " "$dir"/log/align.*.log || true
+echo "$me: done aligning data."

@@ -1,0 +1,128 @@
+#!/usr/bin/env bash
+# Denominator lattices for sequence training, as Kaldi nnet1's steps/nnet/make_denlats.sh:
+# decode the training data with the current network through a graph with a weak (unigram) LM.
+#   steps_kd/make_denlats.sh [options] <data-dir> <lang-or-graph-dir> <nnet-dir> <denlat-dir>
+# Output (Kaldi nnet1's layout, random access): <denlat-dir>/lat.N.ark + lat.N.scp, lat.scp.
+set -euo pipefail
+
+nj=4
+cmd=run.pl
+acwt=0.1
+beam=13.0
+lattice_beam=7.0
+max_active=5000
+gmm_dir=          # final.mdl (+ tree to build a graph) of the network's pdfs (default: <nnet-dir>)
+model=            # default <nnet-dir>/final.pt
+prior_scale=1.0
+device=cpu
+num_threads=1
+keep_loglikes=false
+stage=0
+
+help_message="Usage: steps_kd/make_denlats.sh [options] <data-dir> <lang-or-graph-dir> <nnet-dir> <denlat-dir>
+ e.g.: steps_kd/make_denlats.sh --gmm-dir exp/tri1 data/train_fbank exp/tri1/graph_ug exp/dnn exp/dnn_denlats
+       steps_kd/make_denlats.sh --gmm-dir exp/tri1 data/train_fbank data/lang exp/dnn exp/dnn_denlats
+<lang-or-graph-dir>: a graph dir with HCLG.fst (built from a unigram lang, e.g. with
+steps_kd/make_unigram_lang.sh + utils/mkgraph.sh), or a lang dir: then, as Kaldi does, a unigram
+G over <data-dir>/text goes to <denlat-dir>/lang and its graph to <denlat-dir>/dengraph
+(needs <gmm-dir>/tree). <data-dir>: fbank feats.scp, cmvn.scp, text; <nnet-dir>: final.pt,
+prior.counts. Writes <denlat-dir>/lat.N.ark, lat.N.scp, lat.scp (utt lat.N.ark:offset, for random
+access), num_jobs, log/decode_den.N.log. Utterances that reach no final state get no lattice (named
+in the log; train-seq skips and counts them).
+Options:
+  --nj <n>                  # parallel jobs, split by speaker (default: $nj)
+  --cmd <run.pl|queue.pl>   # job runner (default: $cmd)
+  --acwt <f>                # acoustic scale; affects only pruning (default: $acwt)
+  --beam <f>                # decoding beam (default: $beam)
+  --lattice-beam <f>        # lattice beam (default: $lattice_beam)
+  --max-active <n>          # max active states (Kaldi's decoder; default: $max_active)
+  --gmm-dir <dir>           # final.mdl (and tree) of the network's pdfs (default: <nnet-dir>)
+  --model <final.pt>        # network (default: <nnet-dir>/final.pt)
+  --prior-scale <f>         # (default: $prior_scale)
+  --device <cpu|cuda|auto>  # forward pass (default: $device)
+  --num-threads <n>         # torch threads per job (default: $num_threads)
+  --keep-loglikes <bool>    # keep <denlat-dir>/loglikes (default: $keep_loglikes)
+  --stage <n>               # 0: graph, 1: loglikes, 2: decode (default: $stage)"
+
+[ -f ./path.sh ] && . ./path.sh
+. utils/parse_options.sh
+
+if [ $# -ne 4 ]; then
+  printf '%s\n' "$help_message" >&2
+  exit 1
+fi
+data=$1
+langgraph=$2
+nnetdir=$3
+dir=$4
+me=steps_kd/make_denlats.sh
+[ -z "$gmm_dir" ] && gmm_dir=$nnetdir
+[ -z "$model" ] && model=$nnetdir/final.pt
+mdl=$gmm_dir/final.mdl
+
+for f in "$data/feats.scp" "$data/utt2spk" "$data/spk2utt" "$model" "$mdl"; do
+  [ -f "$f" ] || { echo "$me: no such file $f" >&2; exit 1; }
+done
+mkdir -p "$dir/log"
+
+if [ -f "$langgraph/HCLG.fst" ]; then
+  graphdir=$langgraph
+elif [ -f "$langgraph/L.fst" ] && [ -f "$langgraph/words.txt" ]; then
+  graphdir=$dir/dengraph
+  if [ "$stage" -le 0 ]; then
+    for f in "$data/text" "$gmm_dir/tree"; do
+      [ -f "$f" ] || { echo "$me: no such file $f (needed to build the unigram graph)" >&2; exit 1; }
+    done
+    echo "$me: unigram LM of $data/text -> $dir/lang -> $graphdir"
+    steps_kd/make_unigram_lang.sh --lm-dir "$dir/lm" "$data/text" "$langgraph" "$dir/lang"
+    utils/mkgraph.sh "$dir/lang" "$gmm_dir" "$graphdir"
+  fi
+else
+  echo "$me: $langgraph is neither a graph dir (HCLG.fst) nor a lang dir (L.fst, words.txt)" >&2
+  exit 1
+fi
+for f in "$graphdir/HCLG.fst" "$graphdir/words.txt"; do
+  [ -f "$f" ] || { echo "$me: no such file $f" >&2; exit 1; }
+done
+if [ -f "$graphdir/num_pdfs" ]; then
+  mdl_pdfs=$(python3 -c "import sys; from pykd.kaldi.model_io import read_transition_model as r; print(r(sys.argv[1]).num_pdfs)" "$mdl")
+  if [ "$(cat "$graphdir/num_pdfs")" != "$mdl_pdfs" ]; then
+    echo "$me: $graphdir has $(cat "$graphdir/num_pdfs") pdfs, $mdl $mdl_pdfs: graph of another model" >&2
+    exit 1
+  fi
+fi
+
+if [ "$stage" -le 1 ]; then
+  steps_kd/make_loglikes.sh --nj "$nj" --cmd "$cmd" --prior-scale "$prior_scale" \
+    --model "$model" --gmm-model "$mdl" --device "$device" --num-threads "$num_threads" \
+    "$data" "$nnetdir" "$dir/loglikes"
+fi
+
+if [ "$stage" -le 2 ]; then
+  [ -f "$dir/loglikes/num_jobs" ] || { echo "$me: no $dir/loglikes/num_jobs (run stage 1)" >&2; exit 1; }
+  nj=$(cat "$dir/loglikes/num_jobs")
+  if [ "${PYKD_KALDI:-0}" = 1 ]; then
+    latgen=(latgen-faster-mapped)
+  else
+    latgen=(pykd latgen-faster-mapped --check-best-path=false)
+  fi
+  rm -f "$dir"/lat.*.ark "$dir"/lat.*.scp "$dir/lat.scp"
+  echo "$me: decoding $data with $graphdir/HCLG.fst into $dir (beam $beam, lattice beam $lattice_beam)"
+  $cmd JOB=1:"$nj" "$dir/log/decode_den.JOB.log" \
+    "${latgen[@]}" --beam="$beam" --lattice-beam="$lattice_beam" --acoustic-scale="$acwt" \
+      --max-active="$max_active" --word-symbol-table="$graphdir/words.txt" \
+      "$mdl" "$graphdir/HCLG.fst" "scp:$dir/loglikes/loglikes.JOB.scp" \
+      "ark,scp:$dir/lat.JOB.ark,$dir/lat.JOB.scp"
+  for j in $(seq "$nj"); do cat "$dir/lat.$j.scp"; done > "$dir/lat.scp.tmp"
+  mv "$dir/lat.scp.tmp" "$dir/lat.scp"
+  echo "$nj" > "$dir/num_jobs"
+  if [ "$keep_loglikes" != true ]; then
+    rm -f "$dir"/loglikes/loglikes.*.ark "$dir"/loglikes/loglikes*.scp
+  fi
+fi
+n_lat=$(wc -l < "$dir/lat.scp")
+n_utt=$(wc -l < "$data/feats.scp")
+echo "$me: done: $n_lat lattices for $n_utt utterances in $dir/lat.scp"
+if [ "$n_lat" -lt "$n_utt" ]; then
+  echo "$me: WARNING: $((n_utt - n_lat)) utterances have no lattice (see $dir/log/decode_den.*.log)" >&2
+fi

@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# Sequence training (sMBR by default; MPFE, MMI) of an acoustic network on denominator lattices,
+# as Kaldi nnet1's steps/nnet/train_mpe.sh; optionally regularised by a teacher's posteriors
+# (L = (1-q) L_seq/frames + q CE(teacher)), optionally updating only an HDNN's shared gates.
+#   steps_kd/train_seq.sh [options] <data-dir> <lang-dir> <nnet-dir> <ali-dir> <denlat-dir> <out-dir>
+set -euo pipefail
+
+me=steps_kd/train_seq.sh
+cmd=run.pl
+criterion=smbr
+acwt=0.1
+lm_scale=1.0
+boost=0.0
+one_silence_class=true
+drop_frames=true
+teacher=
+kd_q=0.5
+kd_temperature=1.0
+params=all
+optimizer=sgd
+lr=
+momentum=0.0
+epochs=4
+seed=0
+shuffle=true
+checkpoint_every=200
+model=
+mdl=
+device=cpu
+num_threads=1
+resume=false
+
+help_message="Usage: $me [options] <data-dir> <lang-dir> <nnet-dir> <ali-dir> <denlat-dir> <out-dir>
+ e.g.: $me data/train_fbank data/lang exp/dnn exp/tri1_ali exp/dnn_denlats exp/dnn_smbr
+       $me --teacher exp/dnn_smbr/final.pt --kd-q 0.5 data/train_fbank data/lang exp/hdnn_kd \\
+         exp/tri1_ali exp/hdnn_kd_denlats exp/hdnn_smbr_kd
+<data-dir>: fbank feats.scp, cmvn.scp, utt2spk; <lang-dir>: phones/silence.csl; <nnet-dir>:
+final.pt, prior.counts; <ali-dir>: numerator ali.*.gz (+ final.mdl: the network's pdfs; GMM
+alignments, or steps_kd/align_nnet.sh's); <denlat-dir>: steps_kd/make_denlats.sh's lat.scp (or
+Kaldi's lat.N.gz). Writes <out-dir>/{final.pt,epoch<N>.pt,prior.counts,final.mdl,summary.json,
+learning_curve.png,checkpoints/,log/train.log}; <out-dir> is a valid <nnet-dir> for
+steps_kd/decode_nnet.sh (decode epoch N with --model <out-dir>/epoch<N>.pt).
+Options:
+  --criterion <smbr|mpfe|mmi>   # (default: $criterion)
+  --acwt <f>                    # acoustic scale kappa (default: $acwt)
+  --lm-scale <f>                # (default: $lm_scale)
+  --boost <f>                   # boosted MMI (default: $boost)
+  --one-silence-class <bool>    # sMBR: silence phones form one class (default: $one_silence_class)
+  --drop-frames <bool>          # drop frames whose numerator pdf is not in the lattice (default: $drop_frames)
+  --teacher <final.pt>          # KD regulariser from this network's posteriors
+  --kd-q <f>                    # its weight q, used with --teacher (default: $kd_q)
+  --kd-temperature <f>          # (default: $kd_temperature)
+  --params <all|gates>          # update all parameters or only an HDNN's gates (default: $params)
+  --optimizer <sgd|adam>        # per-utterance updates (default: $optimizer)
+  --lr <f>                      # learning rate (default: pykd train-seq's, see docs/sequence.md)
+  --momentum <f>                # SGD momentum (default: $momentum)
+  --epochs <n>                  # (default: $epochs)
+  --seed <n> --shuffle <bool>   # utterance order per epoch (default: $seed, $shuffle)
+  --checkpoint-every <n>        # utterances between checkpoints (default: $checkpoint_every)
+  --model <final.pt>            # initial network (default: <nnet-dir>/final.pt)
+  --mdl <final.mdl>             # transition model (default: <ali-dir>/final.mdl)
+  --device <cpu|cuda|auto>      # (default: $device)
+  --num-threads <n>             # torch CPU threads, 0 = torch default (default: $num_threads)
+  --resume <bool>               # continue from <out-dir>/checkpoints (default: $resume)"
+
+[ -f ./path.sh ] && . ./path.sh
+. utils/parse_options.sh
+
+if [ $# -ne 6 ]; then
+  printf '%s\n' "$help_message" >&2
+  exit 1
+fi
+data=$1
+lang=$2
+nnetdir=$3
+alidir=$4
+denlats=$5
+dir=$6
+
+[ -z "$model" ] && model=$nnetdir/final.pt
+for f in "$data/feats.scp" "$lang/phones/silence.csl" "$model" "$nnetdir/prior.counts" \
+         ${teacher:+"$teacher"} ${mdl:+"$mdl"}; do
+  [ -f "$f" ] || { echo "$me: no such file $f" >&2; exit 1; }
+done
+ls "$alidir"/ali.*.gz >/dev/null 2>&1 || { echo "$me: no ali.*.gz in $alidir" >&2; exit 1; }
+if [ ! -f "$denlats/lat.scp" ] && ! ls "$denlats"/lat.*.gz >/dev/null 2>&1; then
+  echo "$me: no lat.scp or lat.N.gz in $denlats (steps_kd/make_denlats.sh)" >&2; exit 1
+fi
+
+opts=(--criterion "$criterion" --acwt "$acwt" --lm-scale "$lm_scale" --boost "$boost"
+      --one-silence-class "$one_silence_class" --drop-frames "$drop_frames" --params "$params"
+      --optimizer "$optimizer" --momentum "$momentum" --epochs "$epochs" --seed "$seed"
+      --shuffle "$shuffle" --checkpoint-every "$checkpoint_every" --model "$model"
+      --device "$device" --num-threads "$num_threads")
+[ -n "$lr" ] && opts+=(--lr "$lr")
+[ -n "$mdl" ] && opts+=(--mdl "$mdl")
+[ -n "$teacher" ] && opts+=(--teacher "$teacher" --kd-q "$kd_q" --kd-temperature "$kd_temperature")
+[ "$resume" = true ] && opts+=(--resume)
+
+mkdir -p "$dir/log"
+echo "$me: $criterion training of $model into $dir (log: $dir/log/train.log)"
+$cmd "$dir/log/train.log" pykd train-seq "${opts[@]}" "$data" "$lang" "$nnetdir" "$alidir" \
+  "$denlats" "$dir" || { echo "$me: training failed, see $dir/log/train.log" >&2; exit 1; }
+grep -E "epoch [0-9]+ done|finished" "$dir/log/train.log" || true
+echo "$me: done, $dir/final.pt (per epoch: $dir/epoch*.pt)"
