@@ -29,6 +29,12 @@ kd_p=1.0             # KD weight p: L = (1-p) CE(hard) + p CE(teacher)
 kd_temperature=1.0
 nnet_device=auto     # torch device for training: auto | cpu | cuda
 nnet_threads=0       # torch CPU threads for training (0: torch's default)
+# Sequence training (stage 12) and speaker adaptation (stage 13).
+seq_epochs=2         # sMBR epochs (nnet1 uses 4 on AMI; 2 is the best on the embedded dev set)
+seq_kd_q=0.5         # student sMBR+KD: L = (1-q) L_sMBR + q CE(sMBR teacher)
+seq_decode_epochs=true   # decode dev after every sMBR epoch
+adapt_methods="teacher decode oracle"   # HDNN gate adaptation targets
+adapt_epochs=3
 skip_install=false
 
 help_message="Usage: $0 [options]
@@ -47,12 +53,17 @@ help_message="Usage: $0 [options]
   --nnet-max-epochs N          cap the training epochs of every network
   --kd-p P --kd-temperature T  knowledge distillation (default: 1.0 / 1.0)
   --nnet-device auto|cpu|cuda  training device (default: auto)
+  --seq-epochs N --seq-kd-q Q  sMBR epochs (default: 2) and KD weight of student sMBR+KD (0.5)
+  --adapt-methods "..."        gate adaptation targets: teacher decode oracle (default: all)
 Stages: 0 set-up, 1 data dirs, 2 dictionary + lang, 3 LM + lang_test,
         4 features (MFCC + CMVN for the GMM, fbank + CMVN for the networks),
         5 monophone GMM + graph + decode, 6 triphone GMM (tree) + graph + decode,
         7 triphone alignments of train (network targets) + GMM WER table,
         8 teacher DNN (CE) + decode, 9 student HDNN (CE) + decode,
-        10 student HDNN (KD from the teacher) + decode, 11 WER table RESULTS.md"
+        10 student HDNN (KD from the teacher) + decode, 11 WER table RESULTS.md,
+        12 sMBR: unigram graph, denominator lattices, teacher sMBR, student sMBR,
+           student sMBR+KD, decoded after every epoch,
+        13 speaker adaptation of the KD student's gates (two protocols), RESULTS.md again"
 
 cd "$(dirname "$0")"
 . ./utils_kd/parse_options.sh   # our own; utils/ may not exist before path.sh runs
@@ -210,6 +221,109 @@ if begin_stage 11 "WER table"; then
     --kd-pair "exp/dnn exp/hdnn_ce exp/hdnn_kd" > RESULTS.md.tmp && mv RESULTS.md.tmp RESULTS.md
   cat RESULTS.md
   end_stage 11 "WER table"
+fi
+
+# decode_seq <dir>: decode dev after every sMBR epoch (the last one = final.pt) and eval with
+# final.pt: <dir>/decode_dev_ep<N>, <dir>/decode_dev, <dir>/decode_eval.
+decode_seq() {
+  local dir=$1 n x
+  if [ "$seq_decode_epochs" = true ]; then
+    for n in $(seq 1 $((seq_epochs - 1))); do
+      steps_kd/decode_nnet.sh --nj "$decode_nj" --cmd "$decode_cmd" --gmm-dir exp/tri1 \
+        --model "$dir/epoch$n.pt" exp/tri1/graph "$data/dev_fbank" "$dir" "$dir/decode_dev_ep$n"
+    done
+  fi
+  for x in dev eval; do
+    steps_kd/decode_nnet.sh --nj "$decode_nj" --cmd "$decode_cmd" --gmm-dir exp/tri1 \
+      exp/tri1/graph "$data/${x}_fbank" "$dir" "$dir/decode_$x"
+  done
+}
+
+seq_systems="exp/dnn_smbr exp/hdnn_smbr exp/hdnn_smbr_kd"
+if begin_stage 12 "sequence training (sMBR)"; then
+  for f in exp/dnn/final.pt exp/hdnn_kd/final.pt; do
+    [ -f "$f" ] || { echo "$0: stage 12 needs $f (stages 8 and 10)" >&2; exit 1; }
+  done
+  # Denominator lattices through a unigram-LM graph, with each initial network.
+  steps_kd/make_unigram_lang.sh "$data/train/text" data/lang data/lang_ug
+  utils/mkgraph.sh data/lang_ug exp/tri1 exp/tri1/graph_ug
+  for sys in dnn hdnn_kd; do
+    steps_kd/make_denlats.sh --nj "$nj" --cmd "$decode_cmd" --gmm-dir exp/tri1 \
+      "$data/train_fbank" exp/tri1/graph_ug exp/$sys exp/${sys}_denlats
+  done
+  seq_opts=(--cmd "$train_cmd" --epochs "$seq_epochs" --seed "$seed" --num-threads "$nnet_threads")
+  # A killed run continues from its checkpoint when the stage is run again.
+  resume_opt() { [ -f "$1/checkpoints/last.pt" ] && [ ! -f "$1/final.pt" ] && echo "--resume true"; true; }
+  steps_kd/train_seq.sh "${seq_opts[@]}" $(resume_opt exp/dnn_smbr) "$data/train_fbank" data/lang \
+    exp/dnn exp/tri1_ali exp/dnn_denlats exp/dnn_smbr
+  steps_kd/train_seq.sh "${seq_opts[@]}" $(resume_opt exp/hdnn_smbr) "$data/train_fbank" data/lang \
+    exp/hdnn_kd exp/tri1_ali exp/hdnn_kd_denlats exp/hdnn_smbr
+  # The paper's setting: the student is sequence-trained with the sMBR teacher as regulariser.
+  steps_kd/train_seq.sh "${seq_opts[@]}" $(resume_opt exp/hdnn_smbr_kd) \
+    --teacher exp/dnn_smbr/final.pt --kd-q "$seq_kd_q" "$data/train_fbank" data/lang \
+    exp/hdnn_kd exp/tri1_ali exp/hdnn_kd_denlats exp/hdnn_smbr_kd
+  for sys in $seq_systems; do decode_seq $sys; done
+  end_stage 12 "sequence training (sMBR)"
+fi
+
+# Speaker adaptation of the KD student's shared gates, per dev/eval speaker. Protocols: "same"
+# (adapt and test on the same utterances) and "split" (adapt on the first half of a speaker's
+# utterances, test on the second half). Methods: teacher = the teacher's posteriors
+# (unsupervised KD), decode = the student's own first-pass best path, oracle = forced
+# alignments of the reference (for reference only).
+base=exp/hdnn_kd
+if begin_stage 13 "speaker adaptation of the student's gates"; then
+  [ -f $base/decode_dev/scoring_kaldi/best_wer ] || { echo "$0: stage 13 needs stage 10" >&2; exit 1; }
+  dev_setting=$(awk '{print $NF}' $base/decode_dev/scoring_kaldi/best_wer | sed 's|.*/wer_||')
+  for x in dev eval; do
+    case " $adapt_methods " in
+      *" oracle "*) steps_kd/align_si.sh --nj "$nj" --cmd "$train_cmd" "$data/$x" data/lang exp/tri1 \
+                      exp/tri1_ali_$x ;;
+    esac
+    for protocol in same split; do
+      sfx=$x; [ $protocol = split ] && sfx=split_$x
+      for m in $adapt_methods; do
+        case $m in
+          teacher) targets=(--teacher exp/dnn/final.pt) ;;
+          # first-pass best path at dev's LM weight / penalty (eval is not used for tuning)
+          decode) targets=(--lattices $base/decode_$x --gmm-model exp/tri1/final.mdl
+                           --lmwt "${dev_setting%_*}" --wip "${dev_setting#*_}") ;;
+          oracle) targets=(--ali-dir exp/tri1_ali_$x --gmm-model exp/tri1/final.mdl) ;;
+          *) echo "$0: unknown adaptation method $m" >&2; exit 1 ;;
+        esac
+        steps_kd/adapt_hdnn.sh --cmd "$train_cmd" --method $m "${targets[@]}" \
+          --epochs "$adapt_epochs" --protocol $protocol "$data/${x}_fbank" $base $base/adapt_${m}_$sfx
+      done
+    done
+    # Test data: all utterances (same) and the second halves (split; the same for every method).
+    half=$data/${x}_fbank_half
+    first_m=${adapt_methods%% *}
+    utils/subset_data_dir.sh --utt-list $base/adapt_${first_m}_split_$x/test_utts \
+      "$data/${x}_fbank" $half
+    steps_kd/decode_nnet.sh --nj "$decode_nj" --cmd "$decode_cmd" --gmm-dir exp/tri1 \
+      exp/tri1/graph $half $base $base/decode_${x}_half
+    for m in $adapt_methods; do
+      steps_kd/decode_nnet.sh --nj "$decode_nj" --cmd "$decode_cmd" --gmm-dir exp/tri1 \
+        --spk-params $base/adapt_${m}_$x exp/tri1/graph "$data/${x}_fbank" $base $base/decode_${x}_adapt_$m
+      steps_kd/decode_nnet.sh --nj "$decode_nj" --cmd "$decode_cmd" --gmm-dir exp/tri1 \
+        --spk-params $base/adapt_${m}_split_$x exp/tri1/graph $half $base $base/decode_${x}_half_adapt_$m
+    done
+  done
+  end_stage 13 "speaker adaptation of the student's gates"
+fi
+
+if [ "$stage" -le 13 ] && [ "$stop_stage" -ge 12 ]; then
+  # RESULTS.md with every table whose systems exist.
+  nnet_sys="exp/dnn exp/hdnn_ce exp/hdnn_kd"
+  extra=()
+  seq_done=true
+  for sys in $seq_systems; do [ -f $sys/decode_eval/scoring_kaldi/best_wer ] || seq_done=false; done
+  if $seq_done; then nnet_sys="$nnet_sys $seq_systems"; extra+=(--epochs "$seq_systems"); fi
+  [ -f $base/decode_eval_half/scoring_kaldi/best_wer ] && extra+=(--adapt $base)
+  local/results.sh --gmm "exp/mono exp/tri1" --nnet "$nnet_sys" \
+    --kd-pair "exp/dnn exp/hdnn_ce exp/hdnn_kd" "${extra[@]}" > RESULTS.md.tmp \
+    && mv RESULTS.md.tmp RESULTS.md
+  cat RESULTS.md
 fi
 
 echo "$0: done (stages $stage..$stop_stage); stage times in $times"

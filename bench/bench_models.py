@@ -80,7 +80,12 @@ def main() -> None:
     header = f"{'model':<8} {'params':>11} {'MFLOPs/fr':>9} {'device':<7} {'threads':>7} "
     header += f"{'fwd fr/s':>10} {'fwd xRT':>8} {'train fr/s':>10} {'train xRT':>9}"
     print(header)
-    for name, conf in (("student", "student_hdnn.yaml"), ("teacher", "teacher_dnn.yaml")):
+    models = (
+        ("student", "student_hdnn.yaml"),
+        ("teach-sm", "teacher_dnn_small.yaml"),  # the embedded corpus' teacher (5 x 1024)
+        ("teacher", "teacher_dnn.yaml"),  # AMI's (6 x 2048)
+    )
+    for name, conf in models:
         cfg = load_model_config(REPO / "conf" / conf)
         model = build_model(cfg, args.input_dim, args.num_pdfs)
         params, mflops = count_parameters(model), mflops_per_frame(model, args.input_dim)

@@ -3,12 +3,17 @@
 # word insertion penalty is tuned on the tune set (dev); the test set (eval) is scored with
 # sclite at dev's setting, and eval's own best setting is shown beside it for comparison.
 #   local/results.sh [--gmm "exp/mono exp/tri1"] [--nnet "exp/dnn exp/hdnn_ce exp/hdnn_kd"]
-#     [--kd-pair "exp/dnn exp/hdnn_ce exp/hdnn_kd"] > RESULTS.md
+#     [--kd-pair "exp/dnn exp/hdnn_ce exp/hdnn_kd"] [--epochs "exp/dnn_smbr exp/hdnn_smbr"]
+#     [--adapt exp/hdnn_kd [--adapt-methods "teacher decode oracle"] [--adapt-tag TAG]] > RESULTS.md
 set -euo pipefail
 
 gmm=
 nnet=
 kd_pair=
+epochs=
+adapt=
+adapt_methods=
+adapt_tag=
 tune_set=dev
 test_set=eval
 
@@ -17,13 +22,19 @@ Options:
   --gmm \"<dir> ...\"        # GMM system dirs (final.mdl, decode_<set>/scoring_kaldi)
   --nnet \"<dir> ...\"       # network dirs (final.pt, summary.json, decode_<set>/scoring_kaldi)
   --kd-pair \"<teacher> <student-ce> <student-kd>\"  # KD gain / teacher-student gap paragraph
+  --epochs \"<dir> ...\"     # sequence-trained dirs: $tune_set WER per epoch (decode_<set>_ep<N>)
+  --adapt <dir>            # network dir with speaker adaptation runs (adapt_<method>_<set>,
+                           # decode_<set>_adapt_<method>; split: adapt_<method>_split_<set>,
+                           # decode_<set>_half_adapt_<method>)
+  --adapt-methods \"<m> ...\"  # of teacher decode oracle (default: all three)
+  --adapt-tag <tag>        # adaptation dirs named with <method>_<tag> (default: none)
   --tune-set <set>         # set the LMWT/WIP is tuned on (default: $tune_set)
   --test-set <set>         # set scored at the tune set's setting (default: $test_set)"
 
 [ -f ./path.sh ] && . ./path.sh
 . utils/parse_options.sh
 
-if [ $# -ne 0 ] || [ -z "$gmm$nnet$kd_pair" ]; then
+if [ $# -ne 0 ] || [ -z "$gmm$nnet$kd_pair$epochs$adapt" ]; then
   printf '%s\n' "$help_message" >&2
   exit 1
 fi
@@ -32,6 +43,13 @@ args=(--tune-set "$tune_set" --test-set "$test_set")
 read -r -a dirs <<< "$gmm"; [ ${#dirs[@]} -gt 0 ] && args+=(--gmm "${dirs[@]}")
 read -r -a dirs <<< "$nnet"; [ ${#dirs[@]} -gt 0 ] && args+=(--nnet "${dirs[@]}")
 read -r -a dirs <<< "$kd_pair"; [ ${#dirs[@]} -gt 0 ] && args+=(--kd-pair "${dirs[@]}")
+read -r -a dirs <<< "$epochs"; [ ${#dirs[@]} -gt 0 ] && args+=(--epochs "${dirs[@]}")
+if [ -n "$adapt" ]; then
+  args+=(--adapt "$adapt")
+  read -r -a methods <<< "$adapt_methods"
+  [ ${#methods[@]} -gt 0 ] && args+=(--adapt-methods "${methods[@]}")
+  [ -n "$adapt_tag" ] && args+=(--adapt-tag "$adapt_tag")
+fi
 # the whole table first, so that a missing file leaves no half-written RESULTS.md content
 table=$(pykd results-table "${args[@]}")
 

@@ -10,7 +10,15 @@ from pathlib import Path
 import pytest
 
 from pykd.cli import main
-from pykd.kaldi.results import Setting, gap_share, results_table, sys_err_column
+from pykd.kaldi.results import (
+    Setting,
+    describe_training,
+    gap_share,
+    init_decode_dir,
+    results_table,
+    signed_change,
+    sys_err_column,
+)
 from pykd.kaldi.score import compute_wer, filter_words, find_sclite, read_text, sclite_counts
 
 needs_sclite = pytest.mark.skipif(find_sclite() is None, reason="sclite (sctk) not installed")
@@ -58,17 +66,27 @@ def make_decode(decode_dir: Path, errors: dict[str, int]) -> None:
     (sdir / "best_wer").write_text(f"{stats.wer_line()} {decode_dir}/wer_{best}\n")
 
 
-def make_system(sys_dir: Path, dev_errors: int, eval_errors: int) -> None:
-    """dev's best is 10_0.5 (``dev_errors``); eval has ``eval_errors`` there, but its own best
-    is 11_0.0 with one error fewer."""
+def make_dev(decode_dir: Path, dev_errors: int) -> None:
+    """A tune-set decode dir whose best is 10_0.5 with ``dev_errors``."""
     make_decode(
-        sys_dir / "decode_dev",
+        decode_dir,
         {"10_0.0": dev_errors + 2, "10_0.5": dev_errors, "11_0.0": dev_errors + 1, "11_0.5": 30},
     )
+
+
+def make_pair(tune_dir: Path, test_dir: Path, dev_errors: int, eval_errors: int) -> None:
+    """dev's best is 10_0.5 (``dev_errors``); eval has ``eval_errors`` there, but its own best
+    is 11_0.0 with one error fewer."""
+    make_dev(tune_dir, dev_errors)
     make_decode(
-        sys_dir / "decode_eval",
+        test_dir,
         {"10_0.0": eval_errors + 2, "10_0.5": eval_errors, "11_0.0": eval_errors - 1, "11_0.5": 30},
     )
+
+
+def make_system(sys_dir: Path, dev_errors: int, eval_errors: int) -> None:
+    """``decode_dev`` and ``decode_eval`` as :func:`make_pair` makes them."""
+    make_pair(sys_dir / "decode_dev", sys_dir / "decode_eval", dev_errors, eval_errors)
 
 
 def wer_text(n_errors: int) -> str:
@@ -117,6 +135,13 @@ def test_gmm_table_scores_eval_at_devs_setting(
     mtime = sys_file.stat().st_mtime_ns
     again = results_table(gmm=[sys_dir])
     assert table_rows(again, "tri1") == cells and sys_file.stat().st_mtime_ns == mtime
+
+
+def section_rows(text: str, heading: str) -> list[list[str]]:
+    """Cells of the table rows under ``## heading`` (header and rule excluded)."""
+    lines = text.split(f"## {heading}\n", 1)[1].split("\n## ", 1)[0].splitlines()
+    rows = [ln for ln in lines if ln.startswith("| ")]
+    return [[c.strip() for c in ln.strip("|").split("|")] for ln in rows[1:]]
 
 
 def write_network(sys_dir: Path, model_config: dict, cv_acc: float, **kd: object) -> int:
@@ -224,3 +249,232 @@ def test_missing_dev_setting_hypotheses_are_named(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match=f"{hyp} missing"):
         results_table(kd_pair=[sys_dir] * 3)
     assert read_text(sys_dir / "decode_dev" / "scoring_kaldi" / "test_filt.txt") == REFS
+
+
+HDNN = {"type": "hdnn", "hdnn": {"num_layers": 2, "hidden_dim": 8}}
+
+
+def write_seq_network(sys_dir: Path, epochs: int, kd: bool = False, **seq: object) -> None:
+    """final.pt + summary.json as train-seq writes them (no cv_acc); ``seq``: meta["seq"]."""
+    pytest.importorskip("torch")
+    from pykd.models import build_model, count_parameters, model_config_from_dict
+    from pykd.train.checkpoint import save_checkpoint
+
+    model = build_model(model_config_from_dict(HDNN), 40, 12)
+    criterion = str(seq.get("criterion", "smbr"))
+    meta = {
+        "model_config": model_config_from_dict(HDNN).to_dict(),
+        "num_pdfs": 12,
+        "input_dim": 40,
+        "input": {"splice": 5, "cmvn": "mean"},
+        "params": count_parameters(model),
+        "loss": criterion + ("+kd" if kd else ""),
+        "init_loss": "kd",
+        "seq": {"criterion": criterion, "epochs": epochs, "params": "all", "kd_q": 0.0, **seq},
+    }
+    summary = {"status": "finished", "criterion": criterion, "epochs": epochs, "history": []}
+    sys_dir.mkdir(parents=True, exist_ok=True)
+    save_checkpoint(
+        sys_dir / "final.pt", {"model": model.state_dict(), "meta": meta, "summary": summary}
+    )
+    (sys_dir / "summary.json").write_text(json.dumps(summary) + "\n")
+
+
+def test_describe_sequence_training() -> None:
+    seq = {"criterion": "mmi", "init_model": "exp/dnn/final.pt", "epochs": 4, "boost": 0.1}
+    assert describe_training({"loss": "mmi", "seq": seq}) == "bMMI b=0.1 4 ep. from dnn"
+    assert describe_training({"loss": "mmi", "seq": seq}, epochs=2) == "bMMI b=0.1 2 ep. from dnn"
+    seq = {
+        "criterion": "mpfe",
+        "init_model": "exp/hdnn_smbr/epoch2.pt",
+        "epochs": 1,
+        "params": "gates",
+        "kd_q": 0.25,
+        "teacher": "exp/dnn_smbr/final.pt",
+        "kd_temperature": 2.0,
+    }
+    assert describe_training({"loss": "mpfe+kd", "seq": seq}) == (
+        "MPFE+KD q=0.25 T=2 (teacher dnn_smbr) 1 ep. from hdnn_smbr/epoch2, gates only"
+    )
+    assert describe_training({"loss": "smbr"}) == "sMBR"  # no details recorded
+
+
+@needs_sclite
+def test_network_table_sequence_training(tmp_path: Path) -> None:
+    exp = tmp_path / "exp"
+    write_seq_network(exp / "hdnn_smbr", 2, init_model=str(exp / "hdnn_kd" / "final.pt"))
+    write_seq_network(
+        exp / "hdnn_smbr_kd",
+        3,
+        kd=True,
+        init_model="exp/hdnn_ce/final.pt",
+        params="gates",
+        kd_q=0.5,
+        kd_temperature=1.0,
+        teacher="exp/dnn_smbr/final.pt",
+    )
+    make_system(exp / "hdnn_smbr", 4, 9)
+    make_system(exp / "hdnn_smbr_kd", 5, 3)
+    text = results_table(nnet=[exp / "hdnn_smbr", exp / "hdnn_smbr_kd"])
+    cells = table_rows(text, "hdnn_smbr")
+    assert cells[1] == "HDNN 2x8 sigmoid"
+    assert cells[4:6] == ["sMBR 2 ep. from hdnn_kd", "-"]
+    assert cells[6:] == ["8.2 (10_0.5)", "18.4 (10_0.5)", "[16.3 (11_0.0)]"]
+    cells = table_rows(text, "hdnn_smbr_kd")
+    assert cells[4:6] == ["sMBR+KD q=0.5 (teacher dnn_smbr) 3 ep. from hdnn_ce, gates only", "-"]
+
+
+@needs_sclite
+def test_epoch_table(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    exp = tmp_path / "exp"
+    monkeypatch.chdir(tmp_path)  # the recorded init_model paths are relative to the recipe
+    make_dev(exp / "hdnn_kd" / "decode_dev", 8)  # initial network of hdnn_smbr
+    write_seq_network(exp / "hdnn_smbr", 3, init_model="exp/hdnn_kd/final.pt")
+    make_dev(exp / "hdnn_smbr" / "decode_dev_ep1", 7)
+    make_dev(exp / "hdnn_smbr" / "decode_dev_ep2", 6)
+    make_dev(exp / "hdnn_smbr" / "decode_dev", 5)  # final.pt = epoch 3
+    # recorded elsewhere: found as the sibling exp/dnn, which was not decoded
+    write_seq_network(exp / "dnn_smbr", 2, init_model="/elsewhere/exp/dnn/final.pt")
+    (exp / "dnn").mkdir()
+    make_dev(exp / "dnn_smbr" / "decode_dev_ep1", 3)
+    (exp / "dnn_smbr" / "decode_dev_ep4").mkdir()  # not scored yet: a 4th column, "-"
+
+    assert main(["results-table", "--epochs", "exp/hdnn_smbr", "exp/dnn_smbr"]) == 0
+    out = capsys.readouterr().out
+    header = "| system | training | epoch 0 (initial) | epoch 1 | epoch 2 | epoch 3 | epoch 4 |"
+    assert header in out.splitlines()
+    rows = section_rows(out, "Sequence training: dev WER per epoch")
+    assert rows == [
+        [
+            "hdnn_smbr",
+            "sMBR 3 ep. from hdnn_kd",
+            f"{wer_text(8)} (10_0.5)",
+            f"{wer_text(7)} (10_0.5)",
+            f"{wer_text(6)} (10_0.5)",
+            f"{wer_text(5)} (10_0.5)",
+            "-",
+        ],
+        ["dnn_smbr", "sMBR 2 ep. from dnn", "-", f"{wer_text(3)} (10_0.5)", "-", "-", "-"],
+    ]
+    # an epoch file as the initial network: its per-epoch decode
+    make_dev(exp / "hdnn_smbr" / "decode_dev_ep3", 5)
+    assert init_decode_dir(exp / "x", "exp/hdnn_smbr/epoch3.pt", "dev") == Path(
+        "exp/hdnn_smbr/decode_dev_ep3"
+    )
+    write_network(exp / "hdnn_ce", HDNN, cv_acc=0.5)
+    with pytest.raises(ValueError, match="not a sequence-trained network"):
+        results_table(epochs=[exp / "hdnn_ce"])
+
+
+def adapt_summary(adapt_dir: Path, speakers: int, seconds: float, skipped: list[str]) -> None:
+    """summary.json of ``pykd adapt-speakers`` (the keys the table reads, and a few more)."""
+    adapt_dir.mkdir(parents=True)
+    summary = {
+        "method": "teacher",
+        "protocol": "same",
+        "num_speakers": speakers,
+        "num_adapted": speakers - len(skipped),
+        "num_skipped": len(skipped),
+        "skipped_speakers": skipped,
+        "adapted_params_per_speaker": 33024,
+        "mean_seconds_per_speaker": seconds,
+    }
+    (adapt_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+
+
+@needs_sclite
+def test_adaptation_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    base = tmp_path / "exp" / "hdnn_kd"
+    make_system(base, 8, 10)  # SI, same protocol
+    make_pair(base / "decode_dev_half", base / "decode_eval_half", 6, 7)  # SI, split
+    # teacher, same: 4 + 3 of 4 + 4 speakers adapted, 2.0 s and 4.0 s each
+    adapt_summary(base / "adapt_teacher_dev", 4, 2.0, [])
+    adapt_summary(base / "adapt_teacher_eval", 4, 4.0, ["spk9"])
+    make_pair(base / "decode_dev_adapt_teacher", base / "decode_eval_adapt_teacher", 5, 9)
+    # oracle, split: dev's run has only adapt_stats.tsv; eval's decode is missing
+    stats = base / "adapt_oracle_split_dev"
+    stats.mkdir()
+    (stats / "adapt_stats.tsv").write_text(
+        "speaker\tframes\tadapted_params\tloss_before\tloss_after\tseconds\tstatus\n"
+        "spk1\t900\t33024\t2.0\t1.5\t1.000\tadapted\n"
+        "spk2\t100\t0\t-\t-\t0.000\tskipped-too-little-data\n"
+    )
+    adapt_summary(base / "adapt_oracle_split_eval", 2, 3.0, [])
+    make_dev(base / "decode_dev_half_adapt_oracle", 6)
+    # decode: nothing at all, so no row
+
+    assert main(["results-table", "--adapt", str(base)]) == 0
+    out = capsys.readouterr().out
+    header = (
+        "| method | protocol | adapted parameters per speaker | adaptation time per speaker (s) "
+        "| speakers adapted | dev WER | eval WER (dev's setting) | change vs SI (dev / eval) |"
+    )
+    assert "## Speaker adaptation of hdnn_kd" in out and header in out.splitlines()
+    rows = section_rows(out, "Speaker adaptation of hdnn_kd")
+    d_dev, d_eval = 100.0 * (5 - 8) / REF_WORDS, 100.0 * (9 - 10) / REF_WORDS
+    assert rows == [
+        ["SI", "same utterances", "-", "-", "-", "16.3 (10_0.5)", "20.4 (10_0.5)", "-"],
+        [
+            "teacher",
+            "same utterances",
+            "33,024",
+            f"{(4 * 2.0 + 3 * 4.0) / 7:.2f}",  # mean over the 7 adapted speakers
+            "7/8, skipped: spk9",
+            "10.2 (10_0.5)",
+            "18.4 (10_0.5)",
+            f"{d_dev:+.2f} / {d_eval:+.2f}",
+        ],
+        ["SI", "split halves", "-", "-", "-", "12.2 (10_0.5)", "14.3 (10_0.5)", "-"],
+        [
+            "oracle",
+            "split halves",
+            "33,024",
+            f"{(1 * 1.0 + 2 * 3.0) / 3:.2f}",
+            "3/4, skipped: spk2",
+            "12.2 (10_0.5)",
+            "-",
+            "+0.00 / -",
+        ],
+    ]
+    assert rows[1][-1] == "-6.12 / -2.04"
+
+    # only the methods asked for; the split protocol then has nothing, so no SI row for it
+    text = results_table(adapt=base, adapt_methods=["teacher"])
+    assert [r[:2] for r in section_rows(text, "Speaker adaptation of hdnn_kd")] == [
+        ["SI", "same utterances"],
+        ["teacher", "same utterances"],
+    ]
+    # a tagged run: adapt_<method>_<tag>_...; adapted but not decoded yet
+    adapt_summary(base / "adapt_decode_kl_split_eval", 2, 1.5, [])
+    text = results_table(adapt=base, adapt_tag="kl")
+    assert section_rows(text, "Speaker adaptation of hdnn_kd (kl)") == [
+        ["SI", "split halves", "-", "-", "-", "12.2 (10_0.5)", "14.3 (10_0.5)", "-"],
+        ["decode", "split halves", "33,024", "1.50", "2/2", "-", "-", "- / -"],
+    ]
+
+
+def test_signed_change() -> None:
+    from pykd.kaldi.results import SetWer
+
+    def w(x: float) -> SetWer:
+        return SetWer(Setting(10, "0.5"), f"{x:.1f}", x)
+
+    assert signed_change(w(8.0), w(8.43)) == "-0.43"
+    assert signed_change(w(9.214), w(9.0)) == "+0.21"
+    assert signed_change(w(9.001), w(9.0)) == "+0.00"
+    assert signed_change(w(8.999), w(9.0)) == "+0.00"
+    assert signed_change(None, w(9.0)) == signed_change(w(9.0), None) == "-"
+
+
+def test_adaptation_table_needs_results(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    base = tmp_path / "exp" / "hdnn_kd"
+    make_system(base, 8, 10)  # SI decodes alone are no adaptation results
+    with pytest.raises(FileNotFoundError, match="no speaker adaptation results") as err:
+        results_table(adapt=base)
+    assert str(base / "adapt_teacher_dev") in str(err.value)
+    (base / "adapt_teacher_kl_dev").mkdir()  # another tag's run
+    with caplog.at_level(logging.ERROR):
+        assert main(["results-table", "--adapt", str(base), "--adapt-tag", "other"]) == 1
+    assert f"{base}: no speaker adaptation results for methods teacher decode oracle" in caplog.text

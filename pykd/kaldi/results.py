@@ -9,12 +9,19 @@ does) when scoring did not already write it. Eval's own best setting (what Kaldi
 reports, an oracle) is shown in a separate column for comparison.
 
 * ``pykd results-table [--gmm DIR ...] [--nnet DIR ...] [--tune-set dev] [--test-set eval]
-  [--kd-pair TEACHER STUDENT_CE STUDENT_KD] [--title TEXT] > RESULTS.md``
+  [--kd-pair TEACHER STUDENT_CE STUDENT_KD] [--epochs DIR ...] [--adapt BASE_DIR
+  [--adapt-methods teacher decode oracle] [--adapt-tag TAG]] [--title TEXT] > RESULTS.md``
 
 GMM rows show the tied states (pdfs) and Gaussians of ``final.mdl``; network rows the model,
-size and training of ``final.pt`` (its ``meta``) and the CV frame accuracy of ``summary.json``.
-With ``--kd-pair`` a paragraph gives the gain of KD over CE training of the same student and the
-share of the teacher-student gap it closes.
+size and training of ``final.pt`` (its ``meta``; sequence training as criterion, epochs and
+initial network) and the CV frame accuracy of ``summary.json``. With ``--kd-pair`` a paragraph
+gives the gain of KD over CE training of the same student and the share of the teacher-student
+gap it closes. ``--epochs`` tabulates the tune set's WER after each epoch of sequence-trained
+networks (``decode_<tune>_ep<N>``; the last epoch may be ``decode_<tune>``), epoch 0 being the
+initial network. ``--adapt`` tabulates the speaker adaptation runs of a network
+(``adapt_<M>_<set>`` + ``decode_<set>_adapt_<M>``, split protocol ``adapt_<M>_split_<set>`` +
+``decode_<set>_half_adapt_<M>``) against its speaker-independent decodes (``decode_<set>``,
+``decode_<set>_half``).
 """
 
 from __future__ import annotations
@@ -41,6 +48,10 @@ from pykd.kaldi.score import (
 )
 
 log = logging.getLogger(__name__)
+
+SEQ_CRITERIA = {"smbr": "sMBR", "mpfe": "MPFE", "mmi": "MMI"}
+ADAPT_METHODS = ("teacher", "decode", "oracle")
+PROTOCOLS = {"same": "same utterances", "split": "split halves"}
 
 _BEST_RE = re.compile(r"wer_(\d+)_([0-9.]+)$")
 _WER_FILE_RE = re.compile(r"%WER\s+[0-9.]+\s+\[\s*(\d+)\s*/\s*(\d+)")
@@ -201,14 +212,22 @@ def _check_wer_file(wer_file: Path, result: SetWer) -> None:
 
 
 def system_wers(
-    sys_dir: str | os.PathLike,
+    sys_dir: str | os.PathLike | None,
     tune_set: str = "dev",
     test_set: str = "eval",
     non_scored: Sequence[str] = DEFAULT_NON_SCORED,
+    *,
+    tune_dir: str | os.PathLike | None = None,
+    test_dir: str | os.PathLike | None = None,
 ) -> SystemWers:
-    """WERs of ``<sys_dir>/decode_<tune_set>`` and ``decode_<test_set>`` under the protocol."""
-    tune_dir = Path(sys_dir) / f"decode_{tune_set}"
-    test_dir = Path(sys_dir) / f"decode_{test_set}"
+    """WERs of a tune and a test decode dir under the protocol.
+
+    The dirs default to ``<sys_dir>/decode_<tune_set>`` and ``<sys_dir>/decode_<test_set>``.
+    """
+    if (tune_dir is None or test_dir is None) and sys_dir is None:
+        raise ValueError("system_wers: give sys_dir or both tune_dir and test_dir")
+    tune_dir = Path(tune_dir) if tune_dir is not None else Path(sys_dir) / f"decode_{tune_set}"
+    test_dir = Path(test_dir) if test_dir is not None else Path(sys_dir) / f"decode_{test_set}"
     tune_setting = read_best_setting(tune_dir, tune_set)
     test_setting = read_best_setting(test_dir, test_set)
     return SystemWers(
@@ -243,8 +262,54 @@ def describe_model(model_config: dict[str, Any]) -> str:
     return text
 
 
-def describe_training(meta: dict[str, Any]) -> str:
-    """``CE``, or ``KD p=0.5 T=2 (teacher dnn)`` from a checkpoint's ``meta``."""
+def model_name(path: str | os.PathLike) -> str:
+    """``dnn`` for ``exp/dnn/final.pt`` or ``exp/dnn``; ``dnn_smbr/epoch2`` for an epoch file."""
+    p = Path(path)
+    if p.suffix != ".pt":
+        return p.name
+    return p.parent.name if p.name == "final.pt" else f"{p.parent.name}/{p.stem}"
+
+
+def is_sequence_trained(meta: dict[str, Any]) -> bool:
+    """Whether ``meta`` is that of a ``train-seq`` checkpoint."""
+    loss = str(meta.get("loss", "ce")).split("+")[0]
+    return isinstance(meta.get("seq"), dict) or loss in SEQ_CRITERIA
+
+
+def describe_sequence_training(meta: dict[str, Any], epochs: int | None = None) -> str:
+    """``sMBR 2 ep. from hdnn_kd`` / ``sMBR+KD q=0.5 (teacher dnn_smbr) 2 ep. from hdnn_ce,
+    gates only`` from a ``train-seq`` checkpoint's ``meta`` (``epochs`` overrides its count)."""
+    seq: dict[str, Any] = meta.get("seq") or {}
+    loss = str(meta.get("loss", ""))
+    crit = str(seq.get("criterion") or loss.split("+")[0])
+    text = SEQ_CRITERIA.get(crit, crit.upper())
+    boost = float(seq.get("boost") or 0.0)
+    if crit == "mmi" and boost:
+        text = f"bMMI b={boost:g}"
+    if loss.endswith("+kd"):
+        text += "+KD"
+        if seq.get("kd_q") is not None:
+            text += f" q={float(seq['kd_q']):g}"
+        temperature = seq.get("kd_temperature")
+        if temperature is not None and float(temperature) != 1.0:
+            text += f" T={float(temperature):g}"
+        if seq.get("teacher"):
+            text += f" (teacher {model_name(seq['teacher'])})"
+    if epochs is None and seq.get("epochs") is not None:
+        epochs = int(seq["epochs"])
+    if epochs is not None:
+        text += f" {epochs} ep."
+    if seq.get("init_model"):
+        text += f" from {model_name(seq['init_model'])}"
+    if seq.get("params", "all") != "all":
+        text += f", {seq['params']} only"
+    return text
+
+
+def describe_training(meta: dict[str, Any], epochs: int | None = None) -> str:
+    """``CE``, ``KD p=0.5 T=2 (teacher dnn)`` or a sequence training, from ``meta``."""
+    if is_sequence_trained(meta):
+        return describe_sequence_training(meta, epochs)
     if meta.get("loss", "ce") != "kd":
         return str(meta.get("loss", "ce")).upper()
     text = "KD"
@@ -254,14 +319,25 @@ def describe_training(meta: dict[str, Any]) -> str:
         text += f" T={float(meta['kd_temperature']):g}"
     teacher = meta.get("teacher")
     if teacher:
-        path = Path(teacher)
-        text += f" (teacher {path.parent.name if path.suffix == '.pt' else path.name})"
+        text += f" (teacher {model_name(teacher)})"
     return text
 
 
-def nnet_info(sys_dir: str | os.PathLike) -> NnetInfo:
-    """Model, size and training of ``<sys_dir>/final.pt``; CV accuracy from ``summary.json``."""
+def load_network(sys_dir: str | os.PathLike, allow_epoch: bool = False) -> dict[str, Any]:
+    """The checkpoint ``<sys_dir>/final.pt`` (``{"model", "meta", "summary"}``).
+
+    With ``allow_epoch``, the latest ``epoch<N>.pt`` when there is no final.pt (a sequence
+    training still running).
+    """
     final = Path(sys_dir) / "final.pt"
+    if not final.is_file() and allow_epoch:
+        epochs = sorted(
+            (int(m.group(1)), f)
+            for f in Path(sys_dir).glob("epoch*.pt")
+            if (m := re.fullmatch(r"epoch(\d+)\.pt", f.name))
+        )
+        if epochs:
+            final = epochs[-1][1]
     if not final.is_file():
         raise FileNotFoundError(f"{final} missing (train {sys_dir} first)")
     import torch  # noqa: PLC0415 (only when there are networks)
@@ -269,6 +345,24 @@ def nnet_info(sys_dir: str | os.PathLike) -> NnetInfo:
     ckpt = torch.load(final, map_location="cpu", weights_only=False)
     if not isinstance(ckpt, dict) or not isinstance(ckpt.get("meta"), dict):
         raise ScoreError(f"{final}: not a train-nnet checkpoint (no 'meta')")
+    return ckpt
+
+
+def _seq_epochs(ckpt: dict[str, Any]) -> int | None:
+    """Epochs a train-seq checkpoint holds: its summary's count, else the epoch file's, else
+    the configured count."""
+    summary = ckpt.get("summary") or {}
+    if "criterion" in summary and summary.get("epochs") is not None:
+        return int(summary["epochs"])  # final.pt
+    if summary.get("epoch") is not None:
+        return int(summary["epoch"])  # epoch<N>.pt
+    epochs = (ckpt["meta"].get("seq") or {}).get("epochs")
+    return None if epochs is None else int(epochs)
+
+
+def nnet_info(sys_dir: str | os.PathLike) -> NnetInfo:
+    """Model, size and training of ``<sys_dir>/final.pt``; CV accuracy from ``summary.json``."""
+    ckpt = load_network(sys_dir)
     meta: dict[str, Any] = ckpt["meta"]
     summary_json = Path(sys_dir) / "summary.json"
     if summary_json.is_file():
@@ -282,7 +376,7 @@ def nnet_info(sys_dir: str | os.PathLike) -> NnetInfo:
         model=describe_model(meta.get("model_config") or {}),
         params=None if params is None else int(params),
         mflops=None if mflops is None else float(mflops),
-        training=describe_training(meta),
+        training=describe_training(meta, _seq_epochs(ckpt) if is_sequence_trained(meta) else None),
         cv_acc=None if cv_acc is None else float(cv_acc),
     )
 
@@ -324,6 +418,212 @@ def kd_summary(
     return "\n".join(lines) + "\n"
 
 
+def is_scored(decode_dir: str | os.PathLike) -> bool:
+    """Whether ``decode_dir`` has been scored (``scoring_kaldi/best_wer``)."""
+    return (Path(decode_dir) / "scoring_kaldi" / "best_wer").is_file()
+
+
+def best_wer(
+    decode_dir: str | os.PathLike, set_name: str, non_scored: Sequence[str] = DEFAULT_NON_SCORED
+) -> SetWer:
+    """sclite's WER of ``decode_dir`` at its own best setting."""
+    return sclite_wer(decode_dir, read_best_setting(decode_dir, set_name), non_scored)
+
+
+# ----- sequence training per epoch -----
+
+
+def epoch_decode_dirs(
+    sys_dir: str | os.PathLike, tune_set: str, last_epoch: int | None
+) -> tuple[int, dict[int, Path]]:
+    """(number of epochs, scored tune-set decode dir per epoch) of a sequence-trained network.
+
+    Epoch N is ``decode_<tune>_ep<N>``; the last epoch (``final.pt``) may be ``decode_<tune>``
+    instead. The number of epochs is the largest of ``last_epoch`` and the ``_ep<N>`` dirs.
+    """
+    sys_dir = Path(sys_dir)
+    pattern = re.compile(rf"decode_{re.escape(tune_set)}_ep(\d+)")
+    present: dict[int, Path] = {}
+    for d in sys_dir.glob(f"decode_{tune_set}_ep*"):
+        m = pattern.fullmatch(d.name)
+        if m and d.is_dir():
+            present[int(m.group(1))] = d
+    n_epochs = max([last_epoch or 0, *present])
+    scored = {n: d for n, d in present.items() if is_scored(d)}
+    final = sys_dir / f"decode_{tune_set}"
+    if last_epoch and last_epoch not in scored and is_scored(final):
+        scored[last_epoch] = final
+    return n_epochs, scored
+
+
+def init_decode_dir(
+    sys_dir: str | os.PathLike, init_model: str | os.PathLike, tune_set: str
+) -> Path | None:
+    """The scored tune-set decode dir of the network a sequence training started from.
+
+    ``<init-dir>/decode_<tune>`` (``decode_<tune>_ep<K>`` when it started from ``epoch<K>.pt``),
+    the init dir as recorded or, failing that, the same-named sibling of ``sys_dir``.
+    """
+    path = Path(init_model)
+    init_dir = path.parent if path.suffix == ".pt" else path
+    m = re.fullmatch(r"epoch(\d+)", path.stem) if path.suffix == ".pt" else None
+    name = f"decode_{tune_set}_ep{m.group(1)}" if m else f"decode_{tune_set}"
+    for d in (init_dir, Path(sys_dir).parent / init_dir.name):
+        if is_scored(d / name):
+            return d / name
+    return None
+
+
+@dataclass(frozen=True)
+class EpochRow:
+    """Tune-set WERs of one sequence-trained network: initial network, then each epoch."""
+
+    name: str
+    training: str
+    n_epochs: int
+    init: SetWer | None
+    epochs: dict[int, SetWer]
+
+
+def epoch_row(
+    sys_dir: str | os.PathLike,
+    tune_set: str = "dev",
+    non_scored: Sequence[str] = DEFAULT_NON_SCORED,
+) -> EpochRow:
+    """The per-epoch WERs of the sequence-trained network in ``sys_dir``."""
+    ckpt = load_network(sys_dir, allow_epoch=True)
+    meta: dict[str, Any] = ckpt["meta"]
+    if not is_sequence_trained(meta):
+        raise ValueError(
+            f"{sys_dir}: not a sequence-trained network (loss {meta.get('loss', 'ce')!r}); "
+            "--epochs is for train-seq dirs"
+        )
+    last = _seq_epochs(ckpt)
+    n_epochs, dirs = epoch_decode_dirs(sys_dir, tune_set, last)
+    init_model = (meta.get("seq") or {}).get("init_model")
+    init_dir = init_decode_dir(sys_dir, init_model, tune_set) if init_model else None
+    return EpochRow(
+        name=Path(sys_dir).name,
+        training=describe_sequence_training(meta, last),
+        n_epochs=n_epochs,
+        init=None if init_dir is None else best_wer(init_dir, tune_set, non_scored),
+        epochs={n: best_wer(d, tune_set, non_scored) for n, d in sorted(dirs.items())},
+    )
+
+
+# ----- speaker adaptation -----
+
+
+def adapt_dirs(
+    base: str | os.PathLike, method: str, protocol: str, set_name: str, tag: str | None = None
+) -> tuple[Path, Path]:
+    """(adaptation output dir, decode dir) of one method, protocol and set.
+
+    same: ``adapt_<M>_<set>``, ``decode_<set>_adapt_<M>``; split: ``adapt_<M>_split_<set>``,
+    ``decode_<set>_half_adapt_<M>``; with a tag, ``<M>`` is ``<method>_<tag>``.
+    """
+    base, m = Path(base), f"{method}_{tag}" if tag else method
+    if protocol == "same":
+        return base / f"adapt_{m}_{set_name}", base / f"decode_{set_name}_adapt_{m}"
+    if protocol == "split":
+        return base / f"adapt_{m}_split_{set_name}", base / f"decode_{set_name}_half_adapt_{m}"
+    raise ValueError(f"protocol must be one of {', '.join(PROTOCOLS)}, got {protocol!r}")
+
+
+def si_decode_dir(base: str | os.PathLike, protocol: str, set_name: str) -> Path:
+    """The speaker-independent decode dir a protocol compares with."""
+    return Path(base) / (f"decode_{set_name}" if protocol == "same" else f"decode_{set_name}_half")
+
+
+@dataclass(frozen=True)
+class AdaptSummary:
+    """Cost and coverage of one ``adapt-speakers`` run."""
+
+    params: int | None  # adapted parameters per speaker
+    mean_seconds: float | None  # per adapted speaker
+    num_adapted: int
+    num_speakers: int
+    skipped: tuple[str, ...]
+
+
+def read_adapt_summary(adapt_dir: str | os.PathLike) -> AdaptSummary | None:
+    """``summary.json`` of an adaptation dir (else its ``adapt_stats.tsv``); None if neither."""
+    adapt_dir = Path(adapt_dir)
+    summary_json, stats_tsv = adapt_dir / "summary.json", adapt_dir / "adapt_stats.tsv"
+    if summary_json.is_file():
+        s = json.loads(summary_json.read_text(encoding="utf-8"))
+        skipped = tuple(s.get("skipped_speakers") or ())
+        n_adapted = int(s.get("num_adapted", 0))
+        params, secs = s.get("adapted_params_per_speaker"), s.get("mean_seconds_per_speaker")
+        return AdaptSummary(
+            params=None if params is None else int(params),
+            mean_seconds=None if secs is None or not n_adapted else float(secs),
+            num_adapted=n_adapted,
+            num_speakers=int(s.get("num_speakers", n_adapted + int(s.get("num_skipped", 0)))),
+            skipped=skipped,
+        )
+    if not stats_tsv.is_file():
+        return None
+    lines = stats_tsv.read_text(encoding="utf-8").splitlines()
+    rows = [dict(zip(lines[0].split("\t"), ln.split("\t"), strict=False)) for ln in lines[1:]]
+    done = [r for r in rows if r.get("status") == "adapted"]
+    return AdaptSummary(
+        params=int(done[0]["adapted_params"]) if done else None,
+        mean_seconds=sum(float(r["seconds"]) for r in done) / len(done) if done else None,
+        num_adapted=len(done),
+        num_speakers=len(rows),
+        skipped=tuple(sorted(r["speaker"] for r in rows if r.get("status") != "adapted")),
+    )
+
+
+def adapt_cost_cells(summaries: Sequence[AdaptSummary]) -> list[str]:
+    """Parameters per speaker, mean seconds per speaker, ``7/8, skipped: X`` over the runs."""
+    if not summaries:
+        return ["-", "-", "-"]
+    params = sorted({s.params for s in summaries if s.params is not None})
+    timed = [s for s in summaries if s.mean_seconds is not None and s.num_adapted]
+    n_timed = sum(s.num_adapted for s in timed)
+    seconds = (
+        sum(s.mean_seconds * s.num_adapted for s in timed) / n_timed  # type: ignore[operator]
+        if n_timed
+        else None
+    )
+    skipped = sorted({spk for s in summaries for spk in s.skipped})
+    speakers = f"{sum(s.num_adapted for s in summaries)}/{sum(s.num_speakers for s in summaries)}"
+    if skipped:
+        more = f" (+{len(skipped) - 5} more)" if len(skipped) > 5 else ""
+        speakers += f", skipped: {' '.join(skipped[:5])}{more}"
+    return [
+        " / ".join(f"{p:,}" for p in params) or "?",
+        "?" if seconds is None else f"{seconds:.2f}",
+        speakers,
+    ]
+
+
+def pair_wers(
+    tune_dir: Path,
+    test_dir: Path,
+    tune_set: str,
+    test_set: str,
+    non_scored: Sequence[str] = DEFAULT_NON_SCORED,
+) -> tuple[SetWer | None, SetWer | None]:
+    """(tune WER at its best, test WER at the tune set's setting); None where not decoded."""
+    if not is_scored(tune_dir):
+        return None, None
+    if not is_scored(test_dir):
+        return best_wer(tune_dir, tune_set, non_scored), None
+    w = system_wers(None, tune_set, test_set, non_scored, tune_dir=tune_dir, test_dir=test_dir)
+    return w.tune, w.test
+
+
+def signed_change(new: SetWer | None, old: SetWer | None) -> str:
+    """``-0.43``: absolute WER change (from the error counts), or ``-`` when one is missing."""
+    if new is None or old is None:
+        return "-"
+    diff = round(new.wer - old.wer, 2)
+    return f"{diff + 0.0:+.2f}"  # + 0.0: no "-0.00"
+
+
 def _row(cells: Sequence[object]) -> str:
     return "| " + " | ".join(str(c) for c in cells) + " |"
 
@@ -336,6 +636,100 @@ def _wer_cells(w: SystemWers) -> list[str]:
     return [w.tune.cell(), w.test.cell(), f"[{w.test_best.cell()}]"]
 
 
+def _cell(w: SetWer | None) -> str:
+    return "-" if w is None else w.cell()
+
+
+def epoch_table(
+    sys_dirs: Sequence[str | os.PathLike],
+    tune_set: str = "dev",
+    non_scored: Sequence[str] = DEFAULT_NON_SCORED,
+) -> list[str]:
+    """Lines of the per-epoch table of sequence-trained networks."""
+    rows = [epoch_row(d, tune_set, non_scored) for d in sys_dirs]
+    n_max = max(r.n_epochs for r in rows)
+    out = [f"## Sequence training: {tune_set} WER per epoch", ""]
+    out.append(
+        f"Epoch 0 is the network training started from; each cell is sclite's {tune_set} WER "
+        "at that decode's best LMWT_WIP (in parentheses), - where not decoded."
+    )
+    out.append("")
+    out += _header(
+        ["system", "training", "epoch 0 (initial)", *(f"epoch {n}" for n in range(1, n_max + 1))]
+    )
+    for r in rows:
+        cells = [_cell(r.epochs.get(n)) for n in range(1, n_max + 1)]
+        out.append(_row([r.name, r.training, _cell(r.init), *cells]))
+    return out
+
+
+def adapt_table(
+    base: str | os.PathLike,
+    methods: Sequence[str] = ADAPT_METHODS,
+    tag: str | None = None,
+    tune_set: str = "dev",
+    test_set: str = "eval",
+    non_scored: Sequence[str] = DEFAULT_NON_SCORED,
+) -> list[str]:
+    """Lines of the speaker adaptation table of the network in ``base``.
+
+    One SI row per protocol with adaptation results, then one row per method whose adaptation
+    or decode dirs exist; raises FileNotFoundError when none does.
+    """
+    base = Path(base)
+    body: list[str] = []
+    for protocol, label in PROTOCOLS.items():
+        method_rows: list[list[str]] = []
+        si_dirs = [si_decode_dir(base, protocol, s) for s in (tune_set, test_set)]
+        si: tuple[SetWer | None, SetWer | None] | None = None
+        for method in methods:
+            (ad_tune, dec_tune), (ad_test, dec_test) = (
+                adapt_dirs(base, method, protocol, s, tag) for s in (tune_set, test_set)
+            )
+            if not any(d.exists() for d in (ad_tune, dec_tune, ad_test, dec_test)):
+                continue
+            if si is None:
+                si = pair_wers(*si_dirs, tune_set, test_set, non_scored)
+            summaries = [x for x in map(read_adapt_summary, (ad_tune, ad_test)) if x is not None]
+            tune, test = pair_wers(dec_tune, dec_test, tune_set, test_set, non_scored)
+            change = f"{signed_change(tune, si[0])} / {signed_change(test, si[1])}"
+            method_rows.append(
+                [method, label, *adapt_cost_cells(summaries), _cell(tune), _cell(test), change]
+            )
+        if si is not None:
+            body.append(_row(["SI", label, "-", "-", "-", _cell(si[0]), _cell(si[1]), "-"]))
+            body += [_row(cells) for cells in method_rows]
+    if not body:
+        example = adapt_dirs(base, methods[0] if methods else "teacher", "same", tune_set, tag)
+        raise FileNotFoundError(
+            f"{base}: no speaker adaptation results for methods {' '.join(methods)} "
+            f"(looked for e.g. {example[0]} and {example[1]}, and their split-protocol dirs)"
+        )
+    out = [f"## Speaker adaptation of {base.name}" + (f" ({tag})" if tag else ""), ""]
+    out.append(
+        f"SI: the speaker-independent network. same utterances: adapted and decoded on all of a "
+        f"speaker's utterances; split halves: adapted on the first half of each speaker's "
+        f"utterances, decoded (SI too) on the rest. {tune_set} WER at its best LMWT_WIP, "
+        f"{test_set} at {tune_set}'s; parameters, time and speakers over the runs on both sets; "
+        "change vs SI: absolute WER difference to the SI row of the same protocol (negative: "
+        "better)."
+    )
+    out.append("")
+    out += _header(
+        [
+            "method",
+            "protocol",
+            "adapted parameters per speaker",
+            "adaptation time per speaker (s)",
+            "speakers adapted",
+            f"{tune_set} WER",
+            f"{test_set} WER ({tune_set}'s setting)",
+            f"change vs SI ({tune_set} / {test_set})",
+        ]
+    )
+    return out + body
+
+
 def results_table(
     gmm: Sequence[str | os.PathLike] = (),
     nnet: Sequence[str | os.PathLike] = (),
@@ -344,10 +738,17 @@ def results_table(
     kd_pair: Sequence[str | os.PathLike] | None = None,
     title: str | None = None,
     non_scored: Sequence[str] = DEFAULT_NON_SCORED,
+    epochs: Sequence[str | os.PathLike] = (),
+    adapt: str | os.PathLike | None = None,
+    adapt_methods: Sequence[str] = ADAPT_METHODS,
+    adapt_tag: str | None = None,
 ) -> str:
-    """The Markdown text: GMM table, network table, KD paragraph (each when asked for)."""
-    if not gmm and not nnet and not kd_pair:
-        raise ValueError("nothing to tabulate: give --gmm, --nnet or --kd-pair systems")
+    """The Markdown text: GMM table, network table, KD paragraph, per-epoch table of sequence
+    training, adaptation table (each when asked for)."""
+    if not gmm and not nnet and not kd_pair and not epochs and adapt is None:
+        raise ValueError(
+            "nothing to tabulate: give --gmm, --nnet, --kd-pair, --epochs or --adapt systems"
+        )
     if kd_pair is not None and len(kd_pair) != 3:
         raise ValueError(f"--kd-pair takes TEACHER STUDENT_CE STUDENT_KD, got {list(kd_pair)}")
     cache: dict[Path, SystemWers] = {}
@@ -381,7 +782,7 @@ def results_table(
                 "?" if info.params is None else f"{info.params:,}",
                 "?" if info.mflops is None else f"{info.mflops:.2f}",
                 info.training,
-                "?" if info.cv_acc is None else f"{100 * info.cv_acc:.2f}%",
+                "-" if info.cv_acc is None else f"{100 * info.cv_acc:.2f}%",
             ]
             out.append(_row([*cells, *_wer_cells(wers(sys_dir))]))
         out.append("")
@@ -389,6 +790,13 @@ def results_table(
         t, ce, kd = (wers(d) for d in kd_pair)
         names = (Path(kd_pair[0]).name, Path(kd_pair[1]).name, Path(kd_pair[2]).name)
         out.append(kd_summary(t, ce, kd, names, tune_set, test_set))
+    if epochs:
+        out += [*epoch_table(epochs, tune_set, non_scored), ""]
+    if adapt is not None:
+        out += [
+            *adapt_table(adapt, adapt_methods, adapt_tag, tune_set, test_set, non_scored),
+            "",
+        ]
     return "\n".join(out).rstrip("\n") + "\n"
 
 
@@ -406,6 +814,10 @@ def _run(args: argparse.Namespace) -> int:
         kd_pair=args.kd_pair,
         title=args.title,
         non_scored=non_scored,
+        epochs=args.epochs or (),
+        adapt=args.adapt,
+        adapt_methods=args.adapt_methods,
+        adapt_tag=args.adapt_tag,
     )
     print(text, end="")
     return 0
@@ -427,6 +839,31 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         nargs=3,
         metavar=("TEACHER", "STUDENT_CE", "STUDENT_KD"),
         help="system dirs for the KD gain / teacher-student gap paragraph",
+    )
+    p.add_argument(
+        "--epochs",
+        nargs="+",
+        action="extend",
+        metavar="DIR",
+        help="sequence-trained network dirs: tune-set WER per epoch (decode_<tune>_ep<N>)",
+    )
+    p.add_argument(
+        "--adapt",
+        metavar="BASE_DIR",
+        help="network dir with speaker adaptation runs (adapt_<M>_<set>, decode_<set>_adapt_<M>)",
+    )
+    p.add_argument(
+        "--adapt-methods",
+        nargs="+",
+        choices=ADAPT_METHODS,
+        default=list(ADAPT_METHODS),
+        metavar="METHOD",
+        help=f"adaptation methods looked for (default: {' '.join(ADAPT_METHODS)})",
+    )
+    p.add_argument(
+        "--adapt-tag",
+        default=None,
+        help="dirs named with <method>_<TAG> in place of <method> (e.g. adapt_teacher_TAG_dev)",
     )
     p.add_argument("--title", default=None, help="a '# TITLE' heading first")
     p.add_argument(
