@@ -116,6 +116,12 @@ def test_tiny_recipe_data_to_gmm_wer(repo_root: Path, tmp_path: Path) -> None:
     run_recipe(recipe, "--stage", "8", "--stop-stage", "11", "--nnet-max-epochs", "2")
     check_network_stages(recipe)
 
+    # Sequence training and speaker adaptation (stages 12-13), one adaptation epoch.
+    # (The oracle method is covered by tests/test_adapt.py; left out here to keep CI short.)
+    run_recipe(recipe, "--stage", "12", "--stop-stage", "13", "--seq-epochs", "2",
+               "--adapt-epochs", "1", "--adapt-methods", "teacher decode")  # fmt: skip
+    check_sequence_and_adaptation_stages(recipe)
+
     # Re-running a stage is safe and gives the same lang.
     lang_files = sorted(p for p in (data / "lang").rglob("*") if p.is_file())
     before = digest(lang_files)
@@ -147,6 +153,45 @@ def check_network_stages(recipe: Path) -> None:
         assert len(rows) == 1, results
         assert re.search(r"\| \d+\.\d+ \(\d+_[0-9.]+\) \|", rows[0]), rows[0]
     assert "KD gain" in results, results
+
+
+def check_sequence_and_adaptation_stages(recipe: Path) -> None:
+    """What stages 12-13 leave: denominator lattices, sMBR networks decoded per epoch, adapted
+    speaker files, and their tables in RESULTS.md."""
+    import json
+
+    import torch
+
+    from pykd.kaldi.lattice_io import read_lattices
+
+    exp = recipe / "exp"
+    cwd = os.getcwd()
+    os.chdir(recipe)  # lat.scp's archive paths are relative to the recipe dir, as in Kaldi
+    try:
+        lats = list(read_lattices("scp:exp/hdnn_kd_denlats/lat.scp"))
+    finally:
+        os.chdir(cwd)
+    assert lats and all(lat.num_states > 1 for _utt, lat in lats)
+    base = torch.load(exp / "hdnn_kd" / "final.pt", map_location="cpu", weights_only=False)
+    for sys in ("dnn_smbr", "hdnn_smbr", "hdnn_smbr_kd"):
+        ckpt = torch.load(exp / sys / "final.pt", map_location="cpu", weights_only=False)
+        assert ckpt["meta"]["loss"].startswith("smbr"), ckpt["meta"]["loss"]
+        assert (exp / sys / "epoch1.pt").is_file() and (exp / sys / "epoch2.pt").is_file()
+        assert (exp / sys / "decode_dev_ep1" / "scoring_kaldi" / "best_wer").is_file()
+        assert (exp / sys / "decode_eval" / "scoring_kaldi" / "best_wer").is_file()
+    smbr = torch.load(exp / "hdnn_smbr" / "final.pt", map_location="cpu", weights_only=False)
+    changed = [k for k, v in smbr["model"].items() if not torch.equal(v, base["model"][k])]
+    assert changed, "sMBR did not change the student"
+    for x in ("dev", "eval"):
+        for m in ("teacher", "decode"):
+            base_dir = exp / "hdnn_kd"
+            summary = json.loads((base_dir / f"adapt_{m}_{x}" / "summary.json").read_text())
+            assert summary["num_adapted"] + summary["num_skipped"] > 0
+            for decode in (f"decode_{x}_adapt_{m}", f"decode_{x}_half_adapt_{m}"):
+                assert (base_dir / decode / "scoring_kaldi" / "best_wer").is_file(), decode
+    results = (recipe / "RESULTS.md").read_text()
+    assert "| hdnn_smbr_kd " in results and "per epoch" in results, results
+    assert "Speaker adaptation" in results and "| teacher |" in results, results
 
 
 @pytest.mark.slow
