@@ -40,7 +40,6 @@ def _fmt(x: float) -> str:
 
 def adapt_speakers(args: argparse.Namespace) -> dict[str, Any]:
     """Run the whole thing; returns the summary written to ``summary.json``."""
-    import torch  # noqa: PLC0415 (keep `pykd --help` light)
 
     from pykd.adapt.core import (  # noqa: PLC0415
         AdaptConfig,
@@ -62,15 +61,12 @@ def adapt_speakers(args: argparse.Namespace) -> dict[str, Any]:
     from pykd.io.atomic import atomic_write_text  # noqa: PLC0415
     from pykd.io.datadir import c_sorted, read_table  # noqa: PLC0415
     from pykd.nnet.loglikes import load_acoustic_model  # noqa: PLC0415
+    from pykd.train.distributed import setup_torch  # noqa: PLC0415
 
     sources = [x for x in (args.teacher, args.lattices, args.ali_dir) if x]
     if len(sources) != 1:
         raise AdaptError("give exactly one of --teacher, --lattices and --ali-dir")
-    if args.num_threads > 0:
-        torch.set_num_threads(args.num_threads)
-    device = args.device
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = setup_torch(args.num_threads, args.device)
     cfg = AdaptConfig(
         params=args.params,
         epochs=args.epochs,

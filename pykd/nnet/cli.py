@@ -11,8 +11,6 @@ log = logging.getLogger(__name__)
 
 
 def _make_loglikes(args: argparse.Namespace) -> int:
-    import torch  # noqa: PLC0415 (keep `pykd --help` light)
-
     from pykd.data.priors import log_priors, read_counts  # noqa: PLC0415
     from pykd.data.splice import splice  # noqa: PLC0415
     from pykd.nnet.loglikes import (  # noqa: PLC0415
@@ -23,12 +21,9 @@ def _make_loglikes(args: argparse.Namespace) -> int:
         module_forward,
         write_loglikes,
     )
+    from pykd.train.distributed import setup_torch  # noqa: PLC0415
 
-    if args.num_threads > 0:
-        torch.set_num_threads(args.num_threads)
-    device = args.device
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = setup_torch(args.num_threads, args.device)
     model, meta = load_acoustic_model(args.model, device=device)
     inp = meta["input"]
     ctx = int(inp.get("splice", 5))

@@ -46,7 +46,6 @@ def _check_teacher(meta: dict[str, Any], t_meta: dict[str, Any], path: str) -> N
 
 def train_seq(args: argparse.Namespace) -> dict[str, Any]:
     """Load everything named by ``args`` and run :class:`pykd.seq.train.SeqTrainer`."""
-    import torch  # noqa: PLC0415 (keep `pykd --help` light)
 
     from pykd.data.frames import UtteranceSource  # noqa: PLC0415
     from pykd.data.priors import log_priors, read_counts  # noqa: PLC0415
@@ -61,15 +60,12 @@ def train_seq(args: argparse.Namespace) -> dict[str, Any]:
     from pykd.seq.denlats import DenLattices  # noqa: PLC0415
     from pykd.seq.train import SeqTrainConfig, SeqTrainer  # noqa: PLC0415
     from pykd.train.checkpoint import latest_checkpoint, load_checkpoint  # noqa: PLC0415
+    from pykd.train.distributed import setup_torch  # noqa: PLC0415
 
     data, lang, nnet_dir, ali_dir, den_dir, out = (
         Path(p) for p in (args.data, args.lang, args.nnet_dir, args.ali_dir, args.denlats, args.out)
     )
-    if args.num_threads > 0:
-        torch.set_num_threads(args.num_threads)
-    device = args.device
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = setup_torch(args.num_threads, args.device)
     cfg = SeqTrainConfig(
         criterion=args.criterion,
         acwt=args.acwt,

@@ -79,6 +79,16 @@ def default_device() -> torch.device:
     return torch.device("cpu")
 
 
+def setup_torch(num_threads: int, device: str) -> str:
+    """CLI set-up shared by the network commands: torch CPU threads (0 = torch's default) and
+    the device name, ``auto`` becoming ``cuda`` when available, else ``cpu``."""
+    if num_threads > 0:
+        torch.set_num_threads(num_threads)
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
 def wrap_model(model: nn.Module, device: torch.device) -> nn.Module:
     """Wrap ``model`` in DistributedDataParallel when a process group is up; else return it."""
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
