@@ -67,19 +67,15 @@ Options:
 
 [ -f ./path.sh ] && . ./path.sh
 . utils/parse_options.sh
+. steps_kd/lib.sh
 
-if [ $# -ne 3 ]; then
-  printf '%s\n' "$help_message" >&2
-  exit 1
-fi
+kd_check_num_args 3 $#
 data=$1
 nnetdir=$2
 dir=$3
 [ -z "$model" ] && model=$nnetdir/final.pt
 
-for f in "$data/feats.scp" "$data/utt2spk" "$data/spk2utt" "$model"; do
-  [ -f "$f" ] || { echo "$me: no such file $f" >&2; exit 1; }
-done
+kd_require_files "$me" "$data/feats.scp" "$data/utt2spk" "$data/spk2utt" "$model"
 case "$params" in gates|all|output_bias) ;;
   *) echo "$me: --params must be gates, all or output_bias, got '$params'" >&2; exit 1 ;; esac
 case "$protocol" in same|split) ;;

@@ -34,11 +34,9 @@ Options:
 
 [ -f ./path.sh ] && . ./path.sh
 . utils/parse_options.sh
+. steps_kd/lib.sh
 
-if [ $# -ne 4 ]; then
-  printf '%s\n' "$help_message" >&2
-  exit 1
-fi
+kd_check_num_args 4 $#
 data=$1
 lang=$2
 nnetdir=$3
@@ -47,17 +45,10 @@ me=steps_kd/align_nnet.sh
 [ -z "$gmm_dir" ] && gmm_dir=$nnetdir
 [ -z "$model" ] && model=$nnetdir/final.pt
 
-for f in "$data/feats.scp" "$data/text" "$data/utt2spk" "$data/spk2utt" "$lang/L.fst" \
-         "$lang/words.txt" "$lang/phones/disambig.int" "$gmm_dir/final.mdl" "$gmm_dir/tree" \
-         "$model" "$nnetdir/prior.counts"; do
-  [ -f "$f" ] || { echo "$me: no such file $f" >&2; exit 1; }
-done
-[[ "$nj" =~ ^[1-9][0-9]*$ ]] || { echo "$me: --nj must be a positive integer, got '$nj'" >&2; exit 1; }
-nspk=$(wc -l < "$data/spk2utt")
-if [ "$nj" -gt "$nspk" ]; then
-  echo "$me: reducing --nj from $nj to the number of speakers, $nspk"
-  nj=$nspk
-fi
+kd_require_files "$me" "$data/feats.scp" "$data/text" "$data/utt2spk" "$data/spk2utt" "$lang/L.fst" \
+  "$lang/words.txt" "$lang/phones/disambig.int" "$gmm_dir/final.mdl" "$gmm_dir/tree" \
+  "$model" "$nnetdir/prior.counts"
+nj=$(kd_num_jobs "$me" "$nj" "$data")
 
 mkdir -p "$dir/log"
 utils/split_data.sh "$data" "$nj"

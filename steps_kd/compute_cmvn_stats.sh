@@ -11,6 +11,7 @@ With PYKD_KALDI=1 (path.sh, real Kaldi present) Kaldi's compute-cmvn-stats does 
 
 [ -f ./path.sh ] && . ./path.sh
 . utils/parse_options.sh
+. steps_kd/lib.sh
 
 if [ $# -lt 1 ] || [ $# -gt 3 ]; then
   printf '%s\n' "$help_message" >&2
@@ -21,9 +22,7 @@ logdir=${2:-$data/log}
 cmvndir=${3:-$data/data}
 name=$(basename "$data")
 
-for f in "$data/feats.scp" "$data/spk2utt"; do
-  [ -f "$f" ] || { echo "$0: no such file $f" >&2; exit 1; }
-done
+kd_require_files "$0" "$data/feats.scp" "$data/spk2utt"
 mkdir -p "$logdir" "$cmvndir"
 cmvndir=$(cd "$cmvndir" && pwd)  # cmvn.scp holds absolute paths, as in Kaldi
 log=$logdir/cmvn_$name.log

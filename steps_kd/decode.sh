@@ -38,33 +38,21 @@ Options:
 
 [ -f ./path.sh ] && . ./path.sh
 . utils/parse_options.sh
+. steps_kd/lib.sh
 
-if [ $# -ne 3 ]; then
-  printf '%s\n' "$help_message" >&2
-  exit 1
-fi
+kd_check_num_args 3 $#
 graphdir=$1
 data=$2
 dir=$3
 srcdir=$(dirname "$dir")
 me=steps_kd/decode.sh
 
-if [ "${PYKD_KALDI:-0}" = 1 ]; then
-  echo "$me: PYKD_KALDI=1: running Kaldi's steps/decode.sh"
-  exec "$KALDI_ROOT/egs/wsj/s5/steps/decode.sh" "${orig_args[@]}"
-fi
+kd_use_kaldi_script "$me" steps/decode.sh "${orig_args[@]}"
 
 [ -z "$model" ] && model=$srcdir/$iter.mdl
-for f in "$graphdir/HCLG.fst" "$graphdir/words.txt" "$data/feats.scp" "$data/cmvn.scp" \
-         "$data/utt2spk" "$data/spk2utt" "$model"; do
-  [ -f "$f" ] || { echo "$me: no such file $f" >&2; exit 1; }
-done
-[[ "$nj" =~ ^[1-9][0-9]*$ ]] || { echo "$me: --nj must be a positive integer, got '$nj'" >&2; exit 1; }
-nspk=$(wc -l < "$data/spk2utt")
-if [ "$nj" -gt "$nspk" ]; then
-  echo "$me: reducing --nj from $nj to the number of speakers, $nspk"
-  nj=$nspk
-fi
+kd_require_files "$me" "$graphdir/HCLG.fst" "$graphdir/words.txt" "$data/feats.scp" "$data/cmvn.scp" \
+  "$data/utt2spk" "$data/spk2utt" "$model"
+nj=$(kd_num_jobs "$me" "$nj" "$data")
 if [ -f "$srcdir/final.mat" ]; then
   echo "$me: $srcdir/final.mat (LDA/MLLT features) is not supported by the builtin decoder" >&2
   exit 1

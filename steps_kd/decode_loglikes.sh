@@ -33,11 +33,9 @@ Options:
 
 [ -f ./path.sh ] && . ./path.sh
 . utils/parse_options.sh
+. steps_kd/lib.sh
 
-if [ $# -ne 4 ]; then
-  printf '%s\n' "$help_message" >&2
-  exit 1
-fi
+kd_check_num_args 4 $#
 graphdir=$1
 data=$2
 loglikes=$3
@@ -45,21 +43,15 @@ dir=$4
 me=steps_kd/decode_loglikes.sh
 [ -z "$model" ] && model=$(dirname "$dir")/final.mdl
 
-for f in "$graphdir/HCLG.fst" "$graphdir/words.txt" "$data/utt2spk" "$data/spk2utt" \
-         "$loglikes" "$model"; do
-  [ -f "$f" ] || { echo "$me: no such file $f" >&2; exit 1; }
-done
+kd_require_files "$me" "$graphdir/HCLG.fst" "$graphdir/words.txt" "$data/utt2spk" "$data/spk2utt" \
+  "$loglikes" "$model"
 [[ "$nj" =~ ^[1-9][0-9]*$ ]] || { echo "$me: --nj must be a positive integer, got '$nj'" >&2; exit 1; }
 case "$loglikes" in
   *.scp) kind=scp ;;
   *) kind=ark
      if [ "$nj" -ne 1 ]; then echo "$me: $loglikes is not an scp: using --nj 1"; nj=1; fi ;;
 esac
-nspk=$(wc -l < "$data/spk2utt")
-if [ "$nj" -gt "$nspk" ]; then
-  echo "$me: reducing --nj from $nj to the number of speakers, $nspk"
-  nj=$nspk
-fi
+nj=$(kd_num_jobs "$me" "$nj" "$data")
 
 mkdir -p "$dir/log"
 echo "$nj" > "$dir/num_jobs"

@@ -46,11 +46,9 @@ Options:
 
 [ -f ./path.sh ] && . ./path.sh
 . utils/parse_options.sh
+. steps_kd/lib.sh
 
-if [ $# -ne 4 ]; then
-  printf '%s\n' "$help_message" >&2
-  exit 1
-fi
+kd_check_num_args 4 $#
 data=$1
 langgraph=$2
 nnetdir=$3
@@ -60,9 +58,7 @@ me=steps_kd/make_denlats.sh
 [ -z "$model" ] && model=$nnetdir/final.pt
 mdl=$gmm_dir/final.mdl
 
-for f in "$data/feats.scp" "$data/utt2spk" "$data/spk2utt" "$model" "$mdl"; do
-  [ -f "$f" ] || { echo "$me: no such file $f" >&2; exit 1; }
-done
+kd_require_files "$me" "$data/feats.scp" "$data/utt2spk" "$data/spk2utt" "$model" "$mdl"
 mkdir -p "$dir/log"
 
 if [ -f "$langgraph/HCLG.fst" ]; then
@@ -81,16 +77,8 @@ else
   echo "$me: $langgraph is neither a graph dir (HCLG.fst) nor a lang dir (L.fst, words.txt)" >&2
   exit 1
 fi
-for f in "$graphdir/HCLG.fst" "$graphdir/words.txt"; do
-  [ -f "$f" ] || { echo "$me: no such file $f" >&2; exit 1; }
-done
-if [ -f "$graphdir/num_pdfs" ]; then
-  mdl_pdfs=$(python3 -c "import sys; from pykd.kaldi.model_io import read_transition_model as r; print(r(sys.argv[1]).num_pdfs)" "$mdl")
-  if [ "$(cat "$graphdir/num_pdfs")" != "$mdl_pdfs" ]; then
-    echo "$me: $graphdir has $(cat "$graphdir/num_pdfs") pdfs, $mdl $mdl_pdfs: graph of another model" >&2
-    exit 1
-  fi
-fi
+kd_require_files "$me" "$graphdir/HCLG.fst" "$graphdir/words.txt"
+kd_check_graph_pdfs "$me" "$graphdir" "$mdl"
 
 if [ "$stage" -le 1 ]; then
   steps_kd/make_loglikes.sh --nj "$nj" --cmd "$cmd" --prior-scale "$prior_scale" \

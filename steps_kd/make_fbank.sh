@@ -33,6 +33,7 @@ Options:
 
 [ -f ./path.sh ] && . ./path.sh
 . utils/parse_options.sh
+. steps_kd/lib.sh
 
 if [ $# -lt 1 ] || [ $# -gt 3 ]; then
   printf '%s\n' "$help_message" >&2
@@ -45,9 +46,7 @@ config_var=${kind}_config
 config=${!config_var}
 name=$(basename "$data")
 
-for f in "$data/wav.scp" "$data/utt2spk" "$config"; do
-  [ -f "$f" ] || { echo "$me: no such file $f" >&2; exit 1; }
-done
+kd_require_files "$me" "$data/wav.scp" "$data/utt2spk" "$config"
 [[ "$nj" =~ ^[1-9][0-9]*$ ]] || { echo "$me: --nj must be a positive integer, got '$nj'" >&2; exit 1; }
 case "$compress" in true|false) ;; *) echo "$me: --compress must be true or false" >&2; exit 1 ;; esac
 
@@ -65,11 +64,7 @@ mkdir -p "$logdir" "$featdir"
 featdir=$(cd "$featdir" && pwd)  # feats.scp holds absolute paths, as in Kaldi
 
 # split_data.sh keeps each speaker in one piece, so there are at most #speakers pieces.
-nspk=$(wc -l < "$data/spk2utt")
-if [ "$nj" -gt "$nspk" ]; then
-  echo "$me: reducing --nj from $nj to the number of speakers, $nspk"
-  nj=$nspk
-fi
+nj=$(kd_num_jobs "$me" "$nj" "$data")
 utils/split_data.sh "$data" "$nj"
 sdata=$data/split$nj
 

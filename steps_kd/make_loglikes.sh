@@ -37,11 +37,9 @@ Options:
 
 [ -f ./path.sh ] && . ./path.sh
 . utils/parse_options.sh
+. steps_kd/lib.sh
 
-if [ $# -ne 3 ]; then
-  printf '%s\n' "$help_message" >&2
-  exit 1
-fi
+kd_check_num_args 3 $#
 data=$1
 nnetdir=$2
 dir=$3
@@ -49,9 +47,7 @@ me=steps_kd/make_loglikes.sh
 [ -z "$model" ] && model=$nnetdir/final.pt
 [ -z "$prior_counts" ] && prior_counts=$nnetdir/prior.counts
 
-for f in "$data/feats.scp" "$data/utt2spk" "$data/spk2utt" "$model"; do
-  [ -f "$f" ] || { echo "$me: no such file $f" >&2; exit 1; }
-done
+kd_require_files "$me" "$data/feats.scp" "$data/utt2spk" "$data/spk2utt" "$model"
 case "$cmvn" in
   mean|meanvar) [ -f "$data/cmvn.scp" ] || { echo "$me: no such file $data/cmvn.scp" >&2; exit 1; } ;;
   auto|none) ;;
@@ -67,12 +63,7 @@ if [ -n "$spk_params" ]; then
   [ -d "$spk_params/spk" ] || { echo "$me: no such dir $spk_params/spk (--spk-params)" >&2; exit 1; }
   spk_opt=(--spk-params "$spk_params")
 fi
-[[ "$nj" =~ ^[1-9][0-9]*$ ]] || { echo "$me: --nj must be a positive integer, got '$nj'" >&2; exit 1; }
-nspk=$(wc -l < "$data/spk2utt")
-if [ "$nj" -gt "$nspk" ]; then
-  echo "$me: reducing --nj from $nj to the number of speakers, $nspk"
-  nj=$nspk
-fi
+nj=$(kd_num_jobs "$me" "$nj" "$data")
 
 mkdir -p "$dir/log"
 utils/split_data.sh "$data" "$nj"

@@ -22,19 +22,15 @@ Options:
 
 [ -f ./path.sh ] && . ./path.sh
 . utils/parse_options.sh
+. steps_kd/lib.sh
 
-if [ $# -ne 3 ]; then
-  printf '%s\n' "$help_message" >&2
-  exit 1
-fi
+kd_check_num_args 3 $#
 text=$1
 lang=$2
 out=$3
 me=steps_kd/make_unigram_lang.sh
 
-for f in "$text" "$lang/words.txt" "$lang/L.fst"; do
-  [ -f "$f" ] || { echo "$me: no such file $f" >&2; exit 1; }
-done
+kd_require_files "$me" "$text" "$lang/words.txt" "$lang/L.fst"
 [ -z "$oov" ] && oov=$(cat "$lang/oov.txt")
 [ -z "$lm_dir" ] && lm_dir=$(dirname "$out")/local/lm_$(basename "$out")
 [ -z "$lexicon" ] && lexicon=$lang/phones/align_lexicon.txt

@@ -29,25 +29,18 @@ Options:
 
 [ -f ./path.sh ] && . ./path.sh
 . utils/parse_options.sh
+. steps_kd/lib.sh
 
-if [ $# -ne 3 ]; then
-  printf '%s\n' "$help_message" >&2
-  exit 1
-fi
+kd_check_num_args 3 $#
 data=$1
 lang_or_graph=$2
 dir=$3
 me=steps_kd/score.sh
 
-if [ "${PYKD_KALDI:-0}" = 1 ]; then
-  echo "$me: PYKD_KALDI=1: running Kaldi's steps/score_kaldi.sh"
-  exec "$KALDI_ROOT/egs/wsj/s5/steps/score_kaldi.sh" "${orig_args[@]}"
-fi
+kd_use_kaldi_script "$me" steps/score_kaldi.sh "${orig_args[@]}"
 [ "$decode_mbr" = true ] && echo "$me: --decode-mbr true is not supported; using best paths" >&2
 
-for f in "$data/text" "$lang_or_graph/words.txt"; do
-  [ -f "$f" ] || { echo "$me: no such file $f" >&2; exit 1; }
-done
+kd_require_files "$me" "$data/text" "$lang_or_graph/words.txt"
 ls "$dir"/lat.*.gz > /dev/null 2>&1 || { echo "$me: no lattices $dir/lat.*.gz" >&2; exit 1; }
 
 mkdir -p "$dir/scoring_kaldi/log"

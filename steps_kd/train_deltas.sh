@@ -49,11 +49,9 @@ Options:
 
 [ -f ./path.sh ] && . ./path.sh
 . utils/parse_options.sh
+. steps_kd/lib.sh
 
-if [ $# -ne 6 ]; then
-  printf '%s\n' "$help_message" >&2
-  exit 1
-fi
+kd_check_num_args 6 $#
 numleaves=$1
 totgauss=$2
 data=$3
@@ -76,11 +74,9 @@ if [ "${PYKD_KALDI:-0}" = 1 ]; then
   exec "$KALDI_ROOT/egs/wsj/s5/steps/train_deltas.sh" "${kaldi_args[@]}"
 fi
 
-for f in "$alidir/final.mdl" "$alidir/ali.1.gz" "$alidir/num_jobs" "$data/feats.scp" \
-         "$data/text" "$data/utt2spk" "$lang/topo" "$lang/L.fst" "$lang/phones/roots.int" \
-         "$lang/phones/sets.int" "$lang/phones/extra_questions.int"; do
-  [ -f "$f" ] || { echo "$me: no such file $f" >&2; exit 1; }
-done
+kd_require_files "$me" "$alidir/final.mdl" "$alidir/ali.1.gz" "$alidir/num_jobs" "$data/feats.scp" \
+  "$data/text" "$data/utt2spk" "$lang/topo" "$lang/L.fst" "$lang/phones/roots.int" \
+  "$lang/phones/sets.int" "$lang/phones/extra_questions.int"
 [[ "$numleaves" =~ ^[1-9][0-9]*$ ]] || { echo "$me: <num-leaves> must be a positive integer" >&2; exit 1; }
 [[ "$totgauss" =~ ^[1-9][0-9]*$ ]] || { echo "$me: <tot-gauss> must be a positive integer" >&2; exit 1; }
 [ -z "$delta_opts" ] || { echo "$me: --delta-opts is not supported by the builtin backend" >&2; exit 1; }

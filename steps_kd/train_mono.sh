@@ -39,32 +39,20 @@ Options:
 
 [ -f ./path.sh ] && . ./path.sh
 . utils/parse_options.sh
+. steps_kd/lib.sh
 
-if [ $# -ne 3 ]; then
-  printf '%s\n' "$help_message" >&2
-  exit 1
-fi
+kd_check_num_args 3 $#
 data=$1
 lang=$2
 dir=$3
 me=steps_kd/train_mono.sh
 
-if [ "${PYKD_KALDI:-0}" = 1 ]; then
-  echo "$me: PYKD_KALDI=1: running Kaldi's steps/train_mono.sh"
-  exec "$KALDI_ROOT/egs/wsj/s5/steps/train_mono.sh" "${orig_args[@]}"
-fi
+kd_use_kaldi_script "$me" steps/train_mono.sh "${orig_args[@]}"
 
-for f in "$data/feats.scp" "$data/cmvn.scp" "$data/text" "$data/utt2spk" "$data/spk2utt" \
-         "$lang/L.fst" "$lang/topo" "$lang/words.txt" "$lang/phones/sets.int" \
-         "$lang/phones/disambig.int" "$lang/phones/optional_silence.csl"; do
-  [ -f "$f" ] || { echo "$me: no such file $f" >&2; exit 1; }
-done
-[[ "$nj" =~ ^[1-9][0-9]*$ ]] || { echo "$me: --nj must be a positive integer, got '$nj'" >&2; exit 1; }
-nspk=$(wc -l < "$data/spk2utt")
-if [ "$nj" -gt "$nspk" ]; then
-  echo "$me: reducing --nj from $nj to the number of speakers, $nspk"
-  nj=$nspk
-fi
+kd_require_files "$me" "$data/feats.scp" "$data/cmvn.scp" "$data/text" "$data/utt2spk" "$data/spk2utt" \
+  "$lang/L.fst" "$lang/topo" "$lang/words.txt" "$lang/phones/sets.int" \
+  "$lang/phones/disambig.int" "$lang/phones/optional_silence.csl"
+nj=$(kd_num_jobs "$me" "$nj" "$data")
 
 mkdir -p "$dir/log"
 utils/split_data.sh "$data" "$nj"

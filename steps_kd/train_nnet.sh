@@ -40,20 +40,16 @@ Options:
 
 [ -f ./path.sh ] && . ./path.sh
 . utils/parse_options.sh
+. steps_kd/lib.sh
 
-if [ $# -ne 4 ]; then
-  printf '%s\n' "$help_message" >&2
-  exit 1
-fi
+kd_check_num_args 4 $#
 data=$1
 alidir=$2
 gmmdir=$3
 dir=$4
 
-for f in "$data/feats.scp" "$gmmdir/final.mdl" "$model_config" ${teacher:+"$teacher"} \
-         ${train_config:+"$train_config"}; do
-  [ -f "$f" ] || { echo "$me: no such file $f" >&2; exit 1; }
-done
+kd_require_files "$me" "$data/feats.scp" "$gmmdir/final.mdl" "$model_config" ${teacher:+"$teacher"} \
+  ${train_config:+"$train_config"}
 ls "$alidir"/ali.*.gz >/dev/null 2>&1 || { echo "$me: no ali.*.gz in $alidir" >&2; exit 1; }
 
 opts=(--model-config "$model_config" --device "$device" --num-threads "$num_threads")

@@ -65,11 +65,9 @@ Options:
 
 [ -f ./path.sh ] && . ./path.sh
 . utils/parse_options.sh
+. steps_kd/lib.sh
 
-if [ $# -ne 6 ]; then
-  printf '%s\n' "$help_message" >&2
-  exit 1
-fi
+kd_check_num_args 6 $#
 data=$1
 lang=$2
 nnetdir=$3
@@ -78,10 +76,8 @@ denlats=$5
 dir=$6
 
 [ -z "$model" ] && model=$nnetdir/final.pt
-for f in "$data/feats.scp" "$lang/phones/silence.csl" "$model" "$nnetdir/prior.counts" \
-         ${teacher:+"$teacher"} ${mdl:+"$mdl"}; do
-  [ -f "$f" ] || { echo "$me: no such file $f" >&2; exit 1; }
-done
+kd_require_files "$me" "$data/feats.scp" "$lang/phones/silence.csl" "$model" "$nnetdir/prior.counts" \
+  ${teacher:+"$teacher"} ${mdl:+"$mdl"}
 ls "$alidir"/ali.*.gz >/dev/null 2>&1 || { echo "$me: no ali.*.gz in $alidir" >&2; exit 1; }
 if [ ! -f "$denlats/lat.scp" ] && ! ls "$denlats"/lat.*.gz >/dev/null 2>&1; then
   echo "$me: no lat.scp or lat.N.gz in $denlats (steps_kd/make_denlats.sh)" >&2; exit 1

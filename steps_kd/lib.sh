@@ -1,0 +1,54 @@
+# Helpers shared by the steps_kd scripts; sourced after option parsing:  . steps_kd/lib.sh
+# Each takes the calling script's name first, for its messages. (Kaldi's scripts repeat these
+# lines inline; one copy here keeps our messages and rules the same across the steps.)
+
+# kd_check_num_args <wanted> <got>: print the script's $help_message and exit 1 unless equal.
+kd_check_num_args() {
+  [ "$2" -eq "$1" ] && return 0
+  printf '%s\n' "$help_message" >&2
+  exit 1
+}
+
+# kd_use_kaldi_script <me> <steps/script.sh> [arg...]: with PYKD_KALDI=1 (path.sh found a built
+# Kaldi) exec Kaldi's own egs/wsj/s5/<steps/script.sh> with these arguments; else return.
+kd_use_kaldi_script() {
+  local me=$1 script=$2
+  shift 2
+  [ "${PYKD_KALDI:-0}" = 1 ] || return 0
+  echo "$me: PYKD_KALDI=1: running Kaldi's $script"
+  exec "$KALDI_ROOT/egs/wsj/s5/$script" "$@"
+}
+
+# kd_require_files <me> <file>...: exit 1 naming the first file that does not exist.
+kd_require_files() {
+  local me=$1 f
+  shift
+  for f in "$@"; do
+    [ -f "$f" ] || { echo "$me: no such file $f" >&2; exit 1; }
+  done
+}
+
+# kd_num_jobs <me> <nj> <data-dir>: print <nj>, checked to be a positive integer and lowered to
+# the number of speakers (data is split by speaker). Use as: nj=$(kd_num_jobs "$me" "$nj" "$data")
+kd_num_jobs() {
+  local me=$1 nj=$2 data=$3 nspk
+  [[ "$nj" =~ ^[1-9][0-9]*$ ]] || { echo "$me: --nj must be a positive integer, got '$nj'" >&2; exit 1; }
+  nspk=$(wc -l < "$data/spk2utt")
+  if [ "$nj" -gt "$nspk" ]; then
+    echo "$me: reducing --nj from $nj to the number of speakers, $nspk" >&2
+    nj=$nspk
+  fi
+  echo "$nj"
+}
+
+# kd_check_graph_pdfs <me> <graph-dir> <final.mdl>: exit 1 when the graph's num_pdfs (written by
+# utils/mkgraph.sh) is not the model's: a graph made for another tree.
+kd_check_graph_pdfs() {
+  local me=$1 graphdir=$2 mdl=$3 mdl_pdfs
+  [ -f "$graphdir/num_pdfs" ] || return 0
+  mdl_pdfs=$(python3 -c "import sys; from pykd.kaldi.model_io import read_transition_model as r; print(r(sys.argv[1]).num_pdfs)" "$mdl")
+  if [ "$(cat "$graphdir/num_pdfs")" != "$mdl_pdfs" ]; then
+    echo "$me: $graphdir has $(cat "$graphdir/num_pdfs") pdfs, $mdl $mdl_pdfs: graph of another model" >&2
+    exit 1
+  fi
+}
