@@ -30,9 +30,10 @@ kd_temperature=1.0
 nnet_device=auto     # torch device for training: auto | cpu | cuda
 nnet_threads=0       # torch CPU threads for training (0: torch's default)
 # Sequence training (stage 12) and speaker adaptation (stage 13).
-seq_epochs=2         # sMBR epochs (nnet1 uses 4 on AMI; 2 is the best on the embedded dev set)
-seq_kd_q=0.5         # student sMBR+KD: L = (1-q) L_sMBR + q CE(sMBR teacher)
-seq_decode_epochs=true   # decode dev after every sMBR epoch
+seq_criteria="smbr mmi"  # sequence criteria (smbr mmi mpfe): teacher, student, student+KD each
+seq_epochs=2         # epochs (nnet1 uses 4 on AMI; 2 is the best sMBR setting on the embedded dev set)
+seq_kd_q=0.5         # student seq+KD: L = (1-q) L_seq + q CE(teacher sequence-trained the same way)
+seq_decode_epochs=true   # decode dev after every epoch
 adapt_methods="teacher decode oracle"   # HDNN gate adaptation targets
 adapt_epochs=3
 skip_install=false
@@ -53,7 +54,8 @@ help_message="Usage: $0 [options]
   --nnet-max-epochs N          cap the training epochs of every network
   --kd-p P --kd-temperature T  knowledge distillation (default: 1.0 / 1.0)
   --nnet-device auto|cpu|cuda  training device (default: auto)
-  --seq-epochs N --seq-kd-q Q  sMBR epochs (default: 2) and KD weight of student sMBR+KD (0.5)
+  --seq-criteria \"smbr mmi\"   sequence-training criteria of stage 12 (default: smbr mmi)
+  --seq-epochs N --seq-kd-q Q  their epochs (default: 2) and KD weight of student seq+KD (0.5)
   --adapt-methods "..."        gate adaptation targets: teacher decode oracle (default: all)
 Stages: 0 set-up, 1 data dirs, 2 dictionary + lang, 3 LM + lang_test,
         4 features (MFCC + CMVN for the GMM, fbank + CMVN for the networks),
@@ -61,8 +63,8 @@ Stages: 0 set-up, 1 data dirs, 2 dictionary + lang, 3 LM + lang_test,
         7 triphone alignments of train (network targets) + GMM WER table,
         8 teacher DNN (CE) + decode, 9 student HDNN (CE) + decode,
         10 student HDNN (KD from the teacher) + decode, 11 WER table RESULTS.md,
-        12 sMBR: unigram graph, denominator lattices, teacher sMBR, student sMBR,
-           student sMBR+KD, decoded after every epoch,
+        12 sequence training: unigram graph, denominator lattices, then per criterion
+           (sMBR, MMI) teacher, student, student+KD, decoded after every epoch,
         13 speaker adaptation of the KD student's gates (two protocols), RESULTS.md again"
 
 cd "$(dirname "$0")"
@@ -223,7 +225,7 @@ if begin_stage 11 "WER table"; then
   end_stage 11 "WER table"
 fi
 
-# decode_seq <dir>: decode dev after every sMBR epoch (the last one = final.pt) and eval with
+# decode_seq <dir>: decode dev after every epoch (the last one = final.pt) and eval with
 # final.pt: <dir>/decode_dev_ep<N>, <dir>/decode_dev, <dir>/decode_eval.
 decode_seq() {
   local dir=$1 n x
@@ -239,12 +241,17 @@ decode_seq() {
   done
 }
 
-seq_systems="exp/dnn_smbr exp/hdnn_smbr exp/hdnn_smbr_kd"
-if begin_stage 12 "sequence training (sMBR)"; then
+seq_systems=""
+for crit in $seq_criteria; do
+  case $crit in smbr|mmi|mpfe) ;; *) echo "$0: unknown --seq-criteria entry '$crit'" >&2; exit 1 ;; esac
+  seq_systems="$seq_systems exp/dnn_$crit exp/hdnn_$crit exp/hdnn_${crit}_kd"
+done
+if begin_stage 12 "sequence training ($seq_criteria)"; then
   for f in exp/dnn/final.pt exp/hdnn_kd/final.pt; do
     [ -f "$f" ] || { echo "$0: stage 12 needs $f (stages 8 and 10)" >&2; exit 1; }
   done
-  # Denominator lattices through a unigram-LM graph, with each initial network.
+  # Denominator lattices through a unigram-LM graph, with each initial network; all criteria
+  # share them.
   steps_kd/make_unigram_lang.sh "$data/train/text" data/lang data/lang_ug
   utils/mkgraph.sh data/lang_ug exp/tri1 exp/tri1/graph_ug
   for sys in dnn hdnn_kd; do
@@ -254,16 +261,19 @@ if begin_stage 12 "sequence training (sMBR)"; then
   seq_opts=(--cmd "$train_cmd" --epochs "$seq_epochs" --seed "$seed" --num-threads "$nnet_threads")
   # A killed run continues from its checkpoint when the stage is run again.
   resume_opt() { [ -f "$1/checkpoints/last.pt" ] && [ ! -f "$1/final.pt" ] && echo "--resume true"; true; }
-  steps_kd/train_seq.sh "${seq_opts[@]}" $(resume_opt exp/dnn_smbr) "$data/train_fbank" data/lang \
-    exp/dnn exp/tri1_ali exp/dnn_denlats exp/dnn_smbr
-  steps_kd/train_seq.sh "${seq_opts[@]}" $(resume_opt exp/hdnn_smbr) "$data/train_fbank" data/lang \
-    exp/hdnn_kd exp/tri1_ali exp/hdnn_kd_denlats exp/hdnn_smbr
-  # The paper's setting: the student is sequence-trained with the sMBR teacher as regulariser.
-  steps_kd/train_seq.sh "${seq_opts[@]}" $(resume_opt exp/hdnn_smbr_kd) \
-    --teacher exp/dnn_smbr/final.pt --kd-q "$seq_kd_q" "$data/train_fbank" data/lang \
-    exp/hdnn_kd exp/tri1_ali exp/hdnn_kd_denlats exp/hdnn_smbr_kd
-  for sys in $seq_systems; do decode_seq $sys; done
-  end_stage 12 "sequence training (sMBR)"
+  for crit in $seq_criteria; do
+    steps_kd/train_seq.sh "${seq_opts[@]}" --criterion $crit $(resume_opt exp/dnn_$crit) \
+      "$data/train_fbank" data/lang exp/dnn exp/tri1_ali exp/dnn_denlats exp/dnn_$crit
+    steps_kd/train_seq.sh "${seq_opts[@]}" --criterion $crit $(resume_opt exp/hdnn_$crit) \
+      "$data/train_fbank" data/lang exp/hdnn_kd exp/tri1_ali exp/hdnn_kd_denlats exp/hdnn_$crit
+    # The paper's setting: the student is sequence-trained with the sequence-trained teacher's
+    # posteriors as regulariser.
+    steps_kd/train_seq.sh "${seq_opts[@]}" --criterion $crit $(resume_opt exp/hdnn_${crit}_kd) \
+      --teacher exp/dnn_$crit/final.pt --kd-q "$seq_kd_q" "$data/train_fbank" data/lang \
+      exp/hdnn_kd exp/tri1_ali exp/hdnn_kd_denlats exp/hdnn_${crit}_kd
+    for sys in exp/dnn_$crit exp/hdnn_$crit exp/hdnn_${crit}_kd; do decode_seq $sys; done
+  done
+  end_stage 12 "sequence training ($seq_criteria)"
 fi
 
 # Speaker adaptation of the KD student's shared gates, per dev/eval speaker. Protocols: "same"

@@ -122,7 +122,8 @@ def test_tiny_recipe_data_to_gmm_wer(repo_root: Path, tmp_path: Path) -> None:
     run_recipe(recipe, "--stage", "8", "--stop-stage", "11", "--nnet-max-epochs", "2")
     check_network_stages(recipe)
 
-    # Sequence training and speaker adaptation (stages 12-13), one adaptation epoch.
+    # Sequence training (sMBR and MMI, the default criteria) and speaker adaptation (stages
+    # 12-13), one adaptation epoch.
     # (The oracle method is covered by tests/test_adapt.py; left out here to keep CI short.)
     run_recipe(recipe, "--stage", "12", "--stop-stage", "13", "--seq-epochs", "2",
                "--adapt-epochs", "1", "--adapt-methods", "teacher decode")  # fmt: skip
@@ -179,15 +180,20 @@ def check_sequence_and_adaptation_stages(recipe: Path) -> None:
         os.chdir(cwd)
     assert lats and all(lat.num_states > 1 for _utt, lat in lats)
     base = torch.load(exp / "hdnn_kd" / "final.pt", map_location="cpu", weights_only=False)
-    for sys in ("dnn_smbr", "hdnn_smbr", "hdnn_smbr_kd"):
+    seq_systems = [
+        s.format(c) for c in ("smbr", "mmi") for s in ("dnn_{}", "hdnn_{}", "hdnn_{}_kd")
+    ]
+    for sys in seq_systems:
         ckpt = torch.load(exp / sys / "final.pt", map_location="cpu", weights_only=False)
-        assert ckpt["meta"]["loss"].startswith("smbr"), ckpt["meta"]["loss"]
+        assert ckpt["meta"]["loss"].startswith(sys.split("_")[1]), (sys, ckpt["meta"]["loss"])
+        assert ckpt["meta"]["loss"].endswith("+kd") == sys.endswith("_kd"), ckpt["meta"]["loss"]
         assert (exp / sys / "epoch1.pt").is_file() and (exp / sys / "epoch2.pt").is_file()
         assert (exp / sys / "decode_dev_ep1" / "scoring_kaldi" / "best_wer").is_file()
         assert (exp / sys / "decode_eval" / "scoring_kaldi" / "best_wer").is_file()
-    smbr = torch.load(exp / "hdnn_smbr" / "final.pt", map_location="cpu", weights_only=False)
-    changed = [k for k, v in smbr["model"].items() if not torch.equal(v, base["model"][k])]
-    assert changed, "sMBR did not change the student"
+    for sys in ("hdnn_smbr", "hdnn_mmi"):
+        seq = torch.load(exp / sys / "final.pt", map_location="cpu", weights_only=False)
+        changed = [k for k, v in seq["model"].items() if not torch.equal(v, base["model"][k])]
+        assert changed, f"{sys} did not change the student"
     for x in ("dev", "eval"):
         for m in ("teacher", "decode"):
             base_dir = exp / "hdnn_kd"
@@ -196,7 +202,7 @@ def check_sequence_and_adaptation_stages(recipe: Path) -> None:
             for decode in (f"decode_{x}_adapt_{m}", f"decode_{x}_half_adapt_{m}"):
                 assert (base_dir / decode / "scoring_kaldi" / "best_wer").is_file(), decode
     results = (recipe / "RESULTS.md").read_text()
-    assert "| hdnn_smbr_kd " in results and "per epoch" in results, results
+    assert all(f"| {sys} " in results for sys in seq_systems) and "per epoch" in results, results
     assert "Speaker adaptation" in results and "| teacher |" in results, results
 
 

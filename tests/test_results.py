@@ -94,6 +94,12 @@ def wer_text(n_errors: int) -> str:
     return f"{100.0 * n_errors / REF_WORDS:.1f}"
 
 
+def change(new_errors: int, old_errors: int) -> str:
+    """Absolute WER change as the tables print it (two decimals, signed)."""
+    diff = round(100.0 * (new_errors - old_errors) / REF_WORDS, 2)
+    return f"{diff + 0.0:+.2f}"
+
+
 def table_rows(text: str, name: str) -> list[str]:
     rows = [ln for ln in text.splitlines() if ln.startswith(f"| {name} |")]
     assert len(rows) == 1, text
@@ -343,7 +349,10 @@ def test_epoch_table(
 
     assert main(["results-table", "--epochs", "exp/hdnn_smbr", "exp/dnn_smbr"]) == 0
     out = capsys.readouterr().out
-    header = "| system | training | epoch 0 (initial) | epoch 1 | epoch 2 | epoch 3 | epoch 4 |"
+    header = (
+        "| system | training | epoch 0 (initial) | epoch 1 | epoch 2 | epoch 3 | epoch 4 "
+        "| change (dev / eval) |"
+    )
     assert header in out.splitlines()
     rows = section_rows(out, "Sequence training: dev WER per epoch")
     assert rows == [
@@ -355,9 +364,18 @@ def test_epoch_table(
             f"{wer_text(6)} (10_0.5)",
             f"{wer_text(5)} (10_0.5)",
             "-",
+            f"{change(5, 8)} / -",  # no eval decodes: dev only
         ],
-        ["dnn_smbr", "sMBR 2 ep. from dnn", "-", f"{wer_text(3)} (10_0.5)", "-", "-", "-"],
+        ["dnn_smbr", "sMBR 2 ep. from dnn", "-", f"{wer_text(3)} (10_0.5)", "-", "-", "-", "- / -"],
     ]
+    # With eval decodes of both, eval is compared at each one's dev setting (10_0.5).
+    for d in ("hdnn_kd", "hdnn_smbr"):
+        shutil.rmtree(exp / d / "decode_dev")
+    make_pair(exp / "hdnn_kd" / "decode_dev", exp / "hdnn_kd" / "decode_eval", 8, 9)
+    make_pair(exp / "hdnn_smbr" / "decode_dev", exp / "hdnn_smbr" / "decode_eval", 5, 4)
+    assert main(["results-table", "--epochs", "exp/hdnn_smbr"]) == 0
+    rows = section_rows(capsys.readouterr().out, "Sequence training: dev WER per epoch")
+    assert rows[0][-1] == f"{change(5, 8)} / {change(4, 9)}"
     # an epoch file as the initial network: its per-epoch decode
     make_dev(exp / "hdnn_smbr" / "decode_dev_ep3", 5)
     assert init_decode_dir(exp / "x", "exp/hdnn_smbr/epoch3.pt", "dev") == Path(

@@ -483,14 +483,18 @@ class EpochRow:
     n_epochs: int
     init: SetWer | None
     epochs: dict[int, SetWer]
+    change: str  # "<tune> / <test>" WER change of final.pt against the initial network
 
 
 def epoch_row(
     sys_dir: str | os.PathLike,
     tune_set: str = "dev",
     non_scored: Sequence[str] = DEFAULT_NON_SCORED,
+    test_set: str = "eval",
 ) -> EpochRow:
-    """The per-epoch WERs of the sequence-trained network in ``sys_dir``."""
+    """The per-epoch WERs of the sequence-trained network in ``sys_dir``, and the change of its
+    tune / test WER (``decode_<set>``, test at the tune set's setting) against the initial
+    network's."""
     ckpt = load_network(sys_dir, allow_epoch=True)
     meta: dict[str, Any] = ckpt["meta"]
     if not is_sequence_trained(meta):
@@ -502,12 +506,21 @@ def epoch_row(
     n_epochs, dirs = epoch_decode_dirs(sys_dir, tune_set, last)
     init_model = (meta.get("seq") or {}).get("init_model")
     init_dir = init_decode_dir(sys_dir, init_model, tune_set) if init_model else None
+    final = pair_wers(*(Path(sys_dir) / f"decode_{s}" for s in (tune_set, test_set)),
+                      tune_set, test_set, non_scored)  # fmt: skip
+    before: tuple[SetWer | None, SetWer | None] = (None, None)
+    if init_dir is not None:
+        test_dir = init_dir.with_name(
+            init_dir.name.replace(f"decode_{tune_set}", f"decode_{test_set}", 1)
+        )
+        before = pair_wers(init_dir, test_dir, tune_set, test_set, non_scored)
     return EpochRow(
         name=Path(sys_dir).name,
         training=describe_sequence_training(meta, last),
         n_epochs=n_epochs,
         init=None if init_dir is None else best_wer(init_dir, tune_set, non_scored),
         epochs={n: best_wer(d, tune_set, non_scored) for n, d in sorted(dirs.items())},
+        change=f"{signed_change(final[0], before[0])} / {signed_change(final[1], before[1])}",
     )
 
 
@@ -644,22 +657,25 @@ def epoch_table(
     sys_dirs: Sequence[str | os.PathLike],
     tune_set: str = "dev",
     non_scored: Sequence[str] = DEFAULT_NON_SCORED,
+    test_set: str = "eval",
 ) -> list[str]:
     """Lines of the per-epoch table of sequence-trained networks."""
-    rows = [epoch_row(d, tune_set, non_scored) for d in sys_dirs]
+    rows = [epoch_row(d, tune_set, non_scored, test_set) for d in sys_dirs]
     n_max = max(r.n_epochs for r in rows)
     out = [f"## Sequence training: {tune_set} WER per epoch", ""]
     out.append(
         f"Epoch 0 is the network training started from; each cell is sclite's {tune_set} WER "
-        "at that decode's best LMWT_WIP (in parentheses), - where not decoded."
+        "at that decode's best LMWT_WIP (in parentheses), - where not decoded. The last column "
+        f"is the absolute WER change of the final network against the initial one on {tune_set} "
+        f"and {test_set} ({test_set} at {tune_set}'s setting, from sclite's error counts)."
     )
     out.append("")
-    out += _header(
-        ["system", "training", "epoch 0 (initial)", *(f"epoch {n}" for n in range(1, n_max + 1))]
-    )
+    epoch_cols = [f"epoch {n}" for n in range(1, n_max + 1)]
+    change_col = f"change ({tune_set} / {test_set})"
+    out += _header(["system", "training", "epoch 0 (initial)", *epoch_cols, change_col])
     for r in rows:
         cells = [_cell(r.epochs.get(n)) for n in range(1, n_max + 1)]
-        out.append(_row([r.name, r.training, _cell(r.init), *cells]))
+        out.append(_row([r.name, r.training, _cell(r.init), *cells, r.change]))
     return out
 
 
@@ -791,7 +807,7 @@ def results_table(
         names = (Path(kd_pair[0]).name, Path(kd_pair[1]).name, Path(kd_pair[2]).name)
         out.append(kd_summary(t, ce, kd, names, tune_set, test_set))
     if epochs:
-        out += [*epoch_table(epochs, tune_set, non_scored), ""]
+        out += [*epoch_table(epochs, tune_set, non_scored, test_set), ""]
     if adapt is not None:
         out += [
             *adapt_table(adapt, adapt_methods, adapt_tag, tune_set, test_set, non_scored),
