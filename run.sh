@@ -20,6 +20,8 @@ lm_prune_threshold=  # e.g. 1e-7 to prune the LM (empty: no pruning)
 tri_leaves=400       # tied states of the triphone GMM (~4000 at AMI scale)
 tri_gauss=4000       # Gaussians of the triphone GMM
 decode_nj=2
+decode_opts=         # extra options of every dev/eval decode (GMM and networks), e.g.
+                     # "--beam 8 --lattice-beam 4" for a quick smoke run (defaults: Kaldi's)
 # Networks (stages 8-11). Empty configs: chosen by corpus (see below).
 teacher_config=      # default: conf/teacher_dnn.yaml (AMI, 6x2048) | conf/teacher_dnn_small.yaml
 student_config=conf/student_hdnn.yaml
@@ -47,6 +49,7 @@ help_message="Usage: $0 [options]
   --nj N                       parallel jobs (default: 2)
   --lm-prune-threshold X       prune the 3-gram LM (default: none)
   --tri-leaves N --tri-gauss N triphone GMM size (default: 400 / 4000)
+  --decode-opts "OPTS"         extra options of every dev/eval decode (e.g. \"--beam 8\")
   --teacher-config YAML        teacher model (default: conf/teacher_dnn.yaml for AMI,
                                conf/teacher_dnn_small.yaml for the embedded corpus)
   --student-config YAML        student model (default: conf/student_hdnn.yaml)
@@ -156,7 +159,8 @@ fi
 decode_sets() {
   local sys=$1 x
   for x in dev eval; do
-    steps_kd/decode.sh --nj "$decode_nj" --cmd "$decode_cmd" "$sys/graph" "$data/$x" "$sys/decode_$x"
+    steps_kd/decode.sh --nj "$decode_nj" --cmd "$decode_cmd" $decode_opts "$sys/graph" "$data/$x" \
+      "$sys/decode_$x"
     cat "$sys/decode_$x/scoring_kaldi/best_wer"
   done
 }
@@ -196,7 +200,7 @@ train_and_decode() {
   [ -f "$dir/checkpoints/last.pt" ] && [ ! -f "$dir/final.pt" ] && opts+=(--resume true)
   steps_kd/train_nnet.sh "${opts[@]}" "$@" "$data/train_fbank" exp/tri1_ali exp/tri1 "$dir"
   for x in dev eval; do
-    steps_kd/decode_nnet.sh --nj "$decode_nj" --cmd "$decode_cmd" --gmm-dir exp/tri1 \
+    steps_kd/decode_nnet.sh --nj "$decode_nj" --cmd "$decode_cmd" $decode_opts --gmm-dir exp/tri1 \
       exp/tri1/graph "$data/${x}_fbank" "$dir" "$dir/decode_$x"
   done
 }
@@ -231,12 +235,12 @@ decode_seq() {
   local dir=$1 n x
   if [ "$seq_decode_epochs" = true ]; then
     for n in $(seq 1 $((seq_epochs - 1))); do
-      steps_kd/decode_nnet.sh --nj "$decode_nj" --cmd "$decode_cmd" --gmm-dir exp/tri1 \
+      steps_kd/decode_nnet.sh --nj "$decode_nj" --cmd "$decode_cmd" $decode_opts --gmm-dir exp/tri1 \
         --model "$dir/epoch$n.pt" exp/tri1/graph "$data/dev_fbank" "$dir" "$dir/decode_dev_ep$n"
     done
   fi
   for x in dev eval; do
-    steps_kd/decode_nnet.sh --nj "$decode_nj" --cmd "$decode_cmd" --gmm-dir exp/tri1 \
+    steps_kd/decode_nnet.sh --nj "$decode_nj" --cmd "$decode_cmd" $decode_opts --gmm-dir exp/tri1 \
       exp/tri1/graph "$data/${x}_fbank" "$dir" "$dir/decode_$x"
   done
 }
@@ -310,12 +314,12 @@ if begin_stage 13 "speaker adaptation of the student's gates"; then
     first_m=${adapt_methods%% *}
     utils/subset_data_dir.sh --utt-list $base/adapt_${first_m}_split_$x/test_utts \
       "$data/${x}_fbank" $half
-    steps_kd/decode_nnet.sh --nj "$decode_nj" --cmd "$decode_cmd" --gmm-dir exp/tri1 \
+    steps_kd/decode_nnet.sh --nj "$decode_nj" --cmd "$decode_cmd" $decode_opts --gmm-dir exp/tri1 \
       exp/tri1/graph $half $base $base/decode_${x}_half
     for m in $adapt_methods; do
-      steps_kd/decode_nnet.sh --nj "$decode_nj" --cmd "$decode_cmd" --gmm-dir exp/tri1 \
+      steps_kd/decode_nnet.sh --nj "$decode_nj" --cmd "$decode_cmd" $decode_opts --gmm-dir exp/tri1 \
         --spk-params $base/adapt_${m}_$x exp/tri1/graph "$data/${x}_fbank" $base $base/decode_${x}_adapt_$m
-      steps_kd/decode_nnet.sh --nj "$decode_nj" --cmd "$decode_cmd" --gmm-dir exp/tri1 \
+      steps_kd/decode_nnet.sh --nj "$decode_nj" --cmd "$decode_cmd" $decode_opts --gmm-dir exp/tri1 \
         --spk-params $base/adapt_${m}_split_$x exp/tri1/graph $half $base $base/decode_${x}_half_adapt_$m
     done
   done

@@ -37,7 +37,8 @@ def make_recipe_dir(repo_root: Path, work: Path) -> Path:
 def run_recipe(recipe: Path, *args: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k != "KALDI_ROOT"}
     proc = subprocess.run(
-        ["./run.sh", "--skip-install", "true", "--size", "tiny", "--nj", "2", *args],
+        ["./run.sh", "--skip-install", "true", "--size", "tiny", "--nj", "2", *args,
+         "--decode-opts", "--beam 8 --lattice-beam 4"],  # narrow beams: the tiny models are weak
         cwd=recipe, env=env, capture_output=True, text=True, timeout=1200,
     )  # fmt: skip
     if proc.returncode != 0:
