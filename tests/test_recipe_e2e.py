@@ -182,7 +182,9 @@ def check_sequence_and_adaptation_stages(recipe: Path) -> None:
     assert lats and all(lat.num_states > 1 for _utt, lat in lats)
     base = torch.load(exp / "hdnn_kd" / "final.pt", map_location="cpu", weights_only=False)
     seq_systems = [
-        s.format(c) for c in ("smbr", "mmi") for s in ("dnn_{}", "hdnn_{}", "hdnn_{}_kd")
+        s.format(c)
+        for c in ("smbr", "mmi")
+        for s in ("dnn_{}", "hdnn_{}", "hdnn_{}_kd", "hdnn_{}_gates")
     ]
     for sys in seq_systems:
         ckpt = torch.load(exp / sys / "final.pt", map_location="cpu", weights_only=False)
@@ -191,10 +193,13 @@ def check_sequence_and_adaptation_stages(recipe: Path) -> None:
         assert (exp / sys / "epoch1.pt").is_file() and (exp / sys / "epoch2.pt").is_file()
         assert (exp / sys / "decode_dev_ep1" / "scoring_kaldi" / "best_wer").is_file()
         assert (exp / sys / "decode_eval" / "scoring_kaldi" / "best_wer").is_file()
-    for sys in ("hdnn_smbr", "hdnn_mmi"):
+    for sys in ("hdnn_smbr", "hdnn_mmi", "hdnn_smbr_gates", "hdnn_mmi_gates"):
         seq = torch.load(exp / sys / "final.pt", map_location="cpu", weights_only=False)
         changed = [k for k, v in seq["model"].items() if not torch.equal(v, base["model"][k])]
         assert changed, f"{sys} did not change the student"
+        if sys.endswith("_gates"):  # only the shared gates (gates.*) were updated
+            assert seq["meta"]["seq"]["params"] == "gates"
+            assert all(k.startswith("gates.") for k in changed), changed
     for x in ("dev", "eval"):
         for m in ("teacher", "decode"):
             base_dir = exp / "hdnn_kd"
