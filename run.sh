@@ -52,7 +52,7 @@ help_message="Usage: $0 [options]
   --nj N                       parallel jobs (default: 2)
   --lm-prune-threshold X       prune the 3-gram LM (default: none)
   --tri-leaves N --tri-gauss N triphone GMM size (default: 400 / 4000)
-  --decode-opts "OPTS"         extra options of every dev/eval decode (e.g. \"--beam 8\")
+  --decode-opts \"OPTS\"         extra options of every dev/eval decode (e.g. \"--beam 8\")
   --teacher-config YAML        teacher model (default: conf/teacher_dnn.yaml for AMI,
                                conf/teacher_dnn_small.yaml for the embedded corpus)
   --student-config YAML        student model (default: conf/student_hdnn.yaml)
