@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pykd.io.atomic import atomic_path, atomic_write_text
+from pykd.io.atomic import atomic_write_text
 from pykd.kaldi.lattice_io import LatticeFormatError
 from pykd.seq import DEFAULT_LR
 from pykd.seq.lattice_graph import LatticeGraphError, lattice_to_graph
@@ -46,11 +46,14 @@ from pykd.seq.objectives import mmi, smbr
 from pykd.train.checkpoint import (
     latest_checkpoint,
     load_checkpoint,
+    nonfinite_parameter,
     rng_state,
     save_checkpoint,
     set_rng_state,
 )
+from pykd.train.curves import save_figure
 from pykd.train.losses import soft_ce_loss
+from pykd.train.progress import format_hms
 
 log = logging.getLogger(__name__)
 
@@ -155,11 +158,6 @@ class EpochStats:
             "utts_per_s": self.utts / max(self.seconds, 1e-9),
             "blocks": list(self.blocks),
         }
-
-
-def _fmt_time(seconds: float) -> str:
-    seconds = max(0, int(seconds))
-    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
 
 
 def select_trainable(model: nn.Module, which: str) -> list[nn.Parameter]:
@@ -274,9 +272,9 @@ class SeqTrainer:
 
     def save(self) -> None:
         """Atomically write ``checkpoints/last.pt`` (refuses non-finite weights)."""
-        for name, p in self.model.named_parameters():
-            if not bool(torch.isfinite(p).all()):
-                raise RuntimeError(f"parameter {name} is not finite; last checkpoint kept")
+        name = nonfinite_parameter(self.model)
+        if name is not None:
+            raise RuntimeError(f"parameter {name} is not finite; last checkpoint kept")
         save_checkpoint(self.ckpt_dir / "last.pt", self.state_dict())
 
     def _save_model(self, path: Path, summary: dict[str, Any]) -> None:
@@ -402,7 +400,7 @@ class SeqTrainer:
         obj = (s.objective - obj0) / max(frames, 1)
         dt = max(time.perf_counter() - t0, 1e-9)
         rate = (n_done - utts0) / dt
-        eta = _fmt_time((total - n_done) / rate) if rate > 0 else "?"
+        eta = format_hms((total - n_done) / rate) if rate > 0 else "?"
         s.blocks.append((n_done, obj))
         log.info(
             "epoch %d: %d/%d utts, %s obj/frame %.4f (last %d), %.2f utt/s %.0f frames/s, "
@@ -531,11 +529,4 @@ def plot_seq_curve(history: Sequence[Mapping[str, Any]], path: str | Path, title
     )
     ax2.legend()
     ax2.grid(alpha=0.3)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=80)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, title)

@@ -36,6 +36,14 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
 
 
+def nonfinite_parameter(module: torch.nn.Module) -> str | None:
+    """Name of the first parameter holding a NaN or inf (not to be checkpointed), else None."""
+    for name, p in module.named_parameters():
+        if not bool(torch.isfinite(p).all()):
+            return name
+    return None
+
+
 def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
     """Write ``state`` with ``torch.save`` to a temp file beside ``path``, then rename it."""
     path = Path(path)

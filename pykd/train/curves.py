@@ -42,6 +42,14 @@ def plot_learning_curves(
     ax2.grid(alpha=0.3)
     for ax in (ax1, ax2):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    return save_figure(fig, path, title)
+
+
+def save_figure(fig: Any, path: str | os.PathLike, title: str = "") -> Path:
+    """Write a matplotlib figure (with an optional title) to ``path`` as a PNG, atomically,
+    and close it."""
+    import matplotlib.pyplot as plt
+
     if title:
         fig.suptitle(title)
     fig.tight_layout()

@@ -38,11 +38,13 @@ from pykd.train import distributed as ddp
 from pykd.train.checkpoint import (
     latest_checkpoint,
     load_checkpoint,
+    nonfinite_parameter,
     rng_state,
     save_checkpoint,
     set_rng_state,
 )
 from pykd.train.curves import plot_learning_curves
+from pykd.train.progress import format_hms
 from pykd.train.schedule import NewbobConfig, NewbobScheduler
 
 logger = logging.getLogger(__name__)
@@ -97,11 +99,6 @@ def make_optimizer(params: Iterable[nn.Parameter], cfg: TrainConfig) -> torch.op
     if name == "adam":
         return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     raise ValueError(f"unknown optimizer {cfg.optimizer!r} (sgd, adam)")
-
-
-def _fmt_time(seconds: float) -> str:
-    seconds = max(0, int(seconds))
-    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
 
 
 class Trainer:
@@ -199,13 +196,13 @@ class Trainer:
 
     def save(self, epoch_end: bool = False) -> None:
         """Atomically write ``checkpoints/last.pt`` (+ ``epoch_<n>.pt`` at an epoch end); rank 0."""
-        for name, p in self.module.named_parameters():  # identical on all ranks: all raise
-            if not bool(torch.isfinite(p).all()):
-                raise TrainingDiverged(
-                    f"parameter {name} is not finite at epoch {self.epoch + 1}, step "
-                    f"{self.step_in_epoch}; not overwriting the last good checkpoint "
-                    f"({latest_checkpoint(self.ckpt_dir)})"
-                )
+        name = nonfinite_parameter(self.module)  # identical on all ranks: all raise
+        if name is not None:
+            raise TrainingDiverged(
+                f"parameter {name} is not finite at epoch {self.epoch + 1}, step "
+                f"{self.step_in_epoch}; not overwriting the last good checkpoint "
+                f"({latest_checkpoint(self.ckpt_dir)})"
+            )
         if not self.info.is_main:
             return
         state = self.state_dict()
@@ -309,7 +306,7 @@ class Trainer:
                 eta = ""
                 if total:
                     left = max(total - self.step_in_epoch, 0)
-                    eta = f" ETA {_fmt_time(left * self.epoch_time / self.step_in_epoch)}"
+                    eta = f" ETA {format_hms(left * self.epoch_time / self.step_in_epoch)}"
                 if self.info.is_main:
                     logger.info(
                         "epoch %d step %d%s loss %.4f lr %.3g %.0f frames/s%s",
