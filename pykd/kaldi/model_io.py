@@ -903,6 +903,14 @@ def _parse_int_ark(data: bytes, name: str) -> dict[str, np.ndarray]:
     return res
 
 
+def alignment_files(ali_dir: str | os.PathLike) -> list[Path]:
+    """``<ali_dir>/ali.N.gz`` in job order (ali.2 before ali.10); FileNotFoundError if none."""
+    files = sorted(Path(ali_dir).glob("ali.*.gz"), key=lambda p: (len(p.name), p.name))
+    if not files:
+        raise FileNotFoundError(f"no ali.*.gz in {ali_dir}")
+    return files
+
+
 def read_alignments(rspecifier_or_path: str | os.PathLike) -> dict[str, np.ndarray]:
     """Read int-vector tables (alignments): ali.N.gz paths or Kaldi rspecifiers.
 

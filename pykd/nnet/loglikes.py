@@ -290,6 +290,16 @@ def num_pdfs_of_model(path: str | os.PathLike) -> int:
     return int(read_transition_model(path).num_pdfs)
 
 
+def check_network_pdfs(
+    meta: dict, model_path: str | os.PathLike, mdl_num_pdfs: int, mdl: str | os.PathLike
+) -> None:
+    """LoglikesError unless the network (its ``meta``) outputs the model's number of pdfs."""
+    if int(meta["num_pdfs"]) != int(mdl_num_pdfs):
+        raise LoglikesError(
+            f"{model_path} outputs {meta['num_pdfs']} pdfs but {mdl} has {mdl_num_pdfs}"
+        )
+
+
 def checkpoint_num_pdfs(path: str | os.PathLike) -> int:
     """``num_pdfs`` stored in a network checkpoint (either layout), without building the model."""
     ckpt = torch.load(Path(path), map_location="cpu", weights_only=False)

@@ -114,6 +114,7 @@ def train_nnet(args: argparse.Namespace) -> dict[str, Any]:
     )
     from pykd.data.targets import check_targets  # noqa: PLC0415
     from pykd.io.datadir import read_table  # noqa: PLC0415
+    from pykd.kaldi.model_io import alignment_files  # noqa: PLC0415
     from pykd.models import (  # noqa: PLC0415
         build_model,
         count_parameters,
@@ -131,9 +132,7 @@ def train_nnet(args: argparse.Namespace) -> dict[str, Any]:
     for f in (feats_scp, mdl):
         if not f.is_file():
             raise FileNotFoundError(f"missing {f}")
-    ali_files = sorted(ali_dir.glob("ali.*.gz"), key=lambda p: (len(p.name), p.name))
-    if not ali_files:
-        raise FileNotFoundError(f"no ali.*.gz in {ali_dir}")
+    ali_files = alignment_files(ali_dir)
     if args.num_threads > 0:
         torch.set_num_threads(args.num_threads)
 

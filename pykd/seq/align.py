@@ -59,6 +59,7 @@ def align_nnet(
     from pykd.io.datadir import read_table  # noqa: PLC0415
     from pykd.kaldi import model_io  # noqa: PLC0415
     from pykd.nnet.loglikes import (  # noqa: PLC0415
+        check_network_pdfs,
         iter_features,
         load_acoustic_model,
         loglikes_from_logits,
@@ -70,10 +71,7 @@ def align_nnet(
     tm = model_io.read_transition_model(mdl)
     ctx_dep = model_io.read_tree(tree)
     model, meta = load_acoustic_model(model_path, device=device)
-    if int(meta["num_pdfs"]) != int(tm.num_pdfs):
-        raise ValueError(
-            f"{model_path} outputs {meta['num_pdfs']} pdfs but {mdl} has {tm.num_pdfs}"
-        )
+    check_network_pdfs(meta, model_path, tm.num_pdfs, mdl)
     lp = log_priors(read_counts(prior_counts)) if prior_counts else None
     ctx = int(meta["input"].get("splice", 5))
     forward = module_forward(model, device)

@@ -50,13 +50,14 @@ def train_seq(args: argparse.Namespace) -> dict[str, Any]:
     from pykd.data.frames import UtteranceSource  # noqa: PLC0415
     from pykd.data.priors import log_priors, read_counts  # noqa: PLC0415
     from pykd.kaldi.model_io import (  # noqa: PLC0415
+        alignment_files,
         read_alignments,
         read_transition_model,
         tid_to_pdf,
         tid_to_phone,
     )
     from pykd.models import count_parameters  # noqa: PLC0415
-    from pykd.nnet.loglikes import load_acoustic_model  # noqa: PLC0415
+    from pykd.nnet.loglikes import check_network_pdfs, load_acoustic_model  # noqa: PLC0415
     from pykd.seq.denlats import DenLattices  # noqa: PLC0415
     from pykd.seq.train import SeqTrainConfig, SeqTrainer  # noqa: PLC0415
     from pykd.train.checkpoint import latest_checkpoint, load_checkpoint  # noqa: PLC0415
@@ -99,14 +100,11 @@ def train_seq(args: argparse.Namespace) -> dict[str, Any]:
     for f in (feats_scp, model_path, mdl):
         if not f.is_file():
             raise FileNotFoundError(f"missing {f}")
-    ali_files = sorted(ali_dir.glob("ali.*.gz"), key=lambda p: (len(p.name), p.name))
-    if not ali_files:
-        raise FileNotFoundError(f"no ali.*.gz in {ali_dir}")
+    ali_files = alignment_files(ali_dir)
 
     model, meta = load_acoustic_model(model_path)
     tm = read_transition_model(mdl)
-    if int(tm.num_pdfs) != int(meta["num_pdfs"]):
-        raise ValueError(f"{model_path} has {meta['num_pdfs']} outputs, {mdl} {tm.num_pdfs} pdfs")
+    check_network_pdfs(meta, model_path, tm.num_pdfs, mdl)
     log_prior = None
     if cfg.prior_scale != 0:
         if not counts_path.is_file():
