@@ -31,6 +31,7 @@ kd_p=1.0             # KD weight p: L = (1-p) CE(hard) + p CE(teacher)
 kd_temperature=1.0
 nnet_device=auto     # torch device for training: auto | cpu | cuda
 nnet_threads=0       # torch CPU threads for training (0: torch's default)
+nnet_procs=1         # DDP processes per CE/KD training run (torchrun; one per GPU)
 # Sequence training (stage 12) and speaker adaptation (stage 13).
 seq_criteria="smbr mmi"  # sequence criteria (smbr mmi mpfe): teacher, student, student+KD,
                          # student gates only, each
@@ -60,6 +61,8 @@ help_message="Usage: $0 [options]
   --nnet-max-epochs N          cap the training epochs of every network
   --kd-p P --kd-temperature T  knowledge distillation (default: 1.0 / 1.0)
   --nnet-device auto|cpu|cuda  training device (default: auto)
+  --nnet-procs N               DDP processes per teacher/student training run, one per GPU
+                               (torchrun --standalone; default: 1)
   --seq-criteria \"smbr mmi\"   sequence-training criteria of stage 12 (default: smbr mmi)
   --seq-epochs N --seq-kd-q Q  their epochs (default: 2) and KD weight of student seq+KD (0.5)
   --seq-gates-lr LR            learning rate of the gates-only student (default: 0.05)
@@ -199,7 +202,8 @@ train_and_decode() {
   local dir=$1 model_config=$2 x
   shift 2
   local opts=(--cmd "$train_cmd" --model-config "$model_config" --train-config "$nnet_train_config"
-              --device "$nnet_device" --num-threads "$nnet_threads" --seed "$seed")
+              --device "$nnet_device" --num-threads "$nnet_threads" --seed "$seed"
+              --num-procs "$nnet_procs")
   [ -n "$nnet_max_epochs" ] && opts+=(--max-epochs "$nnet_max_epochs")
   # A killed run continues from its last checkpoint when the stage is run again.
   [ -f "$dir/checkpoints/last.pt" ] && [ ! -f "$dir/final.pt" ] && opts+=(--resume true)

@@ -17,6 +17,7 @@ buffer_frames=
 seed=
 device=auto
 num_threads=0
+num_procs=1
 resume=false
 
 help_message="Usage: $me [options] <data-dir> <ali-dir> <gmm-dir> <out-dir>
@@ -36,6 +37,8 @@ Options:
   --lr <f> --max-epochs <n> --batch-size <n> --buffer-frames <n> --seed <n>  # overrides
   --device <cpu|cuda|auto>      # (default: $device)
   --num-threads <n>             # torch CPU threads, 0 = torch default (default: $num_threads)
+  --num-procs <n>               # DDP processes on this machine, one per GPU (or CPU share):
+                                # torchrun --standalone --nproc-per-node n (default: $num_procs)
   --resume <bool>               # continue from <out-dir>/checkpoints (default: $resume)"
 
 [ -f ./path.sh ] && . ./path.sh
@@ -65,7 +68,15 @@ opts=(--model-config "$model_config" --device "$device" --num-threads "$num_thre
 mkdir -p "$dir/log"
 cp "$gmmdir/final.mdl" "$dir/final.mdl"
 echo "$me: training $dir (log: $dir/log/train.log)"
-$cmd "$dir/log/train.log" pykd train-nnet "${opts[@]}" "$data" "$alidir" "$gmmdir" "$dir" \
+case "$num_procs" in
+  '' | *[!0-9]* | 0) echo "$me: --num-procs must be a positive integer, got '$num_procs'" >&2; exit 1 ;;
+esac
+launcher=(pykd)
+if [ "$num_procs" -gt 1 ]; then
+  command -v torchrun >/dev/null || { echo "$me: --num-procs $num_procs needs torchrun" >&2; exit 1; }
+  launcher=(torchrun --standalone --nproc-per-node "$num_procs" --no-python pykd)
+fi
+$cmd "$dir/log/train.log" "${launcher[@]}" train-nnet "${opts[@]}" "$data" "$alidir" "$gmmdir" "$dir" \
   || { echo "$me: training failed, see $dir/log/train.log" >&2; exit 1; }
 grep -E "parameters|finished" "$dir/log/train.log" || true
 echo "$me: done, $dir/final.pt"

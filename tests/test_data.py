@@ -289,7 +289,7 @@ def test_dataloader_and_soft_targets(corpus) -> None:
 def test_ddp_sharding_covers_all_utterances_once(corpus) -> None:
     source, _, _ = corpus
     seen: list[tuple[int, int]] = []
-    utts_per_rank = []
+    utts_per_rank, frames_per_rank = [], []
     for rank in range(3):
         ds = FrameShuffleDataset(
             source, batch_size=16, buffer_frames=100, seed=5, rank=rank, world_size=3
@@ -297,9 +297,12 @@ def test_ddp_sharding_covers_all_utterances_once(corpus) -> None:
         ids = collect(ds)[0]
         seen += ids
         utts_per_rank.append({i for i, _ in ids})
-        assert ds.last_stats.utts_seen == 5
+        frames_per_rank.append(len(ids))
+        assert ds.last_stats.utts_seen == len(utts_per_rank[-1])
     assert sorted(seen) == sorted((i, t) for i, n in enumerate(LENGTHS) for t in range(n))
     assert sum(len(u) for u in utts_per_rank) == 15  # disjoint utterance shards
+    # balanced by frames (each utterance goes to the emptiest shard): within one utterance
+    assert max(frames_per_rank) - min(frames_per_rank) <= max(LENGTHS)
 
 
 def test_mismatch_and_missing_alignments_counted(tmp_path: Path) -> None:

@@ -179,6 +179,42 @@ def test_train_nnet_sh(setup: dict[str, Path], teacher: Path, tmp_path: Path) ->
     assert bad.returncode != 0 and "Usage" in bad.stderr
 
 
+def test_train_nnet_sh_two_processes(setup: dict[str, Path], teacher: Path, tmp_path: Path) -> None:
+    """--num-procs 2: one DDP job under torchrun (gloo on CPU), one set of files, one log."""
+    repo = Path(__file__).resolve().parents[1]
+    out = tmp_path / "ddp"
+    env = {**os.environ, "PATH": f"{repo / 'utils'}:{os.environ['PATH']}", "OMP_NUM_THREADS": "1"}
+    cmd = [
+        "steps_kd/train_nnet.sh", "--num-procs", "2", "--model-config", str(setup["cfg"]),
+        "--max-epochs", "2", "--batch-size", "128", "--lr", "0.5", "--device", "cpu",
+        "--num-threads", "1", str(setup["data"]), str(setup["ali"]), str(setup["gmm"]), str(out),
+    ]  # fmt: skip
+    res = subprocess.run(cmd, cwd=repo, env=env, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stdout + res.stderr
+    log_text = (out / "log" / "train.log").read_text()
+    assert "torchrun" in log_text and log_text.count("train-nnet: finished") == 1, log_text
+    summary = torch.load(out / "final.pt", weights_only=False)["summary"]
+    single = torch.load(teacher / "final.pt", weights_only=False)["summary"]
+    assert summary["world_size"] == 2 and single["world_size"] == 1
+    # the ranks share the data out and sum their counts: the job sees the whole CV set; the
+    # ranks' training frames differ by at most one utterance (they stop together, when the first
+    # runs out of batches), so the job drops at most that and a part-filled batch per rank
+    from pykd.kaldi.model_io import read_alignments  # noqa: PLC0415
+
+    longest = max(len(a) for a in read_alignments(setup["ali"] / "ali.1.gz").values())
+    for job, one in zip(summary["history"][1:], single["history"][1:], strict=True):
+        assert job["cv_frames"] == one["cv_frames"]
+        assert 0 <= one["train_frames"] - job["train_frames"] <= longest + 2 * 128
+    assert summary["history"][-1]["cv_loss"] < summary["history"][0]["cv_loss"]
+    assert (out / "prior.counts").read_bytes() == (teacher / "prior.counts").read_bytes()
+    assert not list(out.glob("*.tmp*")) and (out / "checkpoints" / "last.pt").is_file()
+    bad = subprocess.run(
+        [*cmd[:1], "--num-procs", "0", *cmd[3:]], cwd=repo, env=env, capture_output=True,
+        text=True, timeout=30,
+    )  # fmt: skip
+    assert bad.returncode != 0 and "--num-procs must be a positive integer" in bad.stderr
+
+
 def test_resume_other_network(setup: dict[str, Path], teacher: Path, tmp_path: Path) -> None:
     """--resume into a dir trained with another architecture: clear error, nothing trained."""
     out = tmp_path / "ce"

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import socket
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import torch
-import torch.multiprocessing as mp
 from torch import nn
 
 from pykd.train.checkpoint import load_checkpoint
@@ -18,6 +19,7 @@ from pykd.train.schedule import NewbobConfig, NewbobScheduler
 from pykd.train.trainer import TrainConfig, Trainer, TrainingDiverged
 
 DIM, CLASSES, BATCH = 16, 4, 50
+TORCHRUN = shutil.which("torchrun") or str(Path(sys.executable).with_name("torchrun"))
 
 
 def make_data(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -178,47 +180,13 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path: Path) -> None:
     assert not (tmp_path / "final.pt").exists()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _ddp_worker(rank: int, world: int, port: int, out: str) -> None:
-    os.environ.update(
-        RANK=str(rank),
-        WORLD_SIZE=str(world),
-        LOCAL_RANK=str(rank),
-        MASTER_ADDR="127.0.0.1",
-        MASTER_PORT=str(port),
-    )
-    torch.set_num_threads(1)
-    from pykd.train import distributed as ddp
-
-    info = ddp.init_from_env("cpu")
-    try:
-        # different initial weights per rank: DDP must broadcast rank 0's
-        model = make_mlp(seed=rank)
-        cfg = TrainConfig(lr=0.5, device="cpu", plot=True, newbob=NewbobConfig(max_epochs=2))
-        tr = Trainer(
-            model,
-            None,
-            ce_loss,
-            lambda e: train_batches(e, rank=rank, world=world),
-            lambda: cv_batches(rank, world),
-            cfg,
-            out,
-        )
-        summ = tr.fit()
-        torch.save(
-            {"model": tr.module.state_dict(), "summary": summ}, Path(out) / f"rank{info.rank}.pt"
-        )
-    finally:
-        ddp.cleanup()
-
-
 def test_two_process_cpu_ddp(tmp_path: Path) -> None:
-    mp.spawn(_ddp_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+    # launched as users launch it: torchrun (its agent hosts the store; --standalone picks a port)
+    worker = Path(__file__).with_name("ddp_trainer_worker.py")
+    cmd = [TORCHRUN, "--standalone", "--nproc-per-node", "2", str(worker), str(tmp_path)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     r0 = torch.load(tmp_path / "rank0.pt", weights_only=False)
     r1 = torch.load(tmp_path / "rank1.pt", weights_only=False)
     for k, v in r0["model"].items():
@@ -264,3 +232,14 @@ def test_teacher_outputs_feed_a_kd_loss(tmp_path: Path) -> None:
     assert all(torch.equal(before[k], v) for k, v in teacher.state_dict().items())
     # learning from the teacher's posteriors alone reaches a good accuracy on the true labels
     assert summ["cv_acc"] > 0.85 and summ["history"][0]["cv_acc"] < 0.5
+
+
+def test_single_process_commands_refuse_torchrun(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pykd.train.distributed import setup_torch
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(RuntimeError, match="WORLD_SIZE=2: this command runs in a single process"):
+        setup_torch(0, "cpu")
+    assert setup_torch(0, "cpu", ddp_ok=True) == "cpu"
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    assert setup_torch(0, "cpu") == "cpu"

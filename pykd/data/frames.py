@@ -273,9 +273,25 @@ class FrameShuffleDataset(_FrameDataset):
         self.drop_last = drop_last
 
     def shard_utterances(self, shard: int, num_shards: int) -> list[str]:
-        """This epoch's utterance order for one shard (all shards: same permutation, split)."""
+        """This epoch's utterance order for one shard.
+
+        Every shard draws the same permutation; each utterance then goes to the shard with the
+        fewest frames so far, so the shards' frame counts differ by at most one utterance (DDP
+        ranks stop together when one runs out of batches, and drop what the others have left).
+        """
         order = np.random.default_rng([self.seed, self.epoch]).permutation(len(self.utts))
-        return [self.utts[i] for i in order[shard::num_shards]]
+        if num_shards == 1:
+            return [self.utts[i] for i in order]
+        targets = self.source.targets or {}
+        load = np.zeros(num_shards, dtype=np.int64)
+        mine: list[str] = []
+        for i in order:
+            utt = self.utts[i]
+            target = int(np.argmin(load))  # ties: the lowest shard index
+            load[target] += len(targets.get(utt, ())) or 1
+            if target == shard:
+                mine.append(utt)
+        return mine
 
     def __iter__(self) -> Iterator[Batch]:
         shard, num_shards = _shard_info(self.rank, self.world_size)

@@ -121,6 +121,7 @@ def train_nnet(args: argparse.Namespace) -> dict[str, Any]:
         load_model_config,
         mflops_per_frame,
     )
+    from pykd.train.distributed import current_info  # noqa: PLC0415
     from pykd.train.losses import ce_loss, kd_loss  # noqa: PLC0415
     from pykd.train.trainer import Trainer  # noqa: PLC0415
 
@@ -171,7 +172,8 @@ def train_nnet(args: argparse.Namespace) -> dict[str, Any]:
 
     out.mkdir(parents=True, exist_ok=True)
     counts = pdf_counts((targets[u] for u in train_utts), n_pdfs)
-    write_counts(out / "prior.counts", counts)
+    if current_info().is_main:  # under torchrun every rank reads the same data; one writes
+        write_counts(out / "prior.counts", counts)
 
     input_dim = source.input_dim
     model = build_model(model_cfg, input_dim, n_pdfs)
@@ -218,7 +220,7 @@ def train_nnet(args: argparse.Namespace) -> dict[str, Any]:
     train_ds = FrameShuffleDataset(
         source, train_utts, batch_size=batch_size, buffer_frames=buffer_frames, seed=cfg.seed
     )
-    cv_ds = SequentialFrameDataset(source, cv_utts, batch_size=max(batch_size, 1024))
+    cv_ds = SequentialFrameDataset(source, cv_utts, batch_size=max(batch_size, 1024), shard=True)
 
     def train_batches(epoch: int) -> FrameShuffleDataset:
         train_ds.set_epoch(epoch)
@@ -231,7 +233,13 @@ def train_nnet(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _run(args: argparse.Namespace) -> int:
-    summary = train_nnet(args)
+    from pykd.train import distributed as ddp  # noqa: PLC0415
+
+    device = ddp.setup_torch(0, args.device, ddp_ok=True)
+    with ddp.process_group(device) as info:
+        if not info.is_main:  # one copy of the log: rank 0's (warnings and errors from all)
+            logging.getLogger().setLevel(logging.WARNING)
+        summary = train_nnet(args)
     log.info("train-nnet: %s, best CV loss %s", summary["status"], summary["cv_loss"])
     return 0
 

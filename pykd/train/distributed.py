@@ -7,7 +7,10 @@ writes checkpoints, logs and plots; losses and accuracies are summed over ranks.
 
 from __future__ import annotations
 
+import gc
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -79,9 +82,18 @@ def default_device() -> torch.device:
     return torch.device("cpu")
 
 
-def setup_torch(num_threads: int, device: str) -> str:
+def setup_torch(num_threads: int, device: str, ddp_ok: bool = False) -> str:
     """CLI set-up shared by the network commands: torch CPU threads (0 = torch's default) and
-    the device name, ``auto`` becoming ``cuda`` when available, else ``cpu``."""
+    the device name, ``auto`` becoming ``cuda`` when available, else ``cpu``.
+
+    Commands that run in one process (``ddp_ok=False``) refuse a torchrun launch, in which every
+    rank would train alone and write the same files.
+    """
+    if env_requests_ddp() and not ddp_ok:
+        raise RuntimeError(
+            f"WORLD_SIZE={os.environ['WORLD_SIZE']}: this command runs in a single process; "
+            "launch it without torchrun (only pykd train-nnet trains with DDP)"
+        )
     if num_threads > 0:
         torch.set_num_threads(num_threads)
     if device == "auto":
@@ -128,6 +140,36 @@ def barrier() -> None:
 
 
 def cleanup() -> None:
-    """Leave the process group."""
+    """Leave the process group once every rank has got here.
+
+    The barrier keeps a rank from tearing its gloo pairs down (or, under ``mp.spawn``, the TCP
+    store rank 0 hosts) while another rank still talks to it. Drop (or :meth:`Trainer.fit` to
+    the end) every DDP wrapper first: a live one keeps the group's threads running until the
+    interpreter exits, where gloo's teardown can abort the process (seen as SIGABRT,
+    "terminate called without an active exception", after all the work was done).
+    """
     if dist.is_available() and dist.is_initialized():
+        gc.collect()  # free unreachable DDP wrappers: they keep the group alive past destroy
+        dist.barrier()
         dist.destroy_process_group()
+
+
+@contextmanager
+def process_group(device: torch.device | str | None = None) -> Iterator[DistInfo]:
+    """``with process_group(dev) as info:`` joins the torchrun job (if any) and leaves it after.
+
+    A single process (no WORLD_SIZE > 1 in the environment) gets ``DistInfo()`` and no group.
+    On an exception the group is destroyed without the closing barrier, which the other ranks
+    may never reach.
+    """
+    info = init_from_env(device)
+    if not info.enabled:
+        yield info
+        return
+    try:
+        yield info
+    except BaseException:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+        raise
+    cleanup()

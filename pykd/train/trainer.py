@@ -121,6 +121,8 @@ class Trainer:
         self.ckpt_dir = self.out_dir / "checkpoints"
         self.info = ddp.current_info()
         self.device = torch.device(cfg.device) if cfg.device else ddp.default_device()
+        if self.device.type == "cuda" and self.device.index is None and self.info.enabled:
+            self.device = torch.device("cuda", self.info.local_rank)  # one GPU per rank
         model.to(self.device)
         self.module = model
         self.model = ddp.wrap_model(model, self.device)
@@ -462,4 +464,7 @@ class Trainer:
                 100 * summary["cv_acc"],
             )
         ddp.barrier()
+        # drop the DDP wrapper: it holds the process group, which must be destroyed (by
+        # ddp.cleanup) while every rank is alive, not when the interpreter tears down
+        self.model = self.module
         return summary
