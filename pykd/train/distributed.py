@@ -143,8 +143,9 @@ def cleanup() -> None:
     """Leave the process group once every rank has got here.
 
     The barrier keeps a rank from tearing its gloo pairs down (or, under ``mp.spawn``, the TCP
-    store rank 0 hosts) while another rank still talks to it. Drop (or :meth:`Trainer.fit` to
-    the end) every DDP wrapper first: a live one keeps the group's threads running until the
+    store rank 0 hosts) while another rank still talks to it. Drop your DDP wrappers first
+    (:meth:`Trainer.fit` drops its own when it finishes): a live one keeps the group's threads
+    running until the
     interpreter exits, where gloo's teardown can abort the process (seen as SIGABRT,
     "terminate called without an active exception", after all the work was done).
     """
