@@ -145,9 +145,8 @@ def cleanup() -> None:
     The barrier keeps a rank from tearing its gloo pairs down (or, under ``mp.spawn``, the TCP
     store rank 0 hosts) while another rank still talks to it. Drop your DDP wrappers first
     (:meth:`Trainer.fit` drops its own when it finishes): a live one keeps the group's threads
-    running until the
-    interpreter exits, where gloo's teardown can abort the process (seen as SIGABRT,
-    "terminate called without an active exception", after all the work was done).
+    running until the interpreter exits, where gloo's teardown can abort the process (seen as
+    SIGABRT, "terminate called without an active exception", after all the work was done).
     """
     if dist.is_available() and dist.is_initialized():
         gc.collect()  # free unreachable DDP wrappers: they keep the group alive past destroy
