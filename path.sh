@@ -5,10 +5,18 @@ PYKD_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 export PYKD_ROOT
 
 # utils/: Kaldi's own when a built Kaldi is present, otherwise pykd's compatible minimal set.
+# steps/: Kaldi's (its scripts call steps/... and utils/... relative to the recipe dir), only
+# with Kaldi. tools/link_kaldi_scripts.sh picks egs/wsj/s5, or a repaired mirror of it when the
+# install's symbolic links were flattened into plain files.
 if [ -n "${KALDI_ROOT:-}" ] && [ -x "$KALDI_ROOT/src/featbin/compute-fbank-feats" ]; then
-  __pykd_utils_target="$KALDI_ROOT/egs/wsj/s5/utils"
   export PYKD_KALDI=1
   export PATH="$KALDI_ROOT/src/bin:$KALDI_ROOT/src/featbin:$KALDI_ROOT/src/gmmbin:$KALDI_ROOT/src/latbin:$KALDI_ROOT/src/fstbin:$KALDI_ROOT/src/lmbin:$KALDI_ROOT/src/nnetbin:$KALDI_ROOT/tools/openfst/bin:$PATH"
+  __pykd_scripts=$("$PYKD_ROOT/tools/link_kaldi_scripts.sh" "$KALDI_ROOT" "$PYKD_ROOT/.kaldi_scripts")
+  __pykd_utils_target="$__pykd_scripts/utils"
+  if [ "$(readlink "$PYKD_ROOT/steps" 2>/dev/null)" != "$__pykd_scripts/steps" ]; then
+    ln -sfn "$__pykd_scripts/steps" "$PYKD_ROOT/steps"
+  fi
+  unset __pykd_scripts
 else
   __pykd_utils_target="utils_kd"
   export PYKD_KALDI=0
@@ -17,10 +25,6 @@ if [ "$(readlink "$PYKD_ROOT/utils" 2>/dev/null)" != "$__pykd_utils_target" ]; t
   ln -sfn "$__pykd_utils_target" "$PYKD_ROOT/utils"
 fi
 unset __pykd_utils_target
-# Kaldi's steps/ (its scripts call steps/... and utils/... relative to the recipe dir): only with Kaldi.
-if [ "$PYKD_KALDI" = 1 ] && [ "$(readlink "$PYKD_ROOT/steps" 2>/dev/null)" != "$KALDI_ROOT/egs/wsj/s5/steps" ]; then
-  ln -sfn "$KALDI_ROOT/egs/wsj/s5/steps" "$PYKD_ROOT/steps"
-fi
 
 if [ -f "$PYKD_ROOT/.venv/bin/activate" ]; then
   # shellcheck disable=SC1091

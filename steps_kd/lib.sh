@@ -16,7 +16,7 @@ kd_use_kaldi_script() {
   shift 2
   [ "${PYKD_KALDI:-0}" = 1 ] || return 0
   echo "$me: PYKD_KALDI=1: running Kaldi's $script"
-  exec "$KALDI_ROOT/egs/wsj/s5/$script" "$@"
+  exec "$PYKD_ROOT/$script" "$@"   # the recipe's steps/ link (path.sh)
 }
 
 # kd_require_files <me> <file>...: exit 1 naming the first file that does not exist.

@@ -71,7 +71,7 @@ if [ "${PYKD_KALDI:-0}" = 1 ]; then
       *) kaldi_args+=("$a") ;;
     esac
   done
-  exec "$KALDI_ROOT/egs/wsj/s5/steps/train_deltas.sh" "${kaldi_args[@]}"
+  exec "$PYKD_ROOT/steps/train_deltas.sh" "${kaldi_args[@]}"
 fi
 
 kd_require_files "$me" "$alidir/final.mdl" "$alidir/ali.1.gz" "$alidir/num_jobs" "$data/feats.scp" \

@@ -1,4 +1,5 @@
-"""End-to-end: ./run.sh on the tiny embedded corpus (stages 1-11), in a scratch recipe dir.
+"""End-to-end: ./run.sh on the tiny embedded corpus (stages 1-13), in a scratch recipe dir, with
+the builtin backend and (Kaldi tier) inside a real Kaldi install.
 
 Marked slow: runs with ``--run-slow`` (tools/test.sh and CI pass it).
 """
@@ -15,35 +16,10 @@ import kaldifst
 import kaldiio
 import numpy as np
 import pytest
+from recipe_helpers import make_recipe_dir, recipe_env, run_recipe, run_tiny_recipe_all_stages
 
 from pykd.io.datadir import read_table
 from pykd.kaldi.model_io import read_alignments
-
-LINKED = (
-    "run.sh", "path.sh", "cmd.sh", "conf", "local", "steps_kd", "utils_kd", "tools", ".venv",
-    "requirements.txt", "pyproject.toml",
-)  # fmt: skip
-
-
-def make_recipe_dir(repo_root: Path, work: Path) -> Path:
-    """A fresh recipe dir whose code is the repo's (symlinks) and whose data/exp are its own."""
-    recipe = work / "recipe"
-    recipe.mkdir()
-    for name in LINKED:
-        (recipe / name).symlink_to(repo_root / name)
-    return recipe
-
-
-def run_recipe(recipe: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k != "KALDI_ROOT"}
-    proc = subprocess.run(
-        ["./run.sh", "--skip-install", "true", "--size", "tiny", "--nj", "2", *args,
-         "--decode-opts", "--beam 8 --lattice-beam 4"],  # narrow beams: the tiny models are weak
-        cwd=recipe, env=env, capture_output=True, text=True, timeout=1200,
-    )  # fmt: skip
-    if proc.returncode != 0:
-        raise AssertionError(f"run.sh {args} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
-    return proc
 
 
 def digest(paths: list[Path]) -> str:
@@ -54,10 +30,54 @@ def digest(paths: list[Path]) -> str:
 
 
 @pytest.mark.slow
-def test_tiny_recipe_data_to_gmm_wer(repo_root: Path, tmp_path: Path) -> None:
-    """Stages 1-7: data, lang, LM, features, mono and triphone GMMs decoded and scored."""
+def test_tiny_recipe_builtin(tiny_builtin_recipe: Path) -> None:
+    """Stages 1-13 with the builtin backend; re-running a stage is safe."""
+    recipe = tiny_builtin_recipe
+    check_gmm_stages(recipe)
+    check_network_stages(recipe)
+    check_sequence_and_adaptation_stages(recipe)
+
+    # Re-running a stage is safe and gives the same lang.
+    lang_files = sorted(p for p in (recipe / "data" / "lang").rglob("*") if p.is_file())
+    before = digest(lang_files)
+    run_recipe(recipe, "--stage", "2", "--stop-stage", "2")
+    assert digest(lang_files) == before
+
+
+# Kaldi binaries whose LOG lines must appear in the logs of a run with KALDI_ROOT: proof that
+# each step handed over to Kaldi (log file glob under exp/ -> binary).
+KALDI_STEPS = {
+    "make_mfcc/train/make_mfcc_train.1.log": "compute-mfcc-feats",
+    "make_fbank/train/make_fbank_train_fbank.1.log": "compute-fbank-feats",
+    "mono/log/acc.1.1.log": "gmm-acc-stats-ali",
+    "tri1/log/build_tree.log": "build-tree",
+    "tri1/decode_dev/log/decode.1.log": "gmm-latgen-faster",
+    "tri1_ali/log/align.1.log": "gmm-align-compiled",
+    "dnn/decode_dev/log/decode.1.log": "latgen-faster-mapped",
+    "hdnn_kd/decode_eval/log/decode.1.log": "latgen-faster-mapped",
+    "dnn_denlats/log/decode_den.1.log": "latgen-faster-mapped",
+}
+
+
+@pytest.mark.slow
+@pytest.mark.kaldi
+def test_tiny_recipe_with_kaldi(repo_root: Path, tmp_path: Path, kaldi_root: Path) -> None:
+    """KALDI_ROOT=<kaldi> ./run.sh: Kaldi's binaries and steps/ do features, GMMs, graphs, decoding,
+    scoring and denominator lattices; pykd trains the networks on Kaldi's alignments, does sequence
+    training on Kaldi's lattices and adapts the student from Kaldi's first-pass lattices."""
     recipe = make_recipe_dir(repo_root, tmp_path)
-    run_recipe(recipe, "--stage", "1", "--stop-stage", "7")
+    run_tiny_recipe_all_stages(recipe, kaldi_root=kaldi_root)
+    exp = recipe / "exp"
+    for log, binary in KALDI_STEPS.items():
+        text = (exp / log).read_text()
+        assert f"LOG ({binary}[" in text, (log, binary, text[-2000:])
+    check_gmm_stages(recipe)
+    check_network_stages(recipe)
+    check_sequence_and_adaptation_stages(recipe)
+
+
+def check_gmm_stages(recipe: Path) -> None:
+    """What stages 1-7 leave: data, lang, LM, features, mono and triphone GMMs, decoded, scored."""
     data = recipe / "data"
 
     for split in ("train", "dev", "eval"):
@@ -117,24 +137,6 @@ def test_tiny_recipe_data_to_gmm_wer(repo_root: Path, tmp_path: Path) -> None:
             scored = (exp / cells[0] / f"decode_{split}" / f"wer_{setting[1:-1]}").read_text()
             match = re.search(r"%WER ([0-9.]+) ", scored)
             assert match and abs(float(match.group(1)) - float(wer)) < 0.051, (row, scored)
-
-    # Networks (stages 8-11): teacher CE, student CE, student KD, each decoded and scored, and
-    # the WER table. Two epochs each: a smoke run of the whole chain, not a tuned result.
-    run_recipe(recipe, "--stage", "8", "--stop-stage", "11", "--nnet-max-epochs", "2")
-    check_network_stages(recipe)
-
-    # Sequence training (sMBR and MMI, the default criteria) and speaker adaptation (stages
-    # 12-13), one adaptation epoch.
-    # (The oracle method is covered by tests/test_adapt.py; left out here to keep CI short.)
-    run_recipe(recipe, "--stage", "12", "--stop-stage", "13", "--seq-epochs", "2",
-               "--adapt-epochs", "1", "--adapt-methods", "teacher decode")  # fmt: skip
-    check_sequence_and_adaptation_stages(recipe)
-
-    # Re-running a stage is safe and gives the same lang.
-    lang_files = sorted(p for p in (data / "lang").rglob("*") if p.is_file())
-    before = digest(lang_files)
-    run_recipe(recipe, "--stage", "2", "--stop-stage", "2")
-    assert digest(lang_files) == before
 
 
 def check_network_stages(recipe: Path) -> None:
@@ -219,17 +221,22 @@ def check_sequence_and_adaptation_stages(recipe: Path) -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("mic", ["ihm", "sdm1"])
+@pytest.mark.parametrize("backend", ["builtin", pytest.param("kaldi", marks=pytest.mark.kaldi)])
 def test_mini_ami_through_data_lang_lm_feature_stages(
-    repo_root: Path, tmp_path: Path, mic: str
+    repo_root: Path, tmp_path: Path, mic: str, backend: str, request: pytest.FixtureRequest
 ) -> None:
     from ami_fixture import make_ami_tree
 
+    kaldi_root = request.getfixturevalue("kaldi_root") if backend == "kaldi" else None
     ami_dir = make_ami_tree(tmp_path / "ami")
     recipe = make_recipe_dir(repo_root, tmp_path)
     run_recipe(
         recipe, "--corpus", "ami", "--ami-dir", str(ami_dir), "--mic", mic,
-        "--stage", "1", "--stop-stage", "4",
+        "--stage", "1", "--stop-stage", "4", kaldi_root=kaldi_root,
     )  # fmt: skip
+    if kaldi_root is not None:
+        log = (recipe / "exp" / "make_fbank" / "train" / "make_fbank_train_fbank.1.log").read_text()
+        assert "LOG (compute-fbank-feats[" in log, log[-2000:]
     data = recipe / "data" / mic
     for split in ("train", "dev", "eval"):
         segments = read_table(data / split / "segments")
@@ -255,9 +262,7 @@ def test_path_sh_links_kaldi_utils_and_steps_when_kaldi_is_built(
     tool.chmod(0o755)
 
     def source_path_sh(kaldi_root: str | None) -> str:
-        env = {k: v for k, v in os.environ.items() if k != "KALDI_ROOT"}
-        if kaldi_root:
-            env["KALDI_ROOT"] = kaldi_root
+        env = recipe_env(Path(kaldi_root) if kaldi_root else None)
         script = ". ./path.sh; echo $PYKD_KALDI; command -v compute-fbank-feats || true"
         return subprocess.run(
             ["bash", "-c", script], cwd=recipe, env=env, capture_output=True, text=True, check=True

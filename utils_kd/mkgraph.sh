@@ -48,9 +48,9 @@ lang=$1
 model_dir=$2
 dir=$3
 
-if [ "${PYKD_KALDI:-0}" = 1 ] && [ -x "${KALDI_ROOT:-}/egs/wsj/s5/utils/mkgraph.sh" ]; then
+if [ "${PYKD_KALDI:-0}" = 1 ] && [ -x "${PYKD_ROOT:-.}/steps/../utils/mkgraph.sh" ]; then
   echo "$0: PYKD_KALDI=1: running Kaldi's utils/mkgraph.sh"
-  exec "$KALDI_ROOT/egs/wsj/s5/utils/mkgraph.sh" "${orig_args[@]}"
+  exec "$(readlink -f "$PYKD_ROOT/steps")/../utils/mkgraph.sh" "${orig_args[@]}"
 fi
 
 for f in "$lang/L_disambig.fst" "$lang/G.fst" "$lang/phones.txt" "$lang/words.txt" \

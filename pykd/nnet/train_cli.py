@@ -113,6 +113,7 @@ def train_nnet(args: argparse.Namespace) -> dict[str, Any]:
         write_counts,
     )
     from pykd.data.targets import check_targets  # noqa: PLC0415
+    from pykd.io.atomic import atomic_write_text  # noqa: PLC0415
     from pykd.io.datadir import read_table  # noqa: PLC0415
     from pykd.kaldi.model_io import alignment_files  # noqa: PLC0415
     from pykd.models import (  # noqa: PLC0415
@@ -174,6 +175,9 @@ def train_nnet(args: argparse.Namespace) -> dict[str, Any]:
     counts = pdf_counts((targets[u] for u in train_utts), n_pdfs)
     if current_info().is_main:  # under torchrun every rank reads the same data; one writes
         write_counts(out / "prior.counts", counts)
+        # The held-out utterances, so the priors (and the CV figures) can be recomputed
+        # elsewhere, e.g. by Kaldi's ali-to-pdf | analyze-counts over the other utterances.
+        atomic_write_text(out / "cv_utts", "".join(f"{u}\n" for u in sorted(cv_utts)))
 
     input_dim = source.input_dim
     model = build_model(model_cfg, input_dim, n_pdfs)
