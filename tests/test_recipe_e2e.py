@@ -275,3 +275,45 @@ def test_path_sh_links_kaldi_utils_and_steps_when_kaldi_is_built(
     # Without a built Kaldi: our own utils again.
     assert source_path_sh(None).split()[0] == "0"
     assert os.readlink(recipe / "utils") == "utils_kd"
+
+
+def test_path_sh_repairs_flattened_kaldi_links(repo_root: Path, tmp_path: Path) -> None:
+    """A Kaldi tree whose symbolic links became plain files holding the target (git with
+    core.symlinks=false, link-dropping copies): the recipe gets a mirror with real links."""
+    recipe = make_recipe_dir(repo_root, tmp_path)
+    s5 = tmp_path / "kaldi" / "egs" / "wsj" / "s5"
+    for sub in ("utils/parallel", "steps/scoring", "steps/nnet3/chain"):
+        (s5 / sub).mkdir(parents=True)
+    for script in ("utils/parallel/run.pl", "steps/scoring/score_kaldi_wer.sh"):
+        (s5 / script).write_text("#!/bin/sh\necho ran $0\n")
+        (s5 / script).chmod(0o755)
+    (s5 / "steps/nnet3/chain/train.py").write_text("")
+    stand_ins = {
+        "utils/run.pl": "parallel/run.pl",
+        "steps/score_kaldi.sh": "scoring/score_kaldi_wer.sh",
+        "steps/chain": "nnet3/chain",  # a link to a folder
+    }
+    for name, target in stand_ins.items():
+        (s5 / name).write_text(target)  # no newline, as git writes them
+    featbin = tmp_path / "kaldi" / "src" / "featbin"
+    featbin.mkdir(parents=True)
+    (featbin / "compute-fbank-feats").write_text("#!/bin/sh\n")
+    (featbin / "compute-fbank-feats").chmod(0o755)
+    before = {p: p.read_bytes() for p in s5.rglob("*") if p.is_file()}
+
+    script = ". ./path.sh && utils/run.pl && steps/score_kaldi.sh && ls steps/chain/"
+    out = subprocess.run(
+        ["bash", "-c", script], cwd=recipe, env=recipe_env(tmp_path / "kaldi"),
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert "ran utils/run.pl" in out.stdout and "ran steps/score_kaldi.sh" in out.stdout
+    assert "train.py" in out.stdout
+    assert "3 plain-file stand-ins" in out.stderr
+    assert {p: p.read_bytes() for p in s5.rglob("*") if p.is_file()} == before  # untouched
+    # sourced again: the mirror is reused, no second repair
+    again = subprocess.run(
+        ["bash", "-c", ". ./path.sh"], cwd=recipe, env=recipe_env(tmp_path / "kaldi"),
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert "stand-ins" not in again.stderr
