@@ -15,13 +15,13 @@ import subprocess
 from pathlib import Path
 
 import kaldifst
-import kaldiio
 import numpy as np
 import pytest
 from kaldi_tools import kaldi, kaldi_workdir
 
 from pykd.data.frames import split_cv
 from pykd.data.priors import read_counts
+from pykd.io.compressed import kaldiio
 from pykd.io.datadir import read_table
 from pykd.kaldi.decode import best_path
 from pykd.kaldi.lattice_io import read_lattices
@@ -142,7 +142,7 @@ def test_prior_counts_equal_kaldis_analyze_counts(kwork: Path, kaldi_root: Path)
         kaldi(
             kaldi_root,
             'ali-to-pdf exp/tri1_ali/final.mdl "ark:gunzip -c exp/tri1_ali/ali.*.gz | '
-            'utils/filter_scp.pl --exclude cv_utts |" ark:- | '
+            'copy-int-vector ark:- ark,t:- | utils/filter_scp.pl --exclude cv_utts |" ark:- | '
             f"analyze-counts --binary=false --counts-dim={ours.size} ark:- kaldi.counts",
             cwd=kwork,
         )
@@ -274,8 +274,26 @@ def test_features_equal_kaldis(kwork: Path, kaldi_root: Path, kind: str) -> None
 
 
 @pytest.mark.parametrize("sub", ["dev", "dev_fbank"])
+def test_compressed_features_read_as_kaldi_reads_them(
+    kwork: Path, kaldi_root: Path, sub: str
+) -> None:
+    """feats.scp (compressed arks): pykd's reader gives exactly the floats of Kaldi's copy-feats."""
+    kaldi(kaldi_root, f"copy-feats scp:data/{sub}/feats.scp ark:kaldi_{sub}.ark", cwd=kwork)
+    theirs = dict(kaldiio.load_ark(str(kwork / f"kaldi_{sub}.ark")))
+    here = os.getcwd()
+    os.chdir(kwork)
+    try:
+        ours = dict(kaldiio.load_scp(f"data/{sub}/feats.scp"))
+    finally:
+        os.chdir(here)
+    assert ours.keys() == theirs.keys() and ours
+    for utt in ours:
+        np.testing.assert_array_equal(ours[utt], theirs[utt], err_msg=utt)
+
+
+@pytest.mark.parametrize("sub", ["dev", "dev_fbank"])
 def test_cmvn_stats_equal_kaldis(kwork: Path, kaldi_root: Path, sub: str) -> None:
-    """Kaldi's compute-cmvn-stats on pykd's feats.scp = pykd's cmvn.scp (per speaker)."""
+    """Kaldi's compute-cmvn-stats on pykd's feats.scp = pykd's cmvn.scp per speaker, bit for bit."""
     kaldi(
         kaldi_root,
         f"compute-cmvn-stats --spk2utt=ark:data/{sub}/spk2utt scp:data/{sub}/feats.scp "
@@ -291,4 +309,4 @@ def test_cmvn_stats_equal_kaldis(kwork: Path, kaldi_root: Path, sub: str) -> Non
     theirs = dict(kaldiio.load_ark(str(kwork / f"kaldi_cmvn_{sub}.ark")))
     assert ours.keys() == theirs.keys() == read_table(kwork / "data" / sub / "spk2utt").keys()
     for spk in ours:
-        np.testing.assert_allclose(ours[spk], theirs[spk], rtol=1e-6, atol=1e-6, err_msg=spk)
+        np.testing.assert_array_equal(ours[spk], theirs[spk], err_msg=spk)

@@ -30,7 +30,6 @@ import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 
-import kaldiio
 import numpy as np
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
@@ -38,6 +37,7 @@ from torch.utils.data import IterableDataset, get_worker_info
 from pykd.data.splice import pad_edges, splice, splice_padded
 from pykd.data.targets import match_lengths
 from pykd.features.cmvn import apply_cmvn
+from pykd.io.compressed import kaldiio
 from pykd.io.datadir import c_sorted, read_table
 
 log = logging.getLogger(__name__)

@@ -13,10 +13,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 
-import kaldiio
 import numpy as np
 
 from pykd.io.atomic import atomic_write, atomic_write_text
+from pykd.io.compressed import kaldiio
 
 log = logging.getLogger(__name__)
 

@@ -32,9 +32,12 @@ def acc_cmvn_stats(feats: np.ndarray, stats: np.ndarray | None = None) -> np.nda
     elif stats.shape != (2, dim + 1):
         raise ValueError(f"CMVN stats have shape {stats.shape}, features have dim {dim}")
     f32 = feats.astype(np.float32, copy=False)
-    stats[0, :dim] += f32.astype(np.float64).sum(axis=0)
-    # Kaldi squares in float and accumulates in double; do the same to match its stats.
-    stats[1, :dim] += (f32 * f32).astype(np.float64).sum(axis=0)
+    # Kaldi adds frame after frame to its double stats (squares taken in float): the same order
+    # of additions (a running sum from the current stats, not numpy's pairwise sum) gives the
+    # same bits, also for a speaker's stats summed over many utterances.
+    for row, values in ((0, f32), (1, f32 * f32)):
+        seq = np.vstack([stats[row, :dim], values.astype(np.float64)])
+        stats[row, :dim] = np.cumsum(seq, axis=0)[-1]
     stats[0, dim] += feats.shape[0]
     return stats
 

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-import kaldiio
 import numpy as np
 
 from pykd.features import apply_cmvn
+from pykd.io.compressed import kaldiio
 from pykd.io.datadir import read_table
 
 log = logging.getLogger(__name__)

@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import kaldi_hmm_gmm as khg
-import kaldiio
 import numpy as np
 
 from pykd.gmm import align, em
@@ -50,6 +49,7 @@ from pykd.gmm.tree_stats import (
     tid_info,
 )
 from pykd.io.atomic import atomic_write, atomic_write_text
+from pykd.io.compressed import kaldiio
 from pykd.io.datadir import read_table
 from pykd.kaldi import model_io
 

@@ -30,10 +30,10 @@ from pathlib import Path
 
 import _kaldi_hmm_gmm
 import kaldi_hmm_gmm as khg
-import kaldiio
 import numpy as np
 
 from pykd.io.atomic import atomic_write
+from pykd.io.compressed import kaldiio
 
 log = logging.getLogger(__name__)
 

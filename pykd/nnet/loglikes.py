@@ -23,13 +23,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import kaldiio
 import numpy as np
 import torch
 from torch import nn
 
 from pykd.features.ark import ArkScpWriter
 from pykd.features.cmvn import apply_cmvn
+from pykd.io.compressed import kaldiio
 from pykd.io.datadir import read_table
 
 log = logging.getLogger(__name__)
