@@ -128,6 +128,17 @@ def test_mono_tree_is_kaldis(kaldi_ref: Path, tmp_path: Path) -> None:
     assert am.num_pdfs == 118 and am.num_gauss == 118 and am.dim == 39
 
 
+def test_train_mono_is_reproducible(mono: Path, corpus: dict[str, Path], repo_root: Path) -> None:
+    """The same inputs give the same final.mdl, byte for byte (mixing-up is seeded)."""
+    again = corpus["work"] / "exp" / "mono_again"
+    run_script(
+        repo_root, "steps_kd/train_mono.sh", "--nj 2",
+        f"--num-iters {NUM_ITERS} --max-iter-inc 5 --totgauss {TOTGAUSS}",
+        '--realign-iters "1 2 3 4 6"', str(corpus["data"]), str(corpus["lang"]), str(again),
+    )  # fmt: skip
+    assert (again / "final.mdl").read_bytes() == (mono / "final.mdl").read_bytes()
+
+
 def test_train_mono_outputs(mono: Path, corpus: dict[str, Path], kaldi_ref: Path) -> None:
     for name in ("final.mdl", "final.occs", "tree", "ali.1.gz", "ali.2.gz", "cmvn_opts"):
         assert (mono / name).is_file(), name

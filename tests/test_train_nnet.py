@@ -225,3 +225,23 @@ def test_resume_other_network(setup: dict[str, Path], teacher: Path, tmp_path: P
     args.model_config = str(other)
     with pytest.raises(train_cli.TrainNnetError, match="--resume"):
         train_cli.train_nnet(args)
+
+
+def test_same_seed_gives_the_same_network(
+    setup: dict[str, Path], teacher: Path, tmp_path: Path
+) -> None:
+    """--seed fixes everything on CPU (same inputs, same threads): initial weights (the same
+    initial CV loss), batches, and so every weight of final.pt; another seed gives another net."""
+    again = tmp_path / "again"
+    other = tmp_path / "other"
+    for out, seed in ((again, "0"), (other, "7")):
+        args = _args(setup, out, "--seed", seed)
+        assert args.func(args) == 0
+    ref = torch.load(teacher / "final.pt", weights_only=False)
+    rerun = torch.load(again / "final.pt", weights_only=False)
+    assert ref["meta"]["seed"] == rerun["meta"]["seed"] == 0
+    assert ref["summary"]["history"][0]["cv_loss"] == rerun["summary"]["history"][0]["cv_loss"]
+    for name, tensor in ref["model"].items():
+        assert torch.equal(tensor, rerun["model"][name]), name
+    different = torch.load(other / "final.pt", weights_only=False)
+    assert different["summary"]["history"][0]["cv_loss"] != ref["summary"]["history"][0]["cv_loss"]

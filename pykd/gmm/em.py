@@ -24,6 +24,7 @@ Typical use (what helpers for other systems reuse)::
 
 from __future__ import annotations
 
+import heapq
 import logging
 import math
 import pickle
@@ -36,6 +37,7 @@ import kaldifst
 import numpy as np
 
 from pykd.io.datadir import read_table
+from pykd.kaldi.model_io import make_diag_gmm
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +78,7 @@ class GmmEstOptions:
     transition_floor: float = 0.01
     transition_mincount: float = 5.0
     update_transitions: bool = True
+    seed: int = 0  # of the mean perturbations when mixing up (the same inputs give the same model)
 
 
 # --------------------------------------------------------------------------- lang / graphs
@@ -441,10 +444,73 @@ def update(
     g_impr, g_count = khg.mle_am_diag_gmm_update(gcfg, acc, GMM_ALL, am)
     occs = pdf_occupancies(acc)
     if opts.mixup > 0:
-        am.split_by_count(
-            occs.astype(np.float32), opts.mixup, opts.perturb_factor, opts.power, opts.min_count
+        split_by_count(
+            am, occs, opts.mixup, opts.perturb_factor, opts.power, opts.min_count, opts.seed
         )
     return UpdateStats(g_impr, g_count, t_impr, t_count, am.num_gauss, occs)
+
+
+def split_targets(occs: np.ndarray, target: int, power: float, min_count: float) -> list[int]:
+    """Gaussians per pdf after mixing up to ``target`` in all (Kaldi's gmm-mixup rule).
+
+    One Gaussian per pdf to start; each step gives one more to the pdf with the largest
+    occupancy**power per Gaussian, unless that pdf would then have fewer than ``min_count``
+    frames per Gaussian (it is then closed); stops at ``target`` or when every pdf is closed.
+    """
+    score = np.power(np.maximum(np.asarray(occs, np.float64), 0.0), power)
+    counts = [1] * len(score)
+    heap = [(-float(score[p]) / (1 + 1e-10), p) for p in range(len(score)) if score[p] > 0]
+    heapq.heapify(heap)
+    total = len(score)
+    while total < target and heap:
+        _, pdf = heapq.heappop(heap)
+        if (counts[pdf] + 1) * min_count >= occs[pdf]:
+            continue  # min-count reached: this pdf is not split any more
+        counts[pdf] += 1
+        total += 1
+        heapq.heappush(heap, (-float(score[pdf]) / (counts[pdf] + 1e-10), pdf))
+    return counts
+
+
+def split_by_count(
+    am: khg.AmDiagGmm,
+    occs: np.ndarray,
+    target: int,
+    perturb_factor: float,
+    power: float,
+    min_count: float,
+    seed: int,
+) -> None:
+    """Mix ``am`` up to about ``target`` Gaussians, as Kaldi's gmm-est --mix-up does, in place.
+
+    Each split halves the heaviest Gaussian of a pdf and moves the two copies' means apart by
+    +-``perturb_factor`` standard deviations times a normal draw. Written here rather than
+    kaldi-hmm-gmm's split_by_count because that one draws from std::random_device, which cannot
+    be seeded: here the draws come from numpy seeded with ``seed``, so training is reproducible.
+    """
+    rng = np.random.default_rng(seed)
+    for pdf, want in enumerate(split_targets(occs, target, power, min_count)):
+        gmm = am.get_pdf(pdf)
+        have = gmm.num_gauss
+        if want <= have:
+            continue
+        weights = np.asarray(gmm.weights, np.float32).copy()
+        means_invvars = np.asarray(gmm.means_invvars, np.float32)
+        inv_vars = np.asarray(gmm.inv_vars, np.float32)
+        weights = np.concatenate([weights, np.zeros(want - have, np.float32)])
+        means_invvars = np.vstack([means_invvars, np.zeros((want - have, gmm.dim), np.float32)])
+        inv_vars = np.vstack([inv_vars, np.zeros((want - have, gmm.dim), np.float32)])
+        for new in range(have, want):
+            heaviest = int(np.argmax(weights[:new]))
+            weights[heaviest] /= 2
+            weights[new] = weights[heaviest]
+            shift = (rng.standard_normal(gmm.dim) * np.sqrt(inv_vars[heaviest])).astype(
+                np.float32
+            ) * np.float32(perturb_factor)
+            inv_vars[new] = inv_vars[heaviest]
+            means_invvars[new] = means_invvars[heaviest] + shift
+            means_invvars[heaviest] = means_invvars[heaviest] - shift
+        gmm.copy_from_diag_gmm(make_diag_gmm(weights, means_invvars, inv_vars))
 
 
 # --------------------------------------------------------------------------- init

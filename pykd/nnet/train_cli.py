@@ -124,7 +124,7 @@ def train_nnet(args: argparse.Namespace) -> dict[str, Any]:
     )
     from pykd.train.distributed import current_info  # noqa: PLC0415
     from pykd.train.losses import ce_loss, kd_loss  # noqa: PLC0415
-    from pykd.train.trainer import Trainer  # noqa: PLC0415
+    from pykd.train.trainer import Trainer, seed_everything  # noqa: PLC0415
 
     data, ali_dir, gmm_dir, out = (
         Path(p) for p in (args.data, args.ali_dir, args.gmm_dir, args.out)
@@ -180,6 +180,7 @@ def train_nnet(args: argparse.Namespace) -> dict[str, Any]:
         atomic_write_text(out / "cv_utts", "".join(f"{u}\n" for u in sorted(cv_utts)))
 
     input_dim = source.input_dim
+    seed_everything(cfg.seed)  # before the weights are drawn: --seed fixes the initial network
     model = build_model(model_cfg, input_dim, n_pdfs)
     with torch.no_grad():
         out_dim = int(model.eval()(torch.zeros(1, input_dim)).shape[-1])
@@ -202,6 +203,7 @@ def train_nnet(args: argparse.Namespace) -> dict[str, Any]:
         "train_utts": len(train_utts),
         "cv_utts": len(cv_utts),
         "loss": "ce",
+        "seed": cfg.seed,
     }
     if args.teacher:
         teacher, t_meta = _load_teacher(args.teacher, n_pdfs, input_dim, cmvn)

@@ -101,6 +101,16 @@ def make_optimizer(params: Iterable[nn.Parameter], cfg: TrainConfig) -> torch.op
     raise ValueError(f"unknown optimizer {cfg.optimizer!r} (sgd, adam)")
 
 
+def seed_everything(seed: int) -> None:
+    """Seed Python's, numpy's and torch's generators (CPU and every CUDA device).
+
+    Call it before the network is built, so that ``--seed`` fixes the initial weights too.
+    """
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
 class Trainer:
     """Newbob-controlled, checkpointed, optionally distributed training loop."""
 
@@ -330,9 +340,7 @@ class Trainer:
 
     # ----- driver -----
     def _fresh_start(self) -> None:
-        random.seed(self.cfg.seed)
-        np.random.seed(self.cfg.seed)
-        torch.manual_seed(self.cfg.seed)
+        seed_everything(self.cfg.seed)
         self._set_lr(self.sched.lr)
         cv_loss, cv_acc, cv_frames = self.evaluate()
         self.sched.set_initial(cv_loss)
