@@ -52,3 +52,21 @@ kd_check_graph_pdfs() {
     exit 1
   fi
 }
+
+# kd_check_job_outputs <me> <dir> <name>: exit 1 unless <dir>/<name>.N.gz exist for every job of
+# <dir>/num_jobs (or 1..N without a gap when there is no num_jobs) and each is a complete gzip
+# file: a killed job's partial output must not be read as a result (e.g. scored).
+kd_check_job_outputs() {
+  local me=$1 dir=$2 name=$3 nj j f
+  if [ -f "$dir/num_jobs" ]; then
+    nj=$(cat "$dir/num_jobs")
+  else
+    nj=$(find "$dir" -maxdepth 1 -name "$name.*.gz" | wc -l)
+  fi
+  [[ "$nj" =~ ^[1-9][0-9]*$ ]] || { echo "$me: no $name.N.gz job outputs in $dir" >&2; exit 1; }
+  for j in $(seq "$nj"); do
+    f=$dir/$name.$j.gz
+    [ -f "$f" ] || { echo "$me: $f missing (num_jobs $nj): a job did not finish; re-run it" >&2; exit 1; }
+    gzip -t "$f" 2>/dev/null || { echo "$me: $f is truncated or corrupt: its job did not finish; re-run it" >&2; exit 1; }
+  done
+}

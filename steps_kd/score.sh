@@ -37,11 +37,11 @@ lang_or_graph=$2
 dir=$3
 me=steps_kd/score.sh
 
+kd_check_job_outputs "$me" "$dir" lat   # before either scorer: never score a partial decode
 kd_use_kaldi_script "$me" steps/score_kaldi.sh "${orig_args[@]}"
 [ "$decode_mbr" = true ] && echo "$me: --decode-mbr true is not supported; using best paths" >&2
 
 kd_require_files "$me" "$data/text" "$lang_or_graph/words.txt"
-ls "$dir"/lat.*.gz > /dev/null 2>&1 || { echo "$me: no lattices $dir/lat.*.gz" >&2; exit 1; }
 
 mkdir -p "$dir/scoring_kaldi/log"
 log=$dir/scoring_kaldi/log/score.log

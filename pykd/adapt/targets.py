@@ -18,17 +18,11 @@ from pathlib import Path
 import numpy as np
 
 from pykd.io.datadir import c_sorted
+from pykd.io.jobs import job_files
 
 log = logging.getLogger(__name__)
 
 _WER_NAME = re.compile(r"wer_(\d+)_([^/\s]+)$")
-_LAT_NAME = re.compile(r"lat\.(\d+)\.gz$")
-_ALI_NAME = re.compile(r"ali\.(\d+)\.gz$")
-
-
-def _numbered(directory: Path, pattern: re.Pattern[str]) -> list[Path]:
-    found = [(int(m.group(1)), p) for p in directory.iterdir() if (m := pattern.match(p.name))]
-    return [p for _, p in sorted(found)]
 
 
 def read_best_wer(decode_dir: str | os.PathLike) -> tuple[int, str]:
@@ -98,9 +92,7 @@ def decode_targets(
     from pykd.data.targets import pdf_map  # noqa: PLC0415 (kaldi bindings)
 
     ddir = Path(decode_dir)
-    files = _numbered(ddir, _LAT_NAME) if ddir.is_dir() else []
-    if not files:
-        raise FileNotFoundError(f"no lat.N.gz in {ddir}")
+    files = job_files(ddir, "lat")
     if lmwt is None or wip is None:
         best_lmwt, best_wip = read_best_wer(ddir)
         lmwt = best_lmwt if lmwt is None else lmwt
@@ -124,9 +116,7 @@ def oracle_targets(ali_dir: str | os.PathLike, model: str | os.PathLike) -> dict
     from pykd.data.targets import load_pdf_alignments  # noqa: PLC0415 (kaldi bindings)
 
     adir = Path(ali_dir)
-    files = _numbered(adir, _ALI_NAME) if adir.is_dir() else []
-    if not files:
-        raise FileNotFoundError(f"no ali.N.gz in {adir}")
+    files = job_files(adir, "ali")
     return {u: a.astype(np.int64) for u, a in load_pdf_alignments(files, model).items()}
 
 

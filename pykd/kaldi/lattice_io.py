@@ -26,6 +26,7 @@ import shlex
 import struct
 import subprocess
 import sys
+import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -405,29 +406,36 @@ def read_lattices(spec: str) -> Iterator[tuple[str, AnyLattice]]:
         return
     f, where = _open_read(spec)
     try:
-        while True:
-            key = _read_key(f)
-            if key is None:
-                return
-            here = f"{where}: utterance {key}"
-            peek = f.read(1)
-            if peek == b"\n":  # text
-                lines = []
-                while True:
-                    raw = f.readline()
-                    line = raw.decode().strip()
-                    if not line:
-                        break
-                    lines.append(line)
-                yield key, parse_text_lattice(lines, here)
-            elif peek == b"\xd6":
-                rest = _read_exact(f, 3, here)
-                yield key, read_binary_lattice(io.BytesIO(peek + rest + _drain_fst(f, here)), here)
-            else:
-                raise LatticeFormatError(f"{here}: neither text nor binary lattice")
+        yield from _read_archive(f, where)
+    except (EOFError, zlib.error, gzip.BadGzipFile) as err:
+        raise LatticeFormatError(f"{where}: truncated or corrupt archive ({err})") from err
     finally:
         if f is not sys.stdin.buffer:
             f.close()
+
+
+def _read_archive(f: BinaryIO, where: str) -> Iterator[tuple[str, AnyLattice]]:
+    """The (utt, lattice) entries of an open archive, in order."""
+    while True:
+        key = _read_key(f)
+        if key is None:
+            return
+        here = f"{where}: utterance {key}"
+        peek = f.read(1)
+        if peek == b"\n":  # text
+            lines = []
+            while True:
+                raw = f.readline()
+                line = raw.decode().strip()
+                if not line:
+                    break
+                lines.append(line)
+            yield key, parse_text_lattice(lines, here)
+        elif peek == b"\xd6":
+            rest = _read_exact(f, 3, here)
+            yield key, read_binary_lattice(io.BytesIO(peek + rest + _drain_fst(f, here)), here)
+        else:
+            raise LatticeFormatError(f"{here}: neither text nor binary lattice")
 
 
 def _drain_fst(f: BinaryIO, where: str) -> bytes:

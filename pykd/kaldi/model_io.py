@@ -34,6 +34,7 @@ import numpy as np
 
 from pykd.io.atomic import atomic_write
 from pykd.io.compressed import kaldiio
+from pykd.io.jobs import job_files
 
 log = logging.getLogger(__name__)
 
@@ -904,11 +905,8 @@ def _parse_int_ark(data: bytes, name: str) -> dict[str, np.ndarray]:
 
 
 def alignment_files(ali_dir: str | os.PathLike) -> list[Path]:
-    """``<ali_dir>/ali.N.gz`` in job order (ali.2 before ali.10); FileNotFoundError if none."""
-    files = sorted(Path(ali_dir).glob("ali.*.gz"), key=lambda p: (len(p.name), p.name))
-    if not files:
-        raise FileNotFoundError(f"no ali.*.gz in {ali_dir}")
-    return files
+    """``<ali_dir>/ali.N.gz`` in job order: every job of ``num_jobs``, each complete."""
+    return job_files(ali_dir, "ali")
 
 
 def read_alignments(rspecifier_or_path: str | os.PathLike) -> dict[str, np.ndarray]:

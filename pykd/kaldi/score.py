@@ -14,7 +14,6 @@ scores the best setting: ``scoring_kaldi/sclite/`` gets ref/hyp ``.trn`` and the
 
 from __future__ import annotations
 
-import glob
 import logging
 import os
 import re
@@ -25,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pykd.io.atomic import atomic_write_text
+from pykd.io.jobs import job_files
 from pykd.kaldi.decode import best_path
 from pykd.kaldi.lattice_io import CompactLattice, read_lattices
 
@@ -145,10 +145,8 @@ def filter_words(words: Sequence[str], non_scored: set[str]) -> list[str]:
 
 
 def lattice_files(decode_dir: str | os.PathLike) -> list[Path]:
-    """``lat.N.gz`` of a decode dir in job order."""
-    files = glob.glob(os.path.join(decode_dir, "lat.*.gz"))
-    key = lambda p: int(re.sub(r"\D", "", os.path.basename(p)) or 0)  # noqa: E731
-    return [Path(p) for p in sorted(files, key=key)]
+    """``lat.N.gz`` of a decode dir in job order: every job of ``num_jobs``, each complete."""
+    return job_files(decode_dir, "lat")
 
 
 def _text_line(utt: str, words: Sequence[str]) -> str:
@@ -226,8 +224,6 @@ def score_dir(
         if not need.is_file():
             raise FileNotFoundError(f"scoring needs {need}")
     lats_files = lattice_files(ddir)
-    if not lats_files:
-        raise FileNotFoundError(f"no lattices {ddir}/lat.*.gz")
     if opts.min_lmwt > opts.max_lmwt:
         raise ScoreError(f"--min-lmwt {opts.min_lmwt} > --max-lmwt {opts.max_lmwt}")
     wips = [float(p) for p in opts.word_ins_penalties]  # validates the numbers

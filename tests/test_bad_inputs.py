@@ -1,0 +1,97 @@
+"""Bad inputs: each case checks that the message names the file or utterance and the problem,
+that the exit status is non-zero where the result would be wrong, and that no earlier output was
+damaged. Inputs are copies of Kaldi's golden files (tests/data/kaldi-ref) with one fault each."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from recipe_helpers import recipe_env
+
+from pykd.io.jobs import IncompleteJobsError
+from pykd.kaldi.lattice_io import LatticeFormatError, read_lattices
+from pykd.kaldi.model_io import alignment_files
+
+STEPS_ENV = recipe_env(None)  # builtin backend: these cases test pykd's own checks
+
+
+def run(repo_root: Path, *cmd: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["bash", "-c", ". ./path.sh && " + " ".join(cmd)],
+        cwd=repo_root, env=STEPS_ENV, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+
+
+def truncate(path: Path, keep: float = 0.5) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * keep)])
+
+
+@pytest.fixture
+def decode_dir(kaldi_ref: Path, tmp_path: Path) -> Path:
+    """A copy of Kaldi's tri1 decode of the test set (3 jobs) beside its graph and data."""
+    ref = kaldi_ref / "gmm"
+    (tmp_path / "exp").mkdir()
+    shutil.copytree(ref / "tri1" / "graph", tmp_path / "exp" / "graph")
+    shutil.copytree(ref / "data" / "test", tmp_path / "data")
+    ddir = tmp_path / "exp" / "decode"
+    ddir.mkdir()
+    for j in (1, 2, 3):
+        shutil.copy(ref / "tri1" / "decode_test" / f"lat.{j}.gz", ddir)
+    (ddir / "num_jobs").write_text("3\n")
+    return ddir
+
+
+def score(repo_root: Path, ddir: Path) -> subprocess.CompletedProcess:
+    graph, data = ddir.parent / "graph", ddir.parent.parent / "data"
+    return run(repo_root, "steps_kd/score.sh", str(data), str(graph), str(ddir))
+
+
+def test_scoring_a_complete_decode_works(repo_root: Path, decode_dir: Path) -> None:
+    proc = score(repo_root, decode_dir)
+    assert proc.returncode == 0, proc.stderr
+    assert (decode_dir / "scoring_kaldi" / "best_wer").read_text().startswith("%WER 0.00")
+
+
+def test_scoring_refuses_a_decode_with_a_missing_job(repo_root: Path, decode_dir: Path) -> None:
+    """A killed decode leaves fewer lat.N.gz than num_jobs: no WER over part of the test set."""
+    assert score(repo_root, decode_dir).returncode == 0
+    best = (decode_dir / "scoring_kaldi" / "best_wer").read_bytes()
+    (decode_dir / "lat.3.gz").unlink()
+    proc = score(repo_root, decode_dir)
+    assert proc.returncode != 0
+    assert f"{decode_dir}/lat.3.gz missing (num_jobs 3)" in proc.stderr, proc.stderr
+    assert (decode_dir / "scoring_kaldi" / "best_wer").read_bytes() == best  # earlier result kept
+
+
+def test_scoring_refuses_a_truncated_lattice_archive(repo_root: Path, decode_dir: Path) -> None:
+    truncate(decode_dir / "lat.2.gz")
+    proc = score(repo_root, decode_dir)
+    assert proc.returncode != 0
+    assert f"{decode_dir}/lat.2.gz is truncated or corrupt" in proc.stderr, proc.stderr
+    assert not list(decode_dir.glob("wer_*"))
+
+
+def test_truncated_lattice_is_named_by_the_reader(decode_dir: Path) -> None:
+    lat = decode_dir / "lat.1.gz"
+    truncate(lat)
+    with pytest.raises(LatticeFormatError, match=f"{lat}: truncated or corrupt archive"):
+        list(read_lattices(f"ark:{lat}"))
+
+
+def test_alignments_missing_or_truncated_job(kaldi_ref: Path, tmp_path: Path) -> None:
+    ali_dir = tmp_path / "ali"
+    ali_dir.mkdir()
+    shutil.copy(kaldi_ref / "gmm" / "tri1" / "ali.1.gz", ali_dir / "ali.1.gz")
+    shutil.copy(kaldi_ref / "gmm" / "tri1" / "ali.1.gz", ali_dir / "ali.2.gz")
+    (ali_dir / "num_jobs").write_text("3\n")
+    with pytest.raises(IncompleteJobsError, match=r"1 of 3 job outputs missing .*ali\.3\.gz"):
+        alignment_files(ali_dir)
+    (ali_dir / "num_jobs").write_text("2\n")
+    assert len(alignment_files(ali_dir)) == 2
+    truncate(ali_dir / "ali.2.gz")
+    with pytest.raises(IncompleteJobsError, match=r"ali\.2\.gz is truncated or corrupt"):
+        alignment_files(ali_dir)
