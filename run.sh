@@ -80,6 +80,13 @@ Stages: 0 set-up, 1 data dirs, 2 dictionary + lang, 3 LM + lang_test,
 
 cd "$(dirname "$0")"
 . ./utils_kd/parse_options.sh   # our own; utils/ may not exist before path.sh runs
+. ./steps_kd/lib.sh
+kd_check_options "$0" stage:int stop_stage:int 'corpus:embedded|ami' 'size:default|tiny' seed:int \
+  'mic:ihm|sdm1' nj:pos_int lm_order:pos_int 'lm_prune_threshold:nonneg_float?' tri_leaves:pos_int \
+  tri_gauss:pos_int decode_nj:pos_int 'nnet_max_epochs:pos_int?' kd_p:nonneg_float \
+  kd_temperature:pos_float 'nnet_device:auto|cpu|cuda' nnet_threads:nonneg_int nnet_procs:pos_int \
+  seq_epochs:pos_int seq_gates_lr:pos_float seq_kd_q:nonneg_float seq_decode_epochs:bool \
+  adapt_epochs:pos_int skip_install:bool
 
 if ! $skip_install; then tools/install.sh; fi
 . ./path.sh

@@ -68,6 +68,7 @@ Options:
 [ -f ./path.sh ] && . ./path.sh
 . utils/parse_options.sh
 . steps_kd/lib.sh
+kd_check_options "$0" 'method:teacher|decode|oracle' 'lmwt:pos_int?' 'wip:nonneg_float?' 'params:gates|all|output_bias' epochs:pos_int lr:pos_float 'optimizer:adam|sgd' batch_size:pos_int kl_weight:nonneg_float min_frames:nonneg_int 'protocol:same|split' seed:int teacher_cache_mb:nonneg_int num_threads:nonneg_int
 
 kd_check_num_args 3 $#
 data=$1

@@ -35,6 +35,7 @@ Options:
 [ -f ./path.sh ] && . ./path.sh
 . utils/parse_options.sh
 . steps_kd/lib.sh
+kd_check_options "$0" nj:pos_int beam:pos_float retry_beam:pos_float acwt:pos_float transition_scale:nonneg_float self_loop_scale:nonneg_float num_threads:nonneg_int
 
 kd_check_num_args 4 $#
 data=$1

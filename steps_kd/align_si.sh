@@ -31,6 +31,7 @@ Options:
 [ -f ./path.sh ] && . ./path.sh
 . utils/parse_options.sh
 . steps_kd/lib.sh
+kd_check_options "$0" nj:pos_int beam:pos_float retry_beam:pos_float careful:bool boost_silence:pos_float use_graphs:bool stage:int
 
 kd_check_num_args 4 $#
 data=$1

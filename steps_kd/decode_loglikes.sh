@@ -34,6 +34,7 @@ Options:
 [ -f ./path.sh ] && . ./path.sh
 . utils/parse_options.sh
 . steps_kd/lib.sh
+kd_check_options "$0" nj:pos_int beam:pos_float lattice_beam:pos_float max_active:pos_int acwt:pos_float stage:int skip_scoring:bool
 
 kd_check_num_args 4 $#
 graphdir=$1

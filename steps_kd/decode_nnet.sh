@@ -49,6 +49,7 @@ Options:
 [ -f ./path.sh ] && . ./path.sh
 . utils/parse_options.sh
 . steps_kd/lib.sh
+kd_check_options "$0" nj:pos_int acwt:pos_float beam:pos_float lattice_beam:pos_float max_active:pos_int prior_scale:nonneg_float num_threads:nonneg_int keep_loglikes:bool stage:int skip_scoring:bool
 
 kd_check_num_args 4 $#
 graphdir=$1

@@ -70,3 +70,38 @@ kd_check_job_outputs() {
     gzip -t "$f" 2>/dev/null || { echo "$me: $f is truncated or corrupt: its job did not finish; re-run it" >&2; exit 1; }
   done
 }
+
+# kd_check_options <me> <var>:<type> ...: exit 1 naming the option (--var-name) when the value of
+# shell variable <var> does not fit <type>, so a typo fails where it is parsed instead of deep
+# inside a step (or not at all). Types: int, nonneg_int, pos_int, float, nonneg_float, pos_float,
+# bool, or a list of allowed words a|b|c. An empty value is allowed only for types ending in '?'.
+kd_check_options() {
+  local me=$1 spec name type value ok want
+  shift
+  for spec in "$@"; do
+    name=${spec%%:*}
+    type=${spec#*:}
+    value=${!name-}
+    if [[ "$type" == *\? ]]; then
+      type=${type%\?}
+      [ -z "$value" ] && continue
+    fi
+    ok=true
+    case "$type" in
+      int) want="an integer"; [[ "$value" =~ ^-?[0-9]+$ ]] || ok=false ;;
+      nonneg_int) want="an integer >= 0"; [[ "$value" =~ ^[0-9]+$ ]] || ok=false ;;
+      pos_int) want="an integer > 0"; [[ "$value" =~ ^0*[1-9][0-9]*$ ]] || ok=false ;;
+      float|nonneg_float|pos_float)
+        want="a number"
+        [[ "$value" =~ ^[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?$ ]] || ok=false
+        if $ok && [ "$type" = nonneg_float ]; then
+          want="a number >= 0"; awk -v x="$value" 'BEGIN { exit !(x >= 0) }' || ok=false
+        elif $ok && [ "$type" = pos_float ]; then
+          want="a number > 0"; awk -v x="$value" 'BEGIN { exit !(x > 0) }' || ok=false
+        fi ;;
+      bool) want="true or false"; [[ "$value" == true || "$value" == false ]] || ok=false ;;
+      *) want="one of ${type//|/, }"; [[ "|$type|" == *"|$value|"* ]] || ok=false ;;
+    esac
+    $ok || { echo "$me: --${name//_/-} must be $want, got '$value'" >&2; exit 1; }
+  done
+}

@@ -34,6 +34,7 @@ Options:
 [ -f ./path.sh ] && . ./path.sh
 . utils/parse_options.sh
 . steps_kd/lib.sh
+kd_check_options "$0" nj:pos_int compress:bool write_utt2num_frames:bool
 
 if [ $# -lt 1 ] || [ $# -gt 3 ]; then
   printf '%s\n' "$help_message" >&2

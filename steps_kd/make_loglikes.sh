@@ -38,6 +38,7 @@ Options:
 [ -f ./path.sh ] && . ./path.sh
 . utils/parse_options.sh
 . steps_kd/lib.sh
+kd_check_options "$0" nj:pos_int prior_scale:nonneg_float 'num_pdfs:pos_int?' 'cmvn:auto|mean|meanvar|none' num_threads:nonneg_int
 
 kd_check_num_args 3 $#
 data=$1

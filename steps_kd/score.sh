@@ -30,6 +30,7 @@ Options:
 [ -f ./path.sh ] && . ./path.sh
 . utils/parse_options.sh
 . steps_kd/lib.sh
+kd_check_options "$0" stage:int min_lmwt:pos_int max_lmwt:pos_int decode_mbr:bool
 
 kd_check_num_args 3 $#
 data=$1

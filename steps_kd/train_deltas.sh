@@ -50,6 +50,7 @@ Options:
 [ -f ./path.sh ] && . ./path.sh
 . utils/parse_options.sh
 . steps_kd/lib.sh
+kd_check_options "$0" nj:nonneg_int stage:int num_iters:pos_int max_iter_inc:pos_int beam:pos_float retry_beam:pos_float careful:bool boost_silence:pos_float power:nonneg_float split_thresh:nonneg_float min_leaf_count:nonneg_int
 
 kd_check_num_args 6 $#
 numleaves=$1

@@ -25,6 +25,7 @@ Options:
 [ -f ./path.sh ] && . ./path.sh
 . utils/parse_options.sh
 . steps_kd/lib.sh
+kd_check_options "$0" order:pos_int 'prune_threshold:nonneg_float?'
 
 kd_check_num_args 2 $#
 text=$1

@@ -40,6 +40,7 @@ Options:
 [ -f ./path.sh ] && . ./path.sh
 . utils/parse_options.sh
 . steps_kd/lib.sh
+kd_check_options "$0" nj:pos_int totgauss:pos_int num_iters:pos_int max_iter_inc:pos_int boost_silence:pos_float power:nonneg_float careful:bool stage:int
 
 kd_check_num_args 3 $#
 data=$1

@@ -44,6 +44,7 @@ Options:
 [ -f ./path.sh ] && . ./path.sh
 . utils/parse_options.sh
 . steps_kd/lib.sh
+kd_check_options "$0" kd_p:nonneg_float kd_temperature:pos_float 'lr:pos_float?' 'max_epochs:pos_int?' 'batch_size:pos_int?' 'buffer_frames:pos_int?' 'seed:int?' num_threads:nonneg_int num_procs:pos_int resume:bool
 
 kd_check_num_args 4 $#
 data=$1

@@ -66,6 +66,7 @@ Options:
 [ -f ./path.sh ] && . ./path.sh
 . utils/parse_options.sh
 . steps_kd/lib.sh
+kd_check_options "$0" 'criterion:smbr|mpfe|mmi' acwt:pos_float lm_scale:pos_float boost:nonneg_float one_silence_class:bool drop_frames:bool kd_q:nonneg_float kd_temperature:pos_float 'params:all|gates' 'optimizer:sgd|adam' 'lr:pos_float?' momentum:nonneg_float epochs:pos_int seed:int shuffle:bool checkpoint_every:nonneg_int num_threads:nonneg_int resume:bool
 
 kd_check_num_args 6 $#
 data=$1

@@ -95,3 +95,40 @@ def test_alignments_missing_or_truncated_job(kaldi_ref: Path, tmp_path: Path) ->
     truncate(ali_dir / "ali.2.gz")
     with pytest.raises(IncompleteJobsError, match=r"ali\.2\.gz is truncated or corrupt"):
         alignment_files(ali_dir)
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--stage", "abc"], "--stage must be an integer, got 'abc'"),
+        (["--stop-stage", "xyz"], "--stop-stage must be an integer, got 'xyz'"),
+        (["--mic", "sdm9"], "--mic must be one of ihm, sdm1, got 'sdm9'"),
+        (["--nj", "0"], "--nj must be an integer > 0, got '0'"),
+        (["--kd-temperature", "-1"], "--kd-temperature must be a number > 0, got '-1'"),
+        (["--seq-decode-epochs", "yes"], "option --seq-decode-epochs expects true or false"),
+    ],
+)
+def test_run_sh_rejects_bad_option_values(repo_root: Path, args: list[str], message: str) -> None:
+    """Checked where parsed: an error and a non-zero exit before anything runs (no 'done')."""
+    proc = subprocess.run(
+        ["./run.sh", *args], cwd=repo_root, env=STEPS_ENV, capture_output=True, text=True
+    )
+    assert proc.returncode != 0 and f"./run.sh: {message}" in proc.stderr, proc.stderr
+    assert "done" not in proc.stdout
+
+
+@pytest.mark.parametrize(
+    "script,args,message",
+    [
+        ("decode.sh", ["--beam", "-1"], "--beam must be a number > 0, got '-1'"),
+        ("decode_nnet.sh", ["--nj", "two"], "--nj must be an integer > 0, got 'two'"),
+        ("score.sh", ["--min-lmwt", "x"], "--min-lmwt must be an integer > 0, got 'x'"),
+        ("train_seq.sh", ["--criterion", "mpe"], "--criterion must be one of smbr, mpfe, mmi"),
+        ("adapt_hdnn.sh", ["--method", "foo"], "--method must be one of teacher, decode, oracle"),
+    ],
+)
+def test_steps_reject_bad_option_values(
+    repo_root: Path, script: str, args: list[str], message: str
+) -> None:
+    proc = run(repo_root, f"steps_kd/{script}", *args, "a", "b", "c", "d", "e")
+    assert proc.returncode != 0 and f"steps_kd/{script}: {message}" in proc.stderr, proc.stderr
