@@ -67,8 +67,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError, RuntimeError) as err:
-        logging.getLogger("pykd").error("%s", err)
+    except (ValueError, OSError, EOFError, RuntimeError) as err:
+        # One line naming the file / utterance and the problem (OSError: disk full, read-only
+        # dir, missing file, with the path in its message), not a traceback; -v shows it.
+        logging.getLogger("pykd").error("%s", err, exc_info=bool(args.verbose))
         return 1
 
 

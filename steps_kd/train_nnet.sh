@@ -78,6 +78,10 @@ if [ "$num_procs" -gt 1 ]; then
   launcher=(torchrun --standalone --nproc-per-node "$num_procs" --no-python pykd)
 fi
 $cmd "$dir/log/train.log" "${launcher[@]}" train-nnet "${opts[@]}" "$data" "$alidir" "$gmmdir" "$dir" \
-  || { echo "$me: training failed, see $dir/log/train.log" >&2; exit 1; }
+  || { echo "$me: training failed, see $dir/log/train.log:" >&2
+       grep -h " ERROR \| WARNING " "$dir/log/train.log" | tail -n 5 | sed "s|^|$me: |" >&2
+       exit 1; }
+# Warnings worth seeing without opening the log (utterances left out, ...).
+grep -h " WARNING " "$dir/log/train.log" | sed "s|^|$me: |" >&2 || true
 grep -E "parameters|finished" "$dir/log/train.log" || true
 echo "$me: done, $dir/final.pt"

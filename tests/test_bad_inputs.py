@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -132,3 +133,113 @@ def test_steps_reject_bad_option_values(
 ) -> None:
     proc = run(repo_root, f"steps_kd/{script}", *args, "a", "b", "c", "d", "e")
     assert proc.returncode != 0 and f"steps_kd/{script}: {message}" in proc.stderr, proc.stderr
+
+
+# ----------------------------------------------------------------- network training inputs
+
+
+@pytest.fixture
+def nnet_inputs(kaldi_ref: Path, tmp_path: Path) -> dict[str, Path]:
+    """A small data dir (synthetic 8-dim features, per-speaker CMVN) on 12 of Kaldi's tri1
+    alignments, the tri1 model and a 2-layer HDNN config."""
+    import numpy as np
+
+    from pykd.features.cmvn import acc_cmvn_stats
+    from pykd.io.compressed import kaldiio
+    from pykd.kaldi.model_io import read_alignments, write_alignments
+
+    tri1 = kaldi_ref / "gmm" / "tri1"
+    alis = read_alignments(tri1 / "ali.1.gz")
+    utts = sorted(alis)[:12]
+    data, ali, gmm = tmp_path / "data", tmp_path / "ali", tmp_path / "gmm"
+    for d in (data, ali, gmm):
+        d.mkdir()
+    shutil.copy(tri1 / "final.mdl", gmm / "final.mdl")
+    rng = np.random.default_rng(0)
+    feats = {u: rng.standard_normal((len(alis[u]), 8)).astype(np.float32) for u in utts}
+    kaldiio.save_ark(str(data / "feats.ark"), feats, scp=str(data / "feats.scp"))
+    utt2spk = {u: f"spk{i % 3}" for i, u in enumerate(utts)}
+    (data / "utt2spk").write_text("".join(f"{u} {s}\n" for u, s in utt2spk.items()))
+    stats: dict[str, np.ndarray] = {}
+    for u, s in utt2spk.items():
+        stats[s] = acc_cmvn_stats(feats[u], stats.get(s))
+    kaldiio.save_ark(str(data / "cmvn.ark"), stats, scp=str(data / "cmvn.scp"))
+    write_alignments(ali / "ali.1.gz", {u: alis[u] for u in utts})
+    cfg = tmp_path / "tiny.yaml"
+    cfg.write_text("model:\n  type: hdnn\n  hdnn:\n    num_layers: 2\n    hidden_dim: 16\n")
+    return {"data": data, "ali": ali, "gmm": gmm, "cfg": cfg, "feats": feats, "utts": utts}
+
+
+def train_nnet(inputs: dict, out: Path, *extra: str) -> subprocess.CompletedProcess:
+    cmd = [
+        sys.executable, "-m", "pykd", "train-nnet", "--model-config", str(inputs["cfg"]),
+        "--max-epochs", "1", "--device", "cpu", "--num-threads", "1", *extra,
+        str(inputs["data"]), str(inputs["ali"]), str(inputs["gmm"]), str(out),
+    ]  # fmt: skip
+    return subprocess.run(cmd, env=STEPS_ENV, capture_output=True, text=True, timeout=300)
+
+
+def rewrite_feats(inputs: dict, utt: str, matrix) -> None:
+    from pykd.io.compressed import kaldiio
+
+    feats = dict(inputs["feats"])
+    feats[utt] = matrix
+    data = inputs["data"]
+    kaldiio.save_ark(str(data / "feats.ark"), feats, scp=str(data / "feats.scp"))
+
+
+def test_non_finite_features_name_the_utterance(nnet_inputs: dict, tmp_path: Path) -> None:
+    utt = nnet_inputs["utts"][4]
+    bad = nnet_inputs["feats"][utt].copy()
+    bad[3, 2] = float("nan")
+    rewrite_feats(nnet_inputs, utt, bad)
+    proc = train_nnet(nnet_inputs, tmp_path / "out")
+    assert proc.returncode != 0
+    assert f"utterance {utt} of {nnet_inputs['data']}/feats.scp: 1 of" in proc.stderr, proc.stderr
+    assert "NaN/inf features" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_feature_dim_against_cmvn_names_the_utterance(nnet_inputs: dict, tmp_path: Path) -> None:
+    utt = nnet_inputs["utts"][0]  # the first utterance read: sets the dimension
+    rewrite_feats(nnet_inputs, utt, nnet_inputs["feats"][utt][:, :6])
+    proc = train_nnet(nnet_inputs, tmp_path / "out")
+    assert proc.returncode != 0
+    assert f"utterance {utt} of {nnet_inputs['data']}/feats.scp, CMVN of speaker" in proc.stderr
+    assert "features have dim 6" in proc.stderr, proc.stderr
+
+
+def test_utterances_without_alignment_are_named(nnet_inputs: dict, tmp_path: Path) -> None:
+    from pykd.kaldi.model_io import read_alignments, write_alignments
+
+    alis = read_alignments(nnet_inputs["ali"] / "ali.1.gz")
+    dropped = nnet_inputs["utts"][7]
+    del alis[dropped]
+    write_alignments(nnet_inputs["ali"] / "ali.1.gz", alis)
+    proc = train_nnet(nnet_inputs, tmp_path / "out")
+    assert proc.returncode == 0, proc.stderr
+    assert "1 of 12 utterances" in proc.stderr and dropped in proc.stderr, proc.stderr
+
+
+def test_truncated_checkpoint_is_named(nnet_inputs: dict, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    assert train_nnet(nnet_inputs, out).returncode == 0
+    truncate(out / "final.pt")
+    proc = subprocess.run(
+        [sys.executable, "-m", "pykd", "make-loglikes", str(out / "final.pt"),
+         str(nnet_inputs["data"]), str(tmp_path / "ll.ark"), str(tmp_path / "ll.scp")],
+        env=STEPS_ENV, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert f"{out}/final.pt: not a readable checkpoint, truncated or corrupt" in proc.stderr
+    assert not (tmp_path / "ll.scp").exists()
+
+
+def test_unwritable_output_dir_is_named(nnet_inputs: dict, tmp_path: Path) -> None:
+    """The output dir is a file (as root, a read-only dir would still be writable): a one-line
+    error naming the path, not a traceback, and the file is left as it was."""
+    out = tmp_path / "taken"
+    out.write_text("not a directory\n")
+    proc = train_nnet(nnet_inputs, out)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert str(out) in proc.stderr and "ERROR" in proc.stderr, proc.stderr
+    assert out.read_text() == "not a directory\n"

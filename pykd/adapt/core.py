@@ -39,6 +39,7 @@ from torch import nn
 from pykd.data.frames import EpochStats, UtteranceSource
 from pykd.data.splice import pad_edges, splice_padded
 from pykd.io.atomic import atomic_path
+from pykd.train.checkpoint import load_checkpoint
 from pykd.train.losses import ce_loss, soft_ce_loss
 
 log = logging.getLogger(__name__)
@@ -381,7 +382,7 @@ def save_speaker_params(
 
 def load_speaker_params(path: str | os.PathLike) -> dict[str, Any]:
     """Read a speaker file written by :func:`save_speaker_params`."""
-    data = torch.load(Path(path), map_location="cpu", weights_only=True)
+    data = load_checkpoint(path, weights_only=True)
     if not isinstance(data, dict) or data.get("format") != FILE_FORMAT:
         raise AdaptError(f"{path}: not a pykd speaker-parameter file ({FILE_FORMAT})")
     return data

@@ -135,14 +135,23 @@ class UtteranceSource:
         return self.feat_dim * (self.left + 1 + self.right)
 
     def _read(self, utt: str) -> np.ndarray:
+        """An utterance's features, CMVN applied; ValueError naming the utterance and file when
+        they are not finite or do not fit the CMVN stats (the loss would only say NaN)."""
         if self._feats is None:
             self._feats = kaldiio.load_scp(self.feats_scp)
         feats = np.asarray(self._feats[utt], dtype=np.float32)
+        where = f"utterance {utt} of {self.feats_scp}"
+        if not np.isfinite(feats).all():
+            bad = int((~np.isfinite(feats)).any(axis=1).sum())
+            raise ValueError(f"{where}: {bad} of {len(feats)} frames have NaN/inf features")
         if self.cmvn is not None:
             spk = self.utt2spk.get(utt)
             if spk is None or spk not in self.cmvn:
-                raise KeyError(f"utterance {utt}: no CMVN stats (speaker {spk!r})")
-            feats = apply_cmvn(feats, self.cmvn[spk], norm_vars=self.norm_vars)
+                raise KeyError(f"{where}: no CMVN stats (speaker {spk!r})")
+            try:
+                feats = apply_cmvn(feats, self.cmvn[spk], norm_vars=self.norm_vars)
+            except ValueError as err:
+                raise ValueError(f"{where}, CMVN of speaker {spk}: {err}") from err
         return feats
 
     def load(

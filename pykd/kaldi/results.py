@@ -340,9 +340,9 @@ def load_network(sys_dir: str | os.PathLike, allow_epoch: bool = False) -> dict[
             final = epochs[-1][1]
     if not final.is_file():
         raise FileNotFoundError(f"{final} missing (train {sys_dir} first)")
-    import torch  # noqa: PLC0415 (only when there are networks)
+    from pykd.train.checkpoint import load_checkpoint  # noqa: PLC0415 (torch: only for networks)
 
-    ckpt = torch.load(final, map_location="cpu", weights_only=False)
+    ckpt = load_checkpoint(final)
     if not isinstance(ckpt, dict) or not isinstance(ckpt.get("meta"), dict):
         raise ScoreError(f"{final}: not a train-nnet checkpoint (no 'meta')")
     return ckpt

@@ -31,6 +31,7 @@ from pykd.features.ark import ArkScpWriter
 from pykd.features.cmvn import apply_cmvn
 from pykd.io.compressed import kaldiio
 from pykd.io.datadir import read_table
+from pykd.train.checkpoint import load_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +128,7 @@ def load_acoustic_model(
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"model checkpoint not found: {path}")
-    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    ckpt = load_checkpoint(path)
     if not isinstance(ckpt, dict):
         raise LoglikesError(f"{path}: not a checkpoint dictionary")
     if "state_dict" in ckpt:
@@ -302,7 +303,7 @@ def check_network_pdfs(
 
 def checkpoint_num_pdfs(path: str | os.PathLike) -> int:
     """``num_pdfs`` stored in a network checkpoint (either layout), without building the model."""
-    ckpt = torch.load(Path(path), map_location="cpu", weights_only=False)
+    ckpt = load_checkpoint(path)
     meta = ckpt.get("meta", ckpt) if isinstance(ckpt, dict) else {}
     if "num_pdfs" not in meta:
         raise LoglikesError(f"{path}: checkpoint has no 'num_pdfs'")

@@ -162,11 +162,12 @@ def train_nnet(args: argparse.Namespace) -> dict[str, Any]:
     if len(utts) < 2:
         raise TrainNnetError(f"only {len(utts)} utterances of {feats_scp} have alignments")
     if len(utts) < len(source.utterances):
+        missing = [u for u in source.utterances if u not in targets]
         log.warning(
-            "%d of %d utterances have no alignment",
-            len(source.utterances) - len(utts),
-            len(source.utterances),
-        )
+            "%d of %d utterances of %s have no alignment in %s (left out): %s%s",
+            len(missing), len(source.utterances), feats_scp, ali_dir, " ".join(missing[:10]),
+            " ..." if len(missing) > 10 else "",
+        )  # fmt: skip
     utt2spk = read_table(utt2spk_path) if utt2spk_path.is_file() else {u: u for u in utts}
     train_utts, cv_utts = split_cv({u: utt2spk.get(u, u) for u in utts}, cv_fraction)
     log.info("%d train / %d CV utterances, %d pdfs", len(train_utts), len(cv_utts), n_pdfs)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import pickle
 import random
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -52,9 +54,29 @@ def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
     return path
 
 
-def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
-    """Load a :func:`save_checkpoint` file (not weights-only: it holds RNG states)."""
-    return torch.load(Path(path), map_location=map_location, weights_only=False)
+class CheckpointError(RuntimeError):
+    """A checkpoint file that cannot be read (truncated, corrupt, not a torch file)."""
+
+
+def load_checkpoint(
+    path: str | os.PathLike,
+    map_location: str | torch.device = "cpu",
+    weights_only: bool = False,
+) -> Any:
+    """Load a torch checkpoint (a :func:`save_checkpoint` file holds RNG states, so by default
+    not weights-only); every pykd reader of ``.pt`` files goes through here, so a truncated or
+    corrupt file is an error naming it rather than torch's zip-reader message."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=weights_only)
+    except (RuntimeError, OSError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile) as err:
+        raise CheckpointError(
+            f"{path}: not a readable checkpoint, truncated or corrupt "
+            f"({str(err).splitlines()[0] if str(err) else type(err).__name__}); "
+            "re-create it (training resumes from checkpoints/last.pt)"
+        ) from err
 
 
 def latest_checkpoint(ckpt_dir: str | os.PathLike) -> Path | None:
