@@ -67,7 +67,7 @@ class TrainConfig:
     weight_decay: float = 0.0
     grad_clip: float = 0.0  # max global grad norm; 0 = off
     newbob: NewbobConfig = field(default_factory=NewbobConfig)
-    checkpoint_every_steps: int = 0  # 0 = only at epoch ends
+    checkpoint_every_steps: int = 500  # also checkpoint mid-epoch (kill -> resume); 0 = epoch ends
     keep_epoch_checkpoints: bool = True
     log_every_steps: int = 100
     device: str | None = None  # None = cuda if available else cpu
