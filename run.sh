@@ -203,6 +203,22 @@ if begin_stage 7 "triphone alignments and GMM results"; then
   end_stage 7 "triphone alignments and GMM results"
 fi
 
+# nnet_state <dir>: where a network's training stands when its stage is (re-)run.
+#   done:   final.pt is newer than the last checkpoint: training finished; it is not redone
+#           (remove <dir> to train again)
+#   resume: a checkpoint newer than final.pt (or no final.pt): a killed run, continued from it
+#   fresh:  nothing yet
+nnet_state() {
+  local last=$1/checkpoints/last.pt
+  if [ -f "$1/final.pt" ] && { [ ! -f "$last" ] || [ "$1/final.pt" -nt "$last" ]; }; then
+    echo done
+  elif [ -f "$last" ]; then
+    echo resume
+  else
+    echo fresh
+  fi
+}
+
 # train_and_decode <out-dir> <model-config> [train_nnet.sh options]: a network on the fbank
 # features with the tri1 alignments as targets, then decode dev and eval through tri1's graph.
 train_and_decode() {
@@ -212,9 +228,12 @@ train_and_decode() {
               --device "$nnet_device" --num-threads "$nnet_threads" --seed "$seed"
               --num-procs "$nnet_procs")
   [ -n "$nnet_max_epochs" ] && opts+=(--max-epochs "$nnet_max_epochs")
-  # A killed run continues from its last checkpoint when the stage is run again.
-  [ -f "$dir/checkpoints/last.pt" ] && [ ! -f "$dir/final.pt" ] && opts+=(--resume true)
-  steps_kd/train_nnet.sh "${opts[@]}" "$@" "$data/train_fbank" exp/tri1_ali exp/tri1 "$dir"
+  case $(nnet_state "$dir") in
+    done) echo "$0: $dir/final.pt is complete: not trained again (remove $dir to retrain)" ;;
+    resume) steps_kd/train_nnet.sh "${opts[@]}" --resume true "$@" "$data/train_fbank" \
+              exp/tri1_ali exp/tri1 "$dir" ;;
+    fresh) steps_kd/train_nnet.sh "${opts[@]}" "$@" "$data/train_fbank" exp/tri1_ali exp/tri1 "$dir" ;;
+  esac
   for x in dev eval; do
     steps_kd/decode_nnet.sh --nj "$decode_nj" --cmd "$decode_cmd" $decode_opts --gmm-dir exp/tri1 \
       exp/tri1/graph "$data/${x}_fbank" "$dir" "$dir/decode_$x"
@@ -279,22 +298,30 @@ if begin_stage 12 "sequence training ($seq_criteria)"; then
       "$data/train_fbank" exp/tri1/graph_ug exp/$sys exp/${sys}_denlats
   done
   seq_opts=(--cmd "$train_cmd" --epochs "$seq_epochs" --seed "$seed" --num-threads "$nnet_threads")
-  # A killed run continues from its checkpoint when the stage is run again.
-  resume_opt() { [ -f "$1/checkpoints/last.pt" ] && [ ! -f "$1/final.pt" ] && echo "--resume true"; true; }
+  # seq_train <out-dir> [train_seq.sh options and arguments]: skipped when finished, continued
+  # from its checkpoint after a kill (nnet_state).
+  seq_train() {
+    local dir=$1
+    shift
+    case $(nnet_state "$dir") in
+      done) echo "$0: $dir/final.pt is complete: not trained again (remove $dir to retrain)" ;;
+      resume) steps_kd/train_seq.sh "${seq_opts[@]}" --resume true "$@" "$dir" ;;
+      fresh) steps_kd/train_seq.sh "${seq_opts[@]}" "$@" "$dir" ;;
+    esac
+  }
   for crit in $seq_criteria; do
-    steps_kd/train_seq.sh "${seq_opts[@]}" --criterion $crit $(resume_opt exp/dnn_$crit) \
-      "$data/train_fbank" data/lang exp/dnn exp/tri1_ali exp/dnn_denlats exp/dnn_$crit
-    steps_kd/train_seq.sh "${seq_opts[@]}" --criterion $crit $(resume_opt exp/hdnn_$crit) \
-      "$data/train_fbank" data/lang exp/hdnn_kd exp/tri1_ali exp/hdnn_kd_denlats exp/hdnn_$crit
+    seq_train exp/dnn_$crit --criterion $crit \
+      "$data/train_fbank" data/lang exp/dnn exp/tri1_ali exp/dnn_denlats
+    seq_train exp/hdnn_$crit --criterion $crit \
+      "$data/train_fbank" data/lang exp/hdnn_kd exp/tri1_ali exp/hdnn_kd_denlats
     # The paper's setting: the student is sequence-trained with the sequence-trained teacher's
     # posteriors as regulariser.
-    steps_kd/train_seq.sh "${seq_opts[@]}" --criterion $crit $(resume_opt exp/hdnn_${crit}_kd) \
+    seq_train exp/hdnn_${crit}_kd --criterion $crit \
       --teacher exp/dnn_$crit/final.pt --kd-q "$seq_kd_q" "$data/train_fbank" data/lang \
-      exp/hdnn_kd exp/tri1_ali exp/hdnn_kd_denlats exp/hdnn_${crit}_kd
+      exp/hdnn_kd exp/tri1_ali exp/hdnn_kd_denlats
     # Only the student's shared gates (W_T, b_T, W_C, b_C: 11% of its parameters) are updated.
-    steps_kd/train_seq.sh "${seq_opts[@]}" --criterion $crit --params gates --lr "$seq_gates_lr" \
-      $(resume_opt exp/hdnn_${crit}_gates) "$data/train_fbank" data/lang \
-      exp/hdnn_kd exp/tri1_ali exp/hdnn_kd_denlats exp/hdnn_${crit}_gates
+    seq_train exp/hdnn_${crit}_gates --criterion $crit --params gates --lr "$seq_gates_lr" \
+      "$data/train_fbank" data/lang exp/hdnn_kd exp/tri1_ali exp/hdnn_kd_denlats
     for sys in exp/dnn_$crit exp/hdnn_$crit exp/hdnn_${crit}_kd exp/hdnn_${crit}_gates; do
       decode_seq $sys
     done

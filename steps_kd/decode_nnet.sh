@@ -42,7 +42,7 @@ Options:
   --keep-loglikes <bool>    # keep <decode-dir>/loglikes (default: $keep_loglikes)
   --spk-params <dir>        # per-speaker parameters <dir>/spk/<spk>.pt over the model
                             # (steps_kd/adapt_hdnn.sh); speakers without a file: base model
-  --stage <n>               # 0: loglikes, 1: decode + score (default: $stage)
+  --stage <n>               # 0: loglikes, 1: decode, 2: score (default: $stage)
   --skip-scoring <bool>     # do not score (default: $skip_scoring)
   --scoring-opts <opts>     # options for steps_kd/score.sh"
 
@@ -66,6 +66,16 @@ kd_require_files "$me" "$graphdir/HCLG.fst" "$graphdir/words.txt" "$data/feats.s
 kd_check_graph_pdfs "$me" "$graphdir" "$mdl"
 
 mkdir -p "$dir/log"
+# A re-run with the same model, graph, data and options keeps finished lattices (a kill during
+# scoring or during the other test set's decode does not redo them); new inputs start afresh.
+stamp=$(kd_inputs_stamp "$acwt $beam $lattice_beam $max_active $prior_scale $nj" "$model" \
+  "$mdl" "$graphdir/HCLG.fst" "$data/feats.scp" "$data/utt2spk" "$spk_params")
+if [ "$stage" -le 1 ] && kd_outputs_current "$dir" lat "$stamp"; then
+  echo "$me: $dir has every lattice of these inputs: decoding skipped (remove it to redo)"
+  stage=2
+elif [ "$stage" -le 1 ]; then
+  kd_start_outputs "$dir" lat "$stamp"
+fi
 if [ "$stage" -le 0 ]; then
   steps_kd/make_loglikes.sh --nj "$nj" --cmd "$cmd" --prior-scale "$prior_scale" \
     --model "$model" --gmm-model "$mdl" --device "$device" --num-threads "$num_threads" \
@@ -80,11 +90,15 @@ if [ "$stage" -le 1 ]; then
   fi
   steps_kd/decode_loglikes.sh --nj "$nj" --cmd "$cmd" --acwt "$acwt" --beam "$beam" \
     --lattice-beam "$lattice_beam" --max-active "$max_active" --model "$mdl" \
-    --skip-scoring "$skip_scoring" --scoring-opts "$scoring_opts" \
-    "$graphdir" "$data" "$dir/loglikes/loglikes.scp" "$dir"
+    --skip-scoring true "$graphdir" "$data" "$dir/loglikes/loglikes.scp" "$dir"
+  kd_finish_outputs "$dir"
   if [ "$keep_loglikes" != true ]; then
     rm -f "$dir"/loglikes/loglikes.*.ark "$dir"/loglikes/loglikes*.scp "$dir"/loglikes.*.scp
   fi
+fi
+if [ "$stage" -le 2 ] && [ "$skip_scoring" != true ]; then
+  # shellcheck disable=SC2086
+  steps_kd/score.sh --cmd "$cmd" $scoring_opts "$data" "$graphdir" "$dir"
 fi
 [ -f "$dir/scoring_kaldi/best_wer" ] && echo "$me: $(cat "$dir/scoring_kaldi/best_wer")"
 echo "$me: done decoding $data with $model into $dir"

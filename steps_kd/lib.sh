@@ -105,3 +105,42 @@ kd_check_options() {
     $ok || { echo "$me: --${name//_/-} must be $want, got '$value'" >&2; exit 1; }
   done
 }
+
+# kd_inputs_stamp <option-string> <file>...: one line identifying a step's inputs (each file's
+# path, size and modification time, and the options), kept in <out-dir>/.inputs to tell a re-run
+# with the same inputs (whose finished outputs can be kept) from one with new inputs.
+kd_inputs_stamp() {
+  local opts=$1 f
+  shift
+  printf '%s' "$opts"
+  for f in "$@"; do
+    [ -e "$f" ] && printf ' %s:%s' "$f" "$(stat -L -c '%s:%Y' "$f")"
+  done
+  echo
+}
+
+# kd_outputs_current <dir> <name> <stamp>: true when <dir>/.inputs is <stamp> and every job's
+# <name>.N.gz of <dir>/num_jobs is complete (the step already ran to the end on these inputs).
+kd_outputs_current() {
+  local dir=$1 name=$2 stamp=$3 nj j
+  [ -f "$dir/.inputs" ] && [ "$(cat "$dir/.inputs")" = "$stamp" ] && [ -f "$dir/num_jobs" ] || return 1
+  nj=$(cat "$dir/num_jobs")
+  for j in $(seq "$nj"); do
+    gzip -t "$dir/$name.$j.gz" 2>/dev/null || return 1
+  done
+}
+
+# kd_start_outputs <dir> <name> <stamp>: before a step (re)writes <dir>/<name>.N.gz: removes the
+# earlier run's job outputs and scores (a directory never mixes two runs) and records <stamp>.
+kd_start_outputs() {
+  local dir=$1 name=$2 stamp=$3
+  mkdir -p "$dir"
+  rm -f "$dir/.inputs" "$dir"/$name.*.gz "$dir"/wer_* "$dir/num_jobs"
+  rm -rf "$dir/scoring_kaldi"
+  echo "$stamp" > "$dir/.inputs.tmp" && mv "$dir/.inputs.tmp" "$dir/.inputs.pending"
+}
+
+# kd_finish_outputs <dir>: the step's outputs are complete: its stamp becomes current.
+kd_finish_outputs() {
+  mv "$1/.inputs.pending" "$1/.inputs"
+}
