@@ -9,9 +9,11 @@ recomputed by Kaldi and compared.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import kaldifst
@@ -57,14 +59,21 @@ def kaldi_words(text: str) -> dict[str, list[int]]:
     return out
 
 
-def pykd_best_words(spec: str, acwt: float, cwd: Path) -> dict[str, list[int]]:
-    """pykd's 1-best word ids of every lattice in ``spec`` (LM scale 1, acoustic scale ``acwt``)."""
+@contextlib.contextmanager
+def inside(directory: Path) -> Iterator[None]:
+    """Run the block with ``directory`` as the working dir (tables there use relative paths)."""
     here = os.getcwd()
-    os.chdir(cwd)
+    os.chdir(directory)
     try:
-        lats = list(read_lattices(spec))
+        yield
     finally:
         os.chdir(here)
+
+
+def pykd_best_words(spec: str, acwt: float, cwd: Path) -> dict[str, list[int]]:
+    """pykd's 1-best word ids of every lattice in ``spec`` (LM scale 1, acoustic scale ``acwt``)."""
+    with inside(cwd):
+        lats = list(read_lattices(spec))
     out = {}
     for utt, lat in lats:
         bp = best_path(lat, 1.0, acwt)
@@ -280,12 +289,8 @@ def test_compressed_features_read_as_kaldi_reads_them(
     """feats.scp (compressed arks): pykd's reader gives exactly the floats of Kaldi's copy-feats."""
     kaldi(kaldi_root, f"copy-feats scp:data/{sub}/feats.scp ark:kaldi_{sub}.ark", cwd=kwork)
     theirs = dict(kaldiio.load_ark(str(kwork / f"kaldi_{sub}.ark")))
-    here = os.getcwd()
-    os.chdir(kwork)
-    try:
+    with inside(kwork):
         ours = dict(kaldiio.load_scp(f"data/{sub}/feats.scp"))
-    finally:
-        os.chdir(here)
     assert ours.keys() == theirs.keys() and ours
     for utt in ours:
         np.testing.assert_array_equal(ours[utt], theirs[utt], err_msg=utt)
@@ -300,12 +305,8 @@ def test_cmvn_stats_equal_kaldis(kwork: Path, kaldi_root: Path, sub: str) -> Non
         f"ark:kaldi_cmvn_{sub}.ark",
         cwd=kwork,
     )
-    here = os.getcwd()
-    os.chdir(kwork)
-    try:
+    with inside(kwork):
         ours = dict(kaldiio.load_scp(f"data/{sub}/cmvn.scp"))
-    finally:
-        os.chdir(here)
     theirs = dict(kaldiio.load_ark(str(kwork / f"kaldi_cmvn_{sub}.ark")))
     assert ours.keys() == theirs.keys() == read_table(kwork / "data" / sub / "spk2utt").keys()
     for spk in ours:
