@@ -243,3 +243,25 @@ def test_unwritable_output_dir_is_named(nnet_inputs: dict, tmp_path: Path) -> No
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
     assert str(out) in proc.stderr and "ERROR" in proc.stderr, proc.stderr
     assert out.read_text() == "not a directory\n"
+
+
+def test_validate_data_dir_rejects_mixed_feature_dims(
+    repo_root: Path, kaldi_ref: Path, tmp_path: Path
+) -> None:
+    """feats.scp whose utterances differ in dimension (an MFCC matrix among fbank ones)."""
+    ref = kaldi_ref / "features"
+    data = tmp_path / "data"
+    data.mkdir()
+    fbank = dict(line.split() for line in (ref / "fbank.scp").read_text().splitlines())
+    from pykd.io.compressed import kaldiio
+
+    mats = dict(kaldiio.load_ark(str(ref / "mfcc.ark")))
+    kaldiio.save_ark(str(tmp_path / "mfcc.ark"), mats, scp=str(tmp_path / "mfcc.scp"))
+    mfcc = dict(line.split() for line in (tmp_path / "mfcc.scp").read_text().splitlines())
+    lines = [f"{u} {ref}/{loc}" if u != "u3" else f"{u} {mfcc[u]}" for u, loc in fbank.items()]
+    (data / "feats.scp").write_text("\n".join(lines) + "\n")
+    (data / "utt2spk").write_text("".join(f"{u} {u}\n" for u in fbank))
+    (data / "spk2utt").write_text("".join(f"{u} {u}\n" for u in fbank))
+    proc = run(repo_root, "utils/validate_data_dir.sh", "--no-text", "--no-wav", str(data))
+    assert proc.returncode != 0
+    assert "utterance 'u3' has 13-dim features, 'u1' 40-dim" in proc.stderr, proc.stderr

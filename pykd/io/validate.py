@@ -7,6 +7,7 @@ key (utterance, speaker or recording) that is wrong; the first error found is re
 from __future__ import annotations
 
 import logging
+import struct
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -187,6 +188,45 @@ def check_numbers(path: Path, table: dict[str, str], kind: type) -> None:
             raise DataDirError(f"{path}: '{key}' has a non-positive value '{value}'")
 
 
+def matrix_shape(location: str) -> tuple[int, int] | None:
+    """(rows, cols) of a binary Kaldi matrix at ``ark:offset`` read from its header alone, or None
+    where that is not possible (pipes, text arks): float, double and compressed matrices."""
+    path, _, offset = location.rpartition(":")
+    if not path or not offset.isdigit() or path.endswith("|"):
+        return None
+    try:
+        with open(path, "rb") as f:
+            f.seek(int(offset))
+            head = f.read(2 + 4 + 16)
+    except OSError as err:
+        raise DataDirError(f"cannot read features at {location}: {err}") from err
+    if head[:2] != b"\0B":
+        return None
+    token, _, rest = head[2:].partition(b" ")
+    if token in (b"FM", b"DM") and len(rest) >= 10 and rest[0] == 4 and rest[5] == 4:
+        return struct.unpack("<i", rest[1:5])[0], struct.unpack("<i", rest[6:10])[0]
+    if token in (b"CM", b"CM2", b"CM3") and len(rest) >= 16:
+        rows, cols = struct.unpack("<ii", rest[8:16])
+        return rows, cols
+    raise DataDirError(f"features at {location}: not a Kaldi matrix (header {head[:8]!r})")
+
+
+def check_feature_dims(feats_scp: Path, table: dict[str, str]) -> None:
+    """Every utterance of feats.scp has the same feature dimension (read from matrix headers)."""
+    first: tuple[str, int] | None = None
+    for utt, location in table.items():
+        shape = matrix_shape(location)
+        if shape is None:
+            continue
+        if first is None:
+            first = (utt, shape[1])
+        elif shape[1] != first[1]:
+            raise DataDirError(
+                f"{feats_scp}: utterance '{utt}' has {shape[1]}-dim features, "
+                f"'{first[0]}' {first[1]}-dim"
+            )
+
+
 def validate_data_dir(
     data_dir: str | Path,
     *,
@@ -213,7 +253,9 @@ def validate_data_dir(
         check_audio(d, utt2spk)
     feats = d / "feats.scp"
     if feats.is_file():
-        _same_keys(feats, read_sorted_table(feats), utt2spk, "utterance", "utt2spk")
+        feats_table = read_sorted_table(feats)
+        _same_keys(feats, feats_table, utt2spk, "utterance", "utt2spk")
+        check_feature_dims(feats, feats_table)
     for name in UTT_FILES:
         if (d / name).is_file():
             table = read_sorted_table(d / name)
