@@ -16,7 +16,9 @@ kd_use_kaldi_script() {
   shift 2
   [ "${PYKD_KALDI:-0}" = 1 ] || return 0
   echo "$me: PYKD_KALDI=1: running Kaldi's $script"
-  exec "$PYKD_ROOT/$script" "$@"   # the recipe's steps/ link (path.sh)
+  "$PYKD_ROOT/$script" "$@" || exit $?   # the recipe's steps/ link (path.sh)
+  [ -n "${KD_OUTPUT_DIR:-}" ] && kd_end_output_dir "$KD_OUTPUT_DIR"
+  exit 0
 }
 
 # kd_require_files <me> <file>...: exit 1 naming the first file that does not exist.
@@ -143,4 +145,24 @@ kd_start_outputs() {
 # kd_finish_outputs <dir>: the step's outputs are complete: its stamp becomes current.
 kd_finish_outputs() {
   mv "$1/.inputs.pending" "$1/.inputs"
+}
+
+# kd_begin_output_dir <me> <dir>: a training step starts: an earlier run's <dir> (finished or
+# killed) is moved aside to <dir>.previous (replacing an older one), so the new run never mixes
+# with the old final.mdl, graph or decodes; <dir>/.incomplete marks the run until
+# kd_end_output_dir <dir> removes it.
+kd_begin_output_dir() {
+  local me=$1 dir=$2
+  if [ -d "$dir" ] && [ -n "$(ls -A "$dir")" ]; then
+    rm -rf "$dir.previous"
+    mv "$dir" "$dir.previous"
+    echo "$me: moved the earlier run's $dir aside to $dir.previous"
+  fi
+  mkdir -p "$dir/log"
+  date > "$dir/.incomplete"
+  KD_OUTPUT_DIR=$dir   # kd_use_kaldi_script ends it too
+}
+
+kd_end_output_dir() {
+  rm -f "$1/.incomplete"
 }

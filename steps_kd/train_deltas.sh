@@ -72,7 +72,10 @@ if [ "${PYKD_KALDI:-0}" = 1 ]; then
       *) kaldi_args+=("$a") ;;
     esac
   done
-  exec "$PYKD_ROOT/steps/train_deltas.sh" "${kaldi_args[@]}"
+  kd_begin_output_dir "$me" "$dir"
+  "$PYKD_ROOT/steps/train_deltas.sh" "${kaldi_args[@]}" || exit $?
+  kd_end_output_dir "$dir"
+  exit 0
 fi
 
 kd_require_files "$me" "$alidir/final.mdl" "$alidir/ali.1.gz" "$alidir/num_jobs" "$data/feats.scp" \
@@ -96,7 +99,7 @@ for o in $context_opts; do
   esac
 done
 
-mkdir -p "$dir/log"
+kd_begin_output_dir "$me" "$dir"
 echo "$me: training a triphone system ($numleaves leaves, $totgauss Gaussians) in $dir"
 $cmd "$dir/log/train_deltas.log" \
   pykd train-deltas --nj "$nj" --num-iters "$num_iters" --realign-iters "$realign_iters" \
@@ -109,4 +112,5 @@ $cmd "$dir/log/train_deltas.log" \
 
 grep -E '^(num_leaves|num_gauss|tree_impr|align_like_per_frame) ' "$dir/log/summary.log" | tr '\n' ' '
 echo
+kd_end_output_dir "$dir"
 echo "$me: done training triphone system in $dir"

@@ -48,6 +48,7 @@ lang=$2
 dir=$3
 me=steps_kd/train_mono.sh
 
+kd_begin_output_dir "$me" "$dir"
 kd_use_kaldi_script "$me" steps/train_mono.sh "${orig_args[@]}"
 
 kd_require_files "$me" "$data/feats.scp" "$data/cmvn.scp" "$data/text" "$data/utt2spk" "$data/spk2utt" \
@@ -62,4 +63,5 @@ pykd train-mono --nj "$nj" --num-iters "$num_iters" --max-iter-inc "$max_iter_in
   --totgauss "$totgauss" --boost-silence "$boost_silence" --realign-iters "$realign_iters" \
   --power "$power" --cmvn-opts "$cmvn_opts" --careful "$careful" "$data" "$lang" "$dir"
 tail -n 1 "$dir/log/train.log"
+kd_end_output_dir "$dir"
 echo "$me: done training the monophone system in $dir"

@@ -139,6 +139,22 @@ def test_train_mono_is_reproducible(mono: Path, corpus: dict[str, Path], repo_ro
     assert (again / "final.mdl").read_bytes() == (mono / "final.mdl").read_bytes()
 
 
+def test_rerun_moves_the_earlier_run_aside(corpus: dict[str, Path], repo_root: Path) -> None:
+    """A re-run never mixes with the earlier run's files: they move to <dir>.previous, and
+    <dir>/.incomplete marks a run until it finishes."""
+    exp = corpus["work"] / "exp" / "mono_rerun"
+    args = ("steps_kd/train_mono.sh", "--nj 2", "--num-iters 2 --totgauss 60",
+            str(corpus["data"]), str(corpus["lang"]), str(exp))  # fmt: skip
+    run_script(repo_root, *args)
+    assert (exp / "final.mdl").is_file() and not (exp / ".incomplete").exists()
+    (exp / "decode_dev").mkdir()
+    (exp / "decode_dev" / "lat.1.gz").write_bytes(b"an earlier decode")
+    run_script(repo_root, *args)
+    assert not (exp / "decode_dev").exists() and (exp / "final.mdl").is_file()
+    assert (exp.parent / "mono_rerun.previous" / "decode_dev" / "lat.1.gz").is_file()
+    assert not (exp / ".incomplete").exists()
+
+
 def test_train_mono_outputs(mono: Path, corpus: dict[str, Path], kaldi_ref: Path) -> None:
     for name in ("final.mdl", "final.occs", "tree", "ali.1.gz", "ali.2.gz", "cmvn_opts"):
         assert (mono / name).is_file(), name
