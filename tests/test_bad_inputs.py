@@ -265,3 +265,47 @@ def test_validate_data_dir_rejects_mixed_feature_dims(
     proc = run(repo_root, "utils/validate_data_dir.sh", "--no-text", "--no-wav", str(data))
     assert proc.returncode != 0
     assert "utterance 'u3' has 13-dim features, 'u1' 40-dim" in proc.stderr, proc.stderr
+
+
+# ----------------------------------------------------------------- kill -9 and resume
+
+
+def test_kill_9_during_training_then_resume_gives_the_same_network(
+    nnet_inputs: dict, tmp_path: Path
+) -> None:
+    """kill -9 right after a mid-epoch checkpoint, resume: final.pt equals an uninterrupted run's
+    (same seed, CPU, one thread), tensor for tensor."""
+    import signal
+    import time
+
+    import torch
+
+    cfg = tmp_path / "train.yaml"
+    cfg.write_text(
+        "train:\n  optimizer: adam\n  lr: 0.001\n  batch_size: 64\n  checkpoint_every_steps: 3\n"
+        "  newbob:\n    max_epochs: 3\n    min_epochs: 3\n"
+    )
+    extra = ("--train-config", str(cfg), "--seed", "3")
+    whole = tmp_path / "whole"
+    assert train_nnet(nnet_inputs, whole, *extra).returncode == 0
+    killed = tmp_path / "killed"
+    cmd = [
+        sys.executable, "-m", "pykd", "train-nnet", "--model-config", str(nnet_inputs["cfg"]),
+        "--device", "cpu", "--num-threads", "1", *extra, str(nnet_inputs["data"]),
+        str(nnet_inputs["ali"]), str(nnet_inputs["gmm"]), str(killed),
+    ]  # fmt: skip
+    proc = subprocess.Popen(cmd, env=STEPS_ENV, stderr=subprocess.PIPE, text=True)
+    last = killed / "checkpoints" / "last.pt"
+    deadline = time.monotonic() + 120
+    while not last.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert last.exists() and not (killed / "final.pt").exists(), "not killed mid-training"
+    resumed = train_nnet(nnet_inputs, killed, *extra, "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    ref = torch.load(whole / "final.pt", weights_only=False)["model"]
+    got = torch.load(killed / "final.pt", weights_only=False)["model"]
+    assert ref.keys() == got.keys()
+    for name in ref:
+        assert torch.equal(ref[name], got[name]), name
