@@ -38,6 +38,8 @@ from pykd.kaldi.lattice_io import read_lattices  # noqa: E402
 
 KALDI_BIN_DIRS = ("bin", "featbin", "gmmbin", "latbin", "fstbin")
 TIE = 1e-3  # path costs closer than this are a tie
+NBEST = 100  # paths per lattice compared (Kaldi's lattice-to-nbest on both decoders' lattices)
+NEAR = 2.0  # "near-best": word sequences within this (scaled) cost of the lattice's best path
 
 
 @dataclass
@@ -49,6 +51,7 @@ class Decode:
     arcs_per_frame: float
     depth: float
     wer: str
+    nbest: dict[str, dict[tuple[str, ...], float]] = field(default_factory=dict)
 
 
 @dataclass
@@ -102,6 +105,45 @@ def summarise(
             tids += d * frames[utt]
     total = sum(frames[u] for u in best) or 1
     return Decode(wall, best, arcs / total, tids / total, wer)
+
+
+def nbest_lists(
+    lat_files: list[Path], acwt: float, kenv: dict[str, str], cwd: Path
+) -> dict[str, dict[tuple[str, ...], float]]:
+    """utt -> {word sequence: total cost} of the NBEST best paths (Kaldi's lattice-to-nbest)."""
+    out: dict[str, dict[tuple[str, ...], float]] = {}
+    for f in lat_files:
+        cmd = (
+            f'lattice-to-nbest --acoustic-scale={acwt} --n={NBEST} "ark:gunzip -c {f}|" ark:- | '
+            f"nbest-to-linear ark:- ark:/dev/null ark,t:{f}.words ark,t:{f}.lm ark,t:{f}.ac"
+        )
+        sh(cmd, kenv, cwd)
+        tables = (Path(f"{f}.{x}").read_text().splitlines() for x in ("words", "lm", "ac"))
+        rows = zip(*tables, strict=True)
+        for words, lm, ac in rows:
+            key, *seq = words.split()
+            utt = key.rsplit("-", 1)[0]
+            cost = float(lm.split()[1]) + acwt * float(ac.split()[1])
+            out.setdefault(utt, {})[tuple(seq)] = cost
+    return out
+
+
+def near_best_agreement(row: Row) -> tuple[float, float]:
+    """(% of utterances whose near-best word sequences are the same set in both lattices,
+    largest |cost difference| of a word sequence near-best in both)."""
+    same, worst, n = 0, 0.0, 0
+    for utt, b_paths in row.builtin.nbest.items():
+        k_paths = row.kaldi.nbest.get(utt, {})
+        if not b_paths or not k_paths:
+            continue
+        n += 1
+        b_best, k_best = min(b_paths.values()), min(k_paths.values())
+        b_near = {s for s, c in b_paths.items() if c <= b_best + NEAR}
+        k_near = {s for s, c in k_paths.items() if c <= k_best + NEAR}
+        same += b_near == k_near
+        for s in b_near & k_near:
+            worst = max(worst, abs(b_paths[s] - k_paths[s]))
+    return (100.0 * same / n if n else 0.0), worst
 
 
 def score(decode_dir: Path, data: Path, graph: Path, lmwt: tuple[int, int], cwd: Path) -> str:
@@ -230,7 +272,9 @@ def finish_row(args, kenv, system, test_set, data, out, cmds, lmwt, acwt) -> Row
         wall = parallel(cmds[name], kenv, rec)
         (out / name / "num_jobs").write_text(f"{args.nj}\n")
         wer = score(out / name, data, Path(f"exp/{args.gmm}/graph"), lmwt, rec)
-        decodes[name] = summarise(sorted((out / name).glob("lat.*.gz")), acwt, frames, wall, wer)
+        lats = sorted((out / name).glob("lat.*.gz"))
+        decodes[name] = summarise(lats, acwt, frames, wall, wer)
+        decodes[name].nbest = nbest_lists(lats, acwt, kenv, rec)
     row = Row(system, test_set, len(frames), sum(frames.values()), decodes["builtin"],
               decodes["kaldi"])  # fmt: skip
     compare(row)
@@ -241,18 +285,21 @@ def table(rows: list[Row]) -> str:
     lines = [
         "| system | set | utts | identical 1-best | differing: tie / builtin better / Kaldi "
         "better | WER builtin | WER Kaldi | arcs/frame builtin / Kaldi | depth builtin / Kaldi "
+        f"| near-best sets equal (within {NEAR:g}) | max cost diff, shared near-best "
         "| wall builtin (s) | wall Kaldi (s) | builtin / Kaldi |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         d, b, k = r.diffs, r.builtin, r.kaldi
         same = d["identical"]
         missing = f" (+{d['missing']} missing)" if d["missing"] else ""
+        near_same, near_diff = near_best_agreement(r)
         lines.append(
             f"| {r.system} | {r.test_set} | {r.utts} | {same} ({100 * same / r.utts:.1f}%) | "
             f"{d['tie']} / {d['builtin better']} / {d['kaldi better']}"
             f"{missing} | {b.wer} | {k.wer} | "
             f"{b.arcs_per_frame:.2f} / {k.arcs_per_frame:.2f} | {b.depth:.1f} / {k.depth:.1f} | "
+            f"{near_same:.1f}% | {near_diff:.3f} | "
             f"{b.wall_s:.1f} | {k.wall_s:.1f} | {b.wall_s / k.wall_s:.1f}x |"
         )
     return "\n".join(lines)
