@@ -46,7 +46,6 @@ me=steps_kd/decode_loglikes.sh
 
 kd_require_files "$me" "$graphdir/HCLG.fst" "$graphdir/words.txt" "$data/utt2spk" "$data/spk2utt" \
   "$loglikes" "$model"
-[[ "$nj" =~ ^[1-9][0-9]*$ ]] || { echo "$me: --nj must be a positive integer, got '$nj'" >&2; exit 1; }
 case "$loglikes" in
   *.scp) kind=scp ;;
   *) kind=ark

@@ -48,7 +48,6 @@ config=${!config_var}
 name=$(basename "$data")
 
 kd_require_files "$me" "$data/wav.scp" "$data/utt2spk" "$config"
-[[ "$nj" =~ ^[1-9][0-9]*$ ]] || { echo "$me: --nj must be a positive integer, got '$nj'" >&2; exit 1; }
 case "$compress" in true|false) ;; *) echo "$me: --compress must be true or false" >&2; exit 1 ;; esac
 
 # Outputs of an earlier run describe the old features: keep them aside (as Kaldi does).

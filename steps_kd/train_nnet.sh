@@ -69,9 +69,6 @@ opts=(--model-config "$model_config" --device "$device" --num-threads "$num_thre
 mkdir -p "$dir/log"
 cp "$gmmdir/final.mdl" "$dir/final.mdl"
 echo "$me: training $dir (log: $dir/log/train.log)"
-case "$num_procs" in
-  '' | *[!0-9]* | 0) echo "$me: --num-procs must be a positive integer, got '$num_procs'" >&2; exit 1 ;;
-esac
 launcher=(pykd)
 if [ "$num_procs" -gt 1 ]; then
   command -v torchrun >/dev/null || { echo "$me: --num-procs $num_procs needs torchrun" >&2; exit 1; }

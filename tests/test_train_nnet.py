@@ -212,7 +212,7 @@ def test_train_nnet_sh_two_processes(setup: dict[str, Path], teacher: Path, tmp_
         [*cmd[:1], "--num-procs", "0", *cmd[3:]], cwd=repo, env=env, capture_output=True,
         text=True, timeout=30,
     )  # fmt: skip
-    assert bad.returncode != 0 and "--num-procs must be a positive integer" in bad.stderr
+    assert bad.returncode != 0 and "--num-procs must be an integer > 0" in bad.stderr
 
 
 def test_resume_other_network(setup: dict[str, Path], teacher: Path, tmp_path: Path) -> None:
