@@ -203,19 +203,19 @@ if begin_stage 7 "triphone alignments and GMM results"; then
   end_stage 7 "triphone alignments and GMM results"
 fi
 
-# nnet_state <dir>: where a network's training stands when its stage is (re-)run.
-#   done:   final.pt is newer than the last checkpoint: training finished; it is not redone
-#           (remove <dir> to train again)
-#   resume: a checkpoint newer than final.pt (or no final.pt): a killed run, continued from it
-#   fresh:  nothing yet
-nnet_state() {
-  local last=$1/checkpoints/last.pt
-  if [ -f "$1/final.pt" ] && { [ ! -f "$last" ] || [ "$1/final.pt" -nt "$last" ]; }; then
-    echo done
+# train_once <dir> <train-script> [options and arguments]: a network's training when its stage is
+# (re-)run. final.pt newer than the last checkpoint: training finished, it is not redone (remove
+# <dir> to train again); a checkpoint newer than final.pt (or no final.pt): a killed run,
+# continued from it (--resume true); neither: trained from the start.
+train_once() {
+  local dir=$1 script=$2 last=$1/checkpoints/last.pt
+  shift 2
+  if [ -f "$dir/final.pt" ] && { [ ! -f "$last" ] || [ "$dir/final.pt" -nt "$last" ]; }; then
+    echo "$0: $dir/final.pt is complete: not trained again (remove $dir to retrain)"
   elif [ -f "$last" ]; then
-    echo resume
+    "$script" --resume true "$@"
   else
-    echo fresh
+    "$script" "$@"
   fi
 }
 
@@ -228,12 +228,8 @@ train_and_decode() {
               --device "$nnet_device" --num-threads "$nnet_threads" --seed "$seed"
               --num-procs "$nnet_procs")
   [ -n "$nnet_max_epochs" ] && opts+=(--max-epochs "$nnet_max_epochs")
-  case $(nnet_state "$dir") in
-    done) echo "$0: $dir/final.pt is complete: not trained again (remove $dir to retrain)" ;;
-    resume) steps_kd/train_nnet.sh "${opts[@]}" --resume true "$@" "$data/train_fbank" \
-              exp/tri1_ali exp/tri1 "$dir" ;;
-    fresh) steps_kd/train_nnet.sh "${opts[@]}" "$@" "$data/train_fbank" exp/tri1_ali exp/tri1 "$dir" ;;
-  esac
+  train_once "$dir" steps_kd/train_nnet.sh "${opts[@]}" "$@" "$data/train_fbank" exp/tri1_ali \
+    exp/tri1 "$dir"
   for x in dev eval; do
     steps_kd/decode_nnet.sh --nj "$decode_nj" --cmd "$decode_cmd" $decode_opts --gmm-dir exp/tri1 \
       exp/tri1/graph "$data/${x}_fbank" "$dir" "$dir/decode_$x"
@@ -299,15 +295,11 @@ if begin_stage 12 "sequence training ($seq_criteria)"; then
   done
   seq_opts=(--cmd "$train_cmd" --epochs "$seq_epochs" --seed "$seed" --num-threads "$nnet_threads")
   # seq_train <out-dir> [train_seq.sh options and arguments]: skipped when finished, continued
-  # from its checkpoint after a kill (nnet_state).
+  # from its checkpoint after a kill (train_once).
   seq_train() {
     local dir=$1
     shift
-    case $(nnet_state "$dir") in
-      done) echo "$0: $dir/final.pt is complete: not trained again (remove $dir to retrain)" ;;
-      resume) steps_kd/train_seq.sh "${seq_opts[@]}" --resume true "$@" "$dir" ;;
-      fresh) steps_kd/train_seq.sh "${seq_opts[@]}" "$@" "$dir" ;;
-    esac
+    train_once "$dir" steps_kd/train_seq.sh "${seq_opts[@]}" "$@" "$dir"
   }
   for crit in $seq_criteria; do
     seq_train exp/dnn_$crit --criterion $crit \

@@ -55,22 +55,29 @@ kd_check_graph_pdfs() {
   fi
 }
 
-# kd_check_job_outputs <me> <dir> <name>: exit 1 unless <dir>/<name>.N.gz exist for every job of
+# kd_job_outputs_complete <dir> <name>: true when <dir>/<name>.N.gz exist for every job of
 # <dir>/num_jobs (or 1..N without a gap when there is no num_jobs) and each is a complete gzip
-# file: a killed job's partial output must not be read as a result (e.g. scored).
-kd_check_job_outputs() {
-  local me=$1 dir=$2 name=$3 nj j f
+# file; otherwise false, with what is wrong on stdout.
+kd_job_outputs_complete() {
+  local dir=$1 name=$2 nj j f
   if [ -f "$dir/num_jobs" ]; then
     nj=$(cat "$dir/num_jobs")
   else
     nj=$(find "$dir" -maxdepth 1 -name "$name.*.gz" | wc -l)
   fi
-  [[ "$nj" =~ ^[1-9][0-9]*$ ]] || { echo "$me: no $name.N.gz job outputs in $dir" >&2; exit 1; }
+  [[ "$nj" =~ ^[1-9][0-9]*$ ]] || { echo "no $name.N.gz job outputs in $dir"; return 1; }
   for j in $(seq "$nj"); do
     f=$dir/$name.$j.gz
-    [ -f "$f" ] || { echo "$me: $f missing (num_jobs $nj): a job did not finish; re-run it" >&2; exit 1; }
-    gzip -t "$f" 2>/dev/null || { echo "$me: $f is truncated or corrupt: its job did not finish; re-run it" >&2; exit 1; }
+    [ -f "$f" ] || { echo "$f missing (num_jobs $nj): a job did not finish; re-run it"; return 1; }
+    gzip -t "$f" 2>/dev/null || { echo "$f is truncated or corrupt: its job did not finish; re-run it"; return 1; }
   done
+}
+
+# kd_check_job_outputs <me> <dir> <name>: exit 1 naming the problem unless the job outputs are
+# complete (kd_job_outputs_complete): a killed job's partial output must not be read as a result.
+kd_check_job_outputs() {
+  local problem
+  problem=$(kd_job_outputs_complete "$2" "$3") || { echo "$1: $problem" >&2; exit 1; }
 }
 
 # kd_check_options <me> <var>:<type> ...: exit 1 naming the option (--var-name) when the value of
@@ -121,15 +128,10 @@ kd_inputs_stamp() {
   echo
 }
 
-# kd_outputs_current <dir> <name> <stamp>: true when <dir>/.inputs is <stamp> and every job's
-# <name>.N.gz of <dir>/num_jobs is complete (the step already ran to the end on these inputs).
+# kd_outputs_current <dir> <name> <stamp>: true when <dir>/.inputs is <stamp> and the job outputs
+# are complete (kd_job_outputs_complete): the step already ran to the end on these inputs.
 kd_outputs_current() {
-  local dir=$1 name=$2 stamp=$3 nj j
-  [ -f "$dir/.inputs" ] && [ "$(cat "$dir/.inputs")" = "$stamp" ] && [ -f "$dir/num_jobs" ] || return 1
-  nj=$(cat "$dir/num_jobs")
-  for j in $(seq "$nj"); do
-    gzip -t "$dir/$name.$j.gz" 2>/dev/null || return 1
-  done
+  [ -f "$1/.inputs" ] && [ "$(cat "$1/.inputs")" = "$3" ] && kd_job_outputs_complete "$1" "$2" >/dev/null
 }
 
 # kd_start_outputs <dir> <name> <stamp>: before a step (re)writes <dir>/<name>.N.gz: removes the

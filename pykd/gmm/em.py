@@ -494,12 +494,13 @@ def split_by_count(
         have = gmm.num_gauss
         if want <= have:
             continue
-        weights = np.asarray(gmm.weights, np.float32).copy()
-        means_invvars = np.asarray(gmm.means_invvars, np.float32)
-        inv_vars = np.asarray(gmm.inv_vars, np.float32)
-        weights = np.concatenate([weights, np.zeros(want - have, np.float32)])
-        means_invvars = np.vstack([means_invvars, np.zeros((want - have, gmm.dim), np.float32)])
-        inv_vars = np.vstack([inv_vars, np.zeros((want - have, gmm.dim), np.float32)])
+        # the new Gaussians' rows, appended after the current ones and filled by the splits
+        weights = np.concatenate(
+            [np.asarray(gmm.weights, np.float32), np.zeros(want - have, np.float32)]
+        )
+        extra = np.zeros((want - have, gmm.dim), np.float32)
+        means_invvars = np.vstack([np.asarray(gmm.means_invvars, np.float32), extra])
+        inv_vars = np.vstack([np.asarray(gmm.inv_vars, np.float32), extra])
         for new in range(have, want):
             heaviest = int(np.argmax(weights[:new]))
             weights[heaviest] /= 2
