@@ -121,6 +121,36 @@ end_stage() {
   echo -e "$(date +%F_%T)\t${corpus}/${size}\tstage $1\t$2\t${secs}s" >> "$times"
 }
 
+# train_once <dir> <final-file> <train-script> [options and arguments]: a model's training when
+# its stage is (re-)run, by one rule for GMMs and networks. <dir>/.recipe_args records the
+# command. Another command than the recorded one (or none): <dir> is moved aside to
+# <dir>.previous and trained from the start. The same command: finished (<final-file> there, no
+# .incomplete marker, not older than the last checkpoint): not trained again (remove <dir> to
+# retrain); a network killed after a checkpoint: continued from it (--resume true); else trained
+# from the start (GMM scripts move the killed run aside themselves).
+train_once() {
+  local dir=$1 final=$1/$2 script=$3 last=$1/checkpoints/last.pt cmd_line
+  shift 3
+  cmd_line="$script $*"
+  if [ "$(cat "$dir/.recipe_args" 2>/dev/null)" != "$cmd_line" ]; then
+    if [ -d "$dir" ]; then
+      rm -rf "$dir.previous"
+      mv "$dir" "$dir.previous"
+      echo "$0: $dir was made by another command: moved aside to $dir.previous"
+    fi
+    mkdir -p "$dir"
+    echo "$cmd_line" > "$dir/.recipe_args"
+    "$script" "$@"
+  elif [ -f "$final" ] && [ ! -f "$dir/.incomplete" ] && { [ ! -f "$last" ] || [ "$final" -nt "$last" ]; }; then
+    echo "$0: $final is complete: not trained again (remove $dir to retrain)"
+  elif [ -f "$last" ]; then
+    "$script" --resume true "$@"
+  else
+    "$script" "$@"
+  fi
+  echo "$cmd_line" > "$dir/.recipe_args"   # (GMM scripts start from an empty dir)
+}
+
 if begin_stage 1 "data directories"; then
   if [ "$corpus" = embedded ]; then
     local/embedded/make_corpus.sh --size "$size" --seed "$seed" --nj "$nj" "$corpus_dir" data
@@ -181,7 +211,8 @@ decode_sets() {
 }
 
 if begin_stage 5 "monophone GMM"; then
-  steps_kd/train_mono.sh --nj "$nj" --cmd "$train_cmd" "$data/train" data/lang exp/mono
+  train_once exp/mono final.mdl steps_kd/train_mono.sh --nj "$nj" --cmd "$train_cmd" "$data/train" \
+    data/lang exp/mono
   utils/mkgraph.sh data/lang_test exp/mono exp/mono/graph
   decode_sets exp/mono
   end_stage 5 "monophone GMM"
@@ -189,8 +220,8 @@ fi
 
 if begin_stage 6 "triphone GMM"; then
   steps_kd/align_si.sh --nj "$nj" --cmd "$train_cmd" "$data/train" data/lang exp/mono exp/mono_ali
-  steps_kd/train_deltas.sh --nj "$nj" --cmd "$train_cmd" "$tri_leaves" "$tri_gauss" \
-    "$data/train" data/lang exp/mono_ali exp/tri1
+  train_once exp/tri1 final.mdl steps_kd/train_deltas.sh --nj "$nj" --cmd "$train_cmd" \
+    "$tri_leaves" "$tri_gauss" "$data/train" data/lang exp/mono_ali exp/tri1
   utils/mkgraph.sh data/lang_test exp/tri1 exp/tri1/graph
   decode_sets exp/tri1
   end_stage 6 "triphone GMM"
@@ -203,22 +234,6 @@ if begin_stage 7 "triphone alignments and GMM results"; then
   end_stage 7 "triphone alignments and GMM results"
 fi
 
-# train_once <dir> <train-script> [options and arguments]: a network's training when its stage is
-# (re-)run. final.pt newer than the last checkpoint: training finished, it is not redone (remove
-# <dir> to train again); a checkpoint newer than final.pt (or no final.pt): a killed run,
-# continued from it (--resume true); neither: trained from the start.
-train_once() {
-  local dir=$1 script=$2 last=$1/checkpoints/last.pt
-  shift 2
-  if [ -f "$dir/final.pt" ] && { [ ! -f "$last" ] || [ "$dir/final.pt" -nt "$last" ]; }; then
-    echo "$0: $dir/final.pt is complete: not trained again (remove $dir to retrain)"
-  elif [ -f "$last" ]; then
-    "$script" --resume true "$@"
-  else
-    "$script" "$@"
-  fi
-}
-
 # train_and_decode <out-dir> <model-config> [train_nnet.sh options]: a network on the fbank
 # features with the tri1 alignments as targets, then decode dev and eval through tri1's graph.
 train_and_decode() {
@@ -228,7 +243,7 @@ train_and_decode() {
               --device "$nnet_device" --num-threads "$nnet_threads" --seed "$seed"
               --num-procs "$nnet_procs")
   [ -n "$nnet_max_epochs" ] && opts+=(--max-epochs "$nnet_max_epochs")
-  train_once "$dir" steps_kd/train_nnet.sh "${opts[@]}" "$@" "$data/train_fbank" exp/tri1_ali \
+  train_once "$dir" final.pt steps_kd/train_nnet.sh "${opts[@]}" "$@" "$data/train_fbank" exp/tri1_ali \
     exp/tri1 "$dir"
   for x in dev eval; do
     steps_kd/decode_nnet.sh --nj "$decode_nj" --cmd "$decode_cmd" $decode_opts --gmm-dir exp/tri1 \
@@ -299,7 +314,7 @@ if begin_stage 12 "sequence training ($seq_criteria)"; then
   seq_train() {
     local dir=$1
     shift
-    train_once "$dir" steps_kd/train_seq.sh "${seq_opts[@]}" "$@" "$dir"
+    train_once "$dir" final.pt steps_kd/train_seq.sh "${seq_opts[@]}" "$@" "$dir"
   }
   for crit in $seq_criteria; do
     seq_train exp/dnn_$crit --criterion $crit \

@@ -62,19 +62,26 @@ cmvn_opts=
 [ -f "$srcdir/cmvn_opts" ] && cmvn_opts=$(cat "$srcdir/cmvn_opts")
 
 mkdir -p "$dir/log"
+# A re-run with the same model, graph, data and options keeps finished lattices: only the jobs
+# without a complete lat.N.gz are decoded again (none after a kill during scoring).
+stamp=$(kd_inputs_stamp "$acwt $beam $lattice_beam $max_active $nj $cmvn_opts" "$model" \
+  "$graphdir/HCLG.fst" "$data/feats.scp" "$data/cmvn.scp" "$data/utt2spk")
+jobs=$(seq -s ' ' "$nj")
+[ "$stage" -le 0 ] && jobs=$(kd_jobs_to_run "$me" "$dir" lat "$stamp" "$nj")
 echo "$nj" > "$dir/num_jobs"
 utils/split_data.sh "$data" "$nj"
 sdata=$data/split$nj
 
-if [ "$stage" -le 0 ]; then
+if [ "$stage" -le 0 ] && [ -n "$jobs" ]; then
   echo "$me: decoding $data with $model and $graphdir/HCLG.fst into $dir"
-  $cmd JOB=1:"$nj" "$dir/log/decode.JOB.log" \
+  kd_run_jobs "$cmd" "$jobs" "$dir/log/decode.JOB.log" \
     pykd gmm-latgen-faster --max-active="$max_active" --beam="$beam" \
       --lattice-beam="$lattice_beam" --acoustic-scale="$acwt" --allow-partial=true \
       --word-symbol-table="$graphdir/words.txt" --cmvn-opts="$cmvn_opts" \
       "$model" "$graphdir/HCLG.fst" "gmmfeats:$sdata/JOB" "$dir/lat.JOB.gz"
   grep -h "Lattice density\|failed for" "$dir"/log/decode.*.log | sed "s|^|$me: |" || true
 fi
+[ "$stage" -le 0 ] && [ -f "$dir/.inputs.pending" ] && kd_finish_outputs "$dir"
 
 if [ "$stage" -le 1 ] && [ "$skip_scoring" != true ]; then
   # shellcheck disable=SC2086

@@ -14,6 +14,8 @@ model=
 stage=0
 skip_scoring=false
 scoring_opts=
+jobs=           # job numbers to run (default: all; a resumed decode passes the unfinished ones)
+check_loglikes=true  # validate the log-likelihoods first (false: the caller just did)
 
 help_message="Usage: steps_kd/decode_loglikes.sh [options] <graph-dir> <data-dir> <loglikes> <decode-dir>
  e.g.: steps_kd/decode_loglikes.sh --nj 4 exp/tri1/graph data/dev_fbank exp/dnn/loglikes_dev.scp exp/dnn/decode_dev
@@ -29,12 +31,15 @@ Options:
   --acwt <f>                # acoustic scale (default: $acwt)
   --model <mdl>             # transition model (default: <decode-dir>/../final.mdl)
   --skip-scoring <bool>     # do not score (default: $skip_scoring)
-  --scoring-opts <opts>     # options for steps_kd/score.sh"
+  --scoring-opts <opts>     # options for steps_kd/score.sh
+  --jobs \"<j ...>\"          # run only these job numbers (default: all; a resumed decode)
+  --check-loglikes <bool>   # pykd validate-loglikes first: dim = the model's pdfs, finite, every
+                            # utterance of <data-dir> (default: $check_loglikes)"
 
 [ -f ./path.sh ] && . ./path.sh
 . utils/parse_options.sh
 . steps_kd/lib.sh
-kd_check_options "$0" nj:pos_int beam:pos_float lattice_beam:pos_float max_active:pos_int acwt:pos_float stage:int skip_scoring:bool
+kd_check_options "$0" nj:pos_int beam:pos_float lattice_beam:pos_float max_active:pos_int acwt:pos_float stage:int skip_scoring:bool check_loglikes:bool
 
 kd_check_num_args 4 $#
 graphdir=$1
@@ -55,6 +60,7 @@ nj=$(kd_num_jobs "$me" "$nj" "$data")
 
 mkdir -p "$dir/log"
 echo "$nj" > "$dir/num_jobs"
+jobs=$(kd_job_list "$me" "$nj" "$jobs")
 if [ "$kind" = scp ]; then
   utils/split_data.sh "$data" "$nj"
   for j in $(seq "$nj"); do
@@ -73,9 +79,14 @@ else
   out="$dir/lat.JOB.gz"
 fi
 
+if [ "$stage" -le 0 ] && [ "$check_loglikes" = true ]; then
+  # A NaN or a wrong column count would decode into a wrong result without an error.
+  pykd validate-loglikes --model "$model" --data-dir "$data" "$loglikes" 2> "$dir/log/validate.log" \
+    || { cat "$dir/log/validate.log" >&2; echo "$me: invalid log-likelihoods $loglikes" >&2; exit 1; }
+fi
 if [ "$stage" -le 0 ]; then
   echo "$me: decoding $loglikes with $graphdir/HCLG.fst into $dir"
-  $cmd JOB=1:"$nj" "$dir/log/decode.JOB.log" \
+  kd_run_jobs "$cmd" "$jobs" "$dir/log/decode.JOB.log" \
     "${latgen[@]}" --max-active="$max_active" --beam="$beam" \
       --lattice-beam="$lattice_beam" --acoustic-scale="$acwt" --allow-partial=true \
       --word-symbol-table="$graphdir/words.txt" \

@@ -65,33 +65,34 @@ kd_require_files "$me" "$graphdir/HCLG.fst" "$graphdir/words.txt" "$data/feats.s
   "$data/spk2utt" "$model" "$mdl"
 kd_check_graph_pdfs "$me" "$graphdir" "$mdl"
 
+nj=$(kd_num_jobs "$me" "$nj" "$data")
 mkdir -p "$dir/log"
-# A re-run with the same model, graph, data and options keeps finished lattices (a kill during
-# scoring or during the other test set's decode does not redo them); new inputs start afresh.
+# A re-run with the same model, graph, data and options keeps finished lattices: after a kill
+# during scoring, nothing is decoded again; after a kill during decoding, only the jobs without a
+# complete lat.N.gz are. New inputs start afresh.
 stamp=$(kd_inputs_stamp "$acwt $beam $lattice_beam $max_active $prior_scale $nj" "$model" \
   "$mdl" "$graphdir/HCLG.fst" "$data/feats.scp" "$data/utt2spk" "$spk_params")
-if [ "$stage" -le 1 ] && kd_outputs_current "$dir" lat "$stamp"; then
-  echo "$me: $dir has every lattice of these inputs: decoding skipped (remove it to redo)"
-  stage=2
-elif [ "$stage" -le 1 ]; then
-  kd_start_outputs "$dir" lat "$stamp"
+jobs=$(seq -s ' ' "$nj")
+if [ "$stage" -le 1 ]; then
+  jobs=$(kd_jobs_to_run "$me" "$dir" lat "$stamp" "$nj")
 fi
-if [ "$stage" -le 0 ]; then
-  steps_kd/make_loglikes.sh --nj "$nj" --cmd "$cmd" --prior-scale "$prior_scale" \
+if [ "$stage" -le 0 ] && [ -n "$jobs" ]; then
+  steps_kd/make_loglikes.sh --nj "$nj" --jobs "$jobs" --cmd "$cmd" --prior-scale "$prior_scale" \
     --model "$model" --gmm-model "$mdl" --device "$device" --num-threads "$num_threads" \
     --spk-params "$spk_params" "$data" "$nnetdir" "$dir/loglikes"
 fi
 
 if [ "$stage" -le 1 ]; then
-  [ -f "$dir/loglikes/loglikes.scp" ] || { echo "$me: no $dir/loglikes/loglikes.scp" >&2; exit 1; }
-  if [ "$stage" -ge 1 ]; then  # kept loglikes from an earlier run: check them again
-    pykd validate-loglikes --model "$mdl" --data-dir "$data" \
-      "$dir/loglikes/loglikes.scp"
+  if [ -n "$jobs" ]; then
+    [ -f "$dir/loglikes/loglikes.scp" ] || { echo "$me: no $dir/loglikes/loglikes.scp" >&2; exit 1; }
+    check=true  # kept loglikes from an earlier run (--stage 1) are checked again
+    [ "$stage" -le 0 ] && check=false  # steps_kd/make_loglikes.sh has just checked them
+    steps_kd/decode_loglikes.sh --nj "$nj" --jobs "$jobs" --check-loglikes $check --cmd "$cmd" \
+      --acwt "$acwt" --beam "$beam" \
+      --lattice-beam "$lattice_beam" --max-active "$max_active" --model "$mdl" \
+      --skip-scoring true "$graphdir" "$data" "$dir/loglikes/loglikes.scp" "$dir"
   fi
-  steps_kd/decode_loglikes.sh --nj "$nj" --cmd "$cmd" --acwt "$acwt" --beam "$beam" \
-    --lattice-beam "$lattice_beam" --max-active "$max_active" --model "$mdl" \
-    --skip-scoring true "$graphdir" "$data" "$dir/loglikes/loglikes.scp" "$dir"
-  kd_finish_outputs "$dir"
+  [ -f "$dir/.inputs.pending" ] && kd_finish_outputs "$dir"
   if [ "$keep_loglikes" != true ]; then
     rm -f "$dir"/loglikes/loglikes.*.ark "$dir"/loglikes/loglikes*.scp "$dir"/loglikes.*.scp
   fi

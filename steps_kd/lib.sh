@@ -128,20 +128,36 @@ kd_inputs_stamp() {
   echo
 }
 
-# kd_outputs_current <dir> <name> <stamp>: true when <dir>/.inputs is <stamp> and the job outputs
-# are complete (kd_job_outputs_complete): the step already ran to the end on these inputs.
-kd_outputs_current() {
-  [ -f "$1/.inputs" ] && [ "$(cat "$1/.inputs")" = "$3" ] && kd_job_outputs_complete "$1" "$2" >/dev/null
-}
-
-# kd_start_outputs <dir> <name> <stamp>: before a step (re)writes <dir>/<name>.N.gz: removes the
-# earlier run's job outputs and scores (a directory never mixes two runs) and records <stamp>.
-kd_start_outputs() {
-  local dir=$1 name=$2 stamp=$3
+# kd_jobs_to_run <me> <dir> <name> <stamp> <nj>: before a step writes <dir>/<name>.N.gz for jobs
+# 1..<nj> from the inputs identified by <stamp> (kd_inputs_stamp), prints the jobs to run:
+#   none, when <dir>/.inputs is <stamp> and every job's output is complete (finished earlier);
+#   the jobs whose output is missing or incomplete, when <dir>/.inputs.pending is <stamp> (a run
+#     of the same inputs was killed: the jobs it finished are kept);
+#   all of them otherwise, after removing the earlier run's outputs and scores, so a directory
+#     never mixes two runs.
+# Earlier scores are removed whenever a job is to run. Messages go to stderr.
+kd_jobs_to_run() {
+  local me=$1 dir=$2 name=$3 stamp=$4 nj=$5 j f todo=""
+  if [ -f "$dir/.inputs" ] && [ "$(cat "$dir/.inputs")" = "$stamp" ] \
+      && kd_job_outputs_complete "$dir" "$name" >/dev/null; then
+    echo "$me: $dir has every $name.N.gz of these inputs: not redone (remove it to redo)" >&2
+    return 0
+  fi
   mkdir -p "$dir"
-  rm -f "$dir/.inputs" "$dir"/$name.*.gz "$dir"/wer_* "$dir/num_jobs"
+  if [ -f "$dir/.inputs.pending" ] && [ "$(cat "$dir/.inputs.pending")" = "$stamp" ]; then
+    for j in $(seq "$nj"); do
+      f=$dir/$name.$j.gz
+      { [ -f "$f" ] && gzip -t "$f" 2>/dev/null; } || todo="$todo $j"
+    done
+    echo "$me: continuing the interrupted run of these inputs in $dir: job(s)${todo:- none} of $nj left" >&2
+  else
+    rm -f "$dir/.inputs" "$dir"/"$name".*.gz "$dir/num_jobs"
+    echo "$stamp" > "$dir/.inputs.tmp" && mv "$dir/.inputs.tmp" "$dir/.inputs.pending"
+    todo=" $(seq -s ' ' "$nj")"
+  fi
+  rm -f "$dir"/wer_*
   rm -rf "$dir/scoring_kaldi"
-  echo "$stamp" > "$dir/.inputs.tmp" && mv "$dir/.inputs.tmp" "$dir/.inputs.pending"
+  echo "${todo# }"
 }
 
 # kd_finish_outputs <dir>: the step's outputs are complete: its stamp becomes current.
@@ -149,13 +165,45 @@ kd_finish_outputs() {
   mv "$1/.inputs.pending" "$1/.inputs"
 }
 
+# kd_job_list <me> <nj> "<jobs>": print the --jobs option's job numbers, checked to lie in 1..<nj>;
+# an empty option means all of them. Use as: jobs=$(kd_job_list "$me" "$nj" "$jobs")
+kd_job_list() {
+  local me=$1 nj=$2 jobs=$3 j
+  [ -z "$jobs" ] && jobs=$(seq -s ' ' "$nj")
+  for j in $jobs; do
+    [[ "$j" =~ ^[1-9][0-9]*$ ]] && [ "$j" -le "$nj" ] \
+      || { echo "$me: --jobs must list job numbers in 1..$nj, got '$jobs'" >&2; exit 1; }
+  done
+  echo "$jobs"
+}
+
+# kd_run_jobs <cmd> "<jobs>" <log-with-JOB> <command...>: as `$cmd JOB=1:N <log> <command>`, for
+# the listed job numbers only (a resumed step): one $cmd call per job, in parallel; fails when any
+# job fails. All of 1..N: the one JOB=1:N call.
+kd_run_jobs() {
+  local cmd=$1 jobs=$2 j pids=() rc=0 n
+  shift 2
+  n=$(wc -w <<< "$jobs")
+  [ "$n" -eq 0 ] && return 0
+  if [ "$jobs" = "$(seq -s ' ' "$n")" ]; then
+    $cmd JOB=1:"$n" "$@"
+    return
+  fi
+  for j in $jobs; do
+    $cmd JOB="$j:$j" "$@" &
+    pids+=($!)
+  done
+  for j in "${pids[@]}"; do wait "$j" || rc=1; done
+  return $rc
+}
+
 # kd_begin_output_dir <me> <dir>: a training step starts: an earlier run's <dir> (finished or
 # killed) is moved aside to <dir>.previous (replacing an older one), so the new run never mixes
 # with the old final.mdl, graph or decodes; <dir>/.incomplete marks the run until
-# kd_end_output_dir <dir> removes it.
+# kd_end_output_dir <dir> removes it. (A dir holding only run.sh's .recipe_args counts as empty.)
 kd_begin_output_dir() {
   local me=$1 dir=$2
-  if [ -d "$dir" ] && [ -n "$(ls -A "$dir")" ]; then
+  if [ -d "$dir" ] && [ -n "$(ls -A "$dir" | grep -vx '.recipe_args')" ]; then
     rm -rf "$dir.previous"
     mv "$dir" "$dir.previous"
     echo "$me: moved the earlier run's $dir aside to $dir.previous"

@@ -17,6 +17,7 @@ cmvn=auto
 device=cpu
 num_threads=1
 spk_params=     # dir of pykd adapt-speakers (spk/<spk>.pt): per-speaker parameters
+jobs=           # job numbers to run (default: all; a resumed decode passes the unfinished ones)
 
 help_message="Usage: steps_kd/make_loglikes.sh [options] <data-dir> <nnet-dir> <out-dir>
  e.g.: steps_kd/make_loglikes.sh --nj 4 data/dev_fbank exp/dnn exp/dnn/decode_dev/loglikes
@@ -33,7 +34,8 @@ Options:
   --device <cpu|cuda|auto> # torch device (default: $device)
   --num-threads <n>        # torch CPU threads per job (default: $num_threads)
   --spk-params <dir>       # per-speaker adapted parameters <dir>/spk/<spk>.pt over the model
-                           # (steps_kd/adapt_hdnn.sh); speakers without a file: base model"
+                           # (steps_kd/adapt_hdnn.sh); speakers without a file: base model
+  --jobs \"<j ...>\"         # run only these job numbers (default: all; a resumed decode)"
 
 [ -f ./path.sh ] && . ./path.sh
 . utils/parse_options.sh
@@ -70,15 +72,18 @@ mkdir -p "$dir/log"
 utils/split_data.sh "$data" "$nj"
 sdata=$data/split$nj
 echo "$me: log-likelihoods of $data with $model${spk_params:+ + speaker params $spk_params} (prior scale $prior_scale) into $dir"
-$cmd JOB=1:"$nj" "$dir/log/make_loglikes.JOB.log" \
+jobs=$(kd_job_list "$me" "$nj" "$jobs")
+kd_run_jobs "$cmd" "$jobs" "$dir/log/make_loglikes.JOB.log" \
   pykd make-loglikes "${prior_opt[@]}" "${spk_opt[@]}" --prior-scale "$prior_scale" --cmvn "$cmvn" \
     --device "$device" --num-threads "$num_threads" \
     "$model" "$sdata/JOB" "$dir/loglikes.JOB.ark" "$dir/loglikes.JOB.scp"
-for j in $(seq "$nj"); do cat "$dir/loglikes.$j.scp"; done > "$dir/loglikes.scp.tmp"
+for j in $jobs; do cat "$dir/loglikes.$j.scp"; done > "$dir/loglikes.scp.tmp"
 mv "$dir/loglikes.scp.tmp" "$dir/loglikes.scp"
+for j in $jobs; do cat "$sdata/$j/feats.scp"; done > "$dir/feats_of_jobs.scp"
 echo "$nj" > "$dir/num_jobs"
 
-check=(--data-dir "$data")
+# every utterance of these jobs, one row per frame
+check=(--utt2num-frames "$dir/feats_of_jobs.scp")
 if [ -n "$gmm_model" ]; then
   check+=(--model "$gmm_model")
 elif [ -n "$num_pdfs" ]; then

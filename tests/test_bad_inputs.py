@@ -267,6 +267,202 @@ def test_validate_data_dir_rejects_mixed_feature_dims(
     assert "utterance 'u3' has 13-dim features, 'u1' 40-dim" in proc.stderr, proc.stderr
 
 
+# ----------------------------------------------------------------- decoder inputs
+
+
+@pytest.fixture
+def loglikes_dir(decode_dir: Path, kaldi_ref: Path) -> dict[str, Path]:
+    """Random log-likelihoods (one row per frame, the tri1 model's pdf count) of the test set,
+    beside the decode dir of ``decode_dir`` (whose lat.N.gz stand for an earlier decode)."""
+    import numpy as np
+
+    from pykd.kaldi.model_io import read_transition_model
+
+    exp, data = decode_dir.parent, decode_dir.parent.parent / "data"
+    shutil.copy(kaldi_ref / "gmm" / "tri1" / "final.mdl", exp / "final.mdl")
+    spk2utt: dict[str, list[str]] = {}
+    for line in (data / "utt2spk").read_text().splitlines():
+        utt, spk = line.split()
+        spk2utt.setdefault(spk, []).append(utt)
+    (data / "spk2utt").write_text("".join(f"{s} {' '.join(u)}\n" for s, u in spk2utt.items()))
+    frames = dict(line.split() for line in (data / "utt2num_frames").read_text().splitlines())
+    num_pdfs = read_transition_model(exp / "final.mdl").num_pdfs
+    rng = np.random.default_rng(0)
+    mats = {
+        u: rng.standard_normal((int(n), num_pdfs)).astype(np.float32) for u, n in frames.items()
+    }
+    return {"exp": exp, "data": data, "decode": decode_dir, "mats": mats}
+
+
+def decode_loglikes(
+    repo_root: Path, inputs: dict, mats: dict, *opts: str
+) -> subprocess.CompletedProcess:
+    from pykd.io.compressed import kaldiio
+
+    scp = inputs["exp"] / "loglikes.scp"
+    kaldiio.save_ark(str(inputs["exp"] / "loglikes.ark"), mats, scp=str(scp))
+    return run(
+        repo_root, "steps_kd/decode_loglikes.sh", "--nj", "3", *opts, "--model",
+        str(inputs["exp"] / "final.mdl"), str(inputs["exp"] / "graph"), str(inputs["data"]),
+        str(scp), str(inputs["decode"]),
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("fault", ["nan", "pdf_count"])
+def test_bad_loglikes_are_named_before_decoding(
+    repo_root: Path, loglikes_dir: dict, fault: str
+) -> None:
+    """NaN in one utterance's log-likelihoods, or a matrix with one column too many (a network
+    of another tree): refused before decoding, naming the utterance; earlier lattices kept."""
+    import numpy as np
+
+    mats = dict(loglikes_dir["mats"])
+    utt = sorted(mats)[2]
+    num_pdfs = mats[utt].shape[1]
+    if fault == "nan":
+        mats[utt] = mats[utt].copy()
+        mats[utt][5, 7] = np.nan
+        message = f"{utt} has NaN/inf in 1 rows (first row 5)"
+    else:
+        mats[utt] = np.hstack([mats[utt], mats[utt][:, :1]])
+        message = f"{utt} has {num_pdfs + 1} columns, model has {num_pdfs} pdfs"
+    earlier = {p.name: p.read_bytes() for p in loglikes_dir["decode"].glob("lat.*.gz")}
+    proc = decode_loglikes(repo_root, loglikes_dir, mats)
+    assert proc.returncode != 0 and message in proc.stderr, proc.stderr
+    assert "invalid log-likelihoods" in proc.stderr
+    assert {p.name: p.read_bytes() for p in loglikes_dir["decode"].glob("lat.*.gz")} == earlier
+
+
+def test_valid_loglikes_decode(repo_root: Path, loglikes_dir: dict) -> None:
+    """The same inputs without a fault decode (the check refuses only bad matrices). Random
+    scores: narrow beams keep the search short."""
+    opts = ("--beam", "2", "--max-active", "200", "--lattice-beam", "1")
+    proc = decode_loglikes(repo_root, loglikes_dir, loglikes_dir["mats"], *opts)
+    assert proc.returncode == 0, proc.stderr
+    assert (loglikes_dir["decode"] / "scoring_kaldi" / "best_wer").is_file()
+
+
+# ----------------------------------------------------------------- transcripts and data dirs
+
+
+def test_oov_words_and_empty_transcripts_are_named(
+    kaldi_ref: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Training graphs: an OOV word is trained as the lang's OOV word and an empty transcript as
+    silence (as Kaldi does), each named in a warning."""
+    from pykd.gmm import em
+    from pykd.kaldi import model_io
+
+    ref = kaldi_ref / "gmm"
+    tm, _ = model_io.read_model(ref / "tri1" / "final.mdl")
+    compiler = em.GraphCompiler.load(
+        ref / "lang_full", model_io.read_tree(ref / "tri1" / "tree"), tm
+    )
+    texts = {"a": "the marketing expert", "b": "", "c": "the zzqx expert"}
+    with caplog.at_level("WARNING"):
+        graphs, failed = compiler.compile_texts(texts)
+    assert sorted(graphs) == ["a", "b", "c"] and not failed
+    assert (
+        "1 words of 1 utterances are not in words.txt" in caplog.text and "c: zzqx" in caplog.text
+    )
+    assert "1 utterances have an empty transcript and are aligned as silence: b" in caplog.text
+
+
+def small_data_dir(kaldi_ref: Path, where: Path) -> Path:
+    """A data dir of the four reference wavs (one speaker each)."""
+    ref = kaldi_ref / "features"
+    where.mkdir()
+    utts = ("u1", "u2", "u3", "u4")
+    (where / "wav.scp").write_text("".join(f"{u} {ref}/{u}.wav\n" for u in utts))
+    (where / "utt2spk").write_text("".join(f"{u} {u}\n" for u in utts))
+    (where / "spk2utt").write_text("".join(f"{u} {u}\n" for u in utts))
+    (where / "text").write_text("".join(f"{u} hello\n" for u in utts))
+    return where
+
+
+def test_unsorted_keys_are_refused(repo_root: Path, kaldi_ref: Path, tmp_path: Path) -> None:
+    """An utt2spk out of C order: validate_data_dir.sh and split_data.sh name file, line and key
+    (Kaldi's tools read the tables in step: unsorted keys would pair the wrong lines)."""
+    data = small_data_dir(kaldi_ref, tmp_path / "data")
+    lines = (data / "utt2spk").read_text().splitlines()
+    lines[1], lines[2] = lines[2], lines[1]
+    (data / "utt2spk").write_text("\n".join(lines) + "\n")
+    for cmd in (["utils/validate_data_dir.sh", "--no-feats"], ["utils/split_data.sh"]):
+        args = [*cmd, str(data)] + (["2"] if "split" in cmd[0] else [])
+        proc = run(repo_root, *args)
+        assert proc.returncode != 0, args
+        assert f"{data}/utt2spk:3: not sorted in C order: key 'u2' comes after 'u3'" in proc.stderr
+    assert not (data / "split2").exists()
+
+
+def test_corrupt_wav_is_named_and_skipped(kaldi_ref: Path, tmp_path: Path) -> None:
+    """A recording that is not a WAV file: skipped with a warning naming utterance and file (as
+    Kaldi's compute-fbank-feats); the others get features. Every recording bad: an error."""
+    data = small_data_dir(kaldi_ref, tmp_path / "data")
+    bad = tmp_path / "u2.wav"
+    bad.write_bytes(b"RIFF" + bytes(range(200)))
+    wav = (data / "wav.scp").read_text().replace(str(kaldi_ref / "features" / "u2.wav"), str(bad))
+    (data / "wav.scp").write_text(wav)
+    cmd = [sys.executable, "-m", "pykd", "compute-feats", "--kind", "fbank"]
+    out = [str(tmp_path / "f.ark"), str(tmp_path / "f.scp")]
+    proc = subprocess.run([*cmd, str(data), *out], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert f"skipping utterance 'u2': '{bad}' is not a readable WAV file" in proc.stderr
+    assert [ln.split()[0] for ln in (tmp_path / "f.scp").read_text().splitlines()] == [
+        "u1", "u3", "u4"
+    ]  # fmt: skip
+    (data / "wav.scp").write_text(f"u2 {bad}\n")
+    proc = subprocess.run([*cmd, str(data), *out], capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr
+    assert len((tmp_path / "f.scp").read_text().splitlines()) == 3  # the earlier output is kept
+
+
+@pytest.mark.parametrize("damage", ["overwritten", "truncated"])
+def test_corrupt_feature_archive_is_named(kaldi_ref: Path, tmp_path: Path, damage: str) -> None:
+    """A feature archive overwritten in the middle or cut short: the reader names the scp, the
+    utterance and the location (kaldiio alone gives a bare decode or reshape error)."""
+    ref = kaldi_ref / "features"
+    scp_lines = (ref / "fbank.scp").read_text().splitlines()
+    ark = tmp_path / "fbank.ark"
+    data = bytearray((ref / "fbank.ark").read_bytes())
+    utt, loc = scp_lines[2].split()
+    offset = int(loc.rsplit(":", 1)[1])
+    if damage == "overwritten":
+        data[offset : offset + 12] = b"XXXXXXXXXXXX"
+    else:
+        data = data[: offset + 100]
+    ark.write_bytes(bytes(data))
+    scp = tmp_path / "fbank.scp"
+    scp.write_text("".join(f"{u} {ark}:{loc.rsplit(':', 1)[1]}\n" for u, loc in
+                           (ln.split() for ln in scp_lines)))  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-m", "pykd", "feat-to-len", f"scp:{scp}"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert f"{scp}: utterance '{utt}': cannot read {ark}:{offset}" in proc.stderr, proc.stderr
+
+
+def test_full_disk_names_the_file_and_keeps_the_earlier_output(
+    kaldi_ref: Path, tmp_path: Path
+) -> None:
+    """Writing features into a file system with no room left (a file-size limit: EFBIG, as a
+    full disk gives ENOSPC): one line naming the file; the earlier ark/scp are untouched."""
+    data = small_data_dir(kaldi_ref, tmp_path / "data")
+    ark, scp = tmp_path / "f.ark", tmp_path / "f.scp"
+    ark.write_bytes(b"earlier ark")
+    scp.write_text("earlier scp\n")
+    proc = subprocess.run(
+        ["bash", "-c", f"ulimit -f 16 && exec {sys.executable} -m pykd compute-feats "
+         f"--kind fbank {data} {ark} {scp}"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr
+    assert f"cannot write {ark}: File too large" in proc.stderr, proc.stderr
+    assert ark.read_bytes() == b"earlier ark" and scp.read_text() == "earlier scp\n"
+    assert not list(tmp_path.glob(".f.*.tmp"))
+
+
 # ----------------------------------------------------------------- kill -9 and resume
 
 

@@ -71,6 +71,19 @@ def c_sort(table: Table) -> Table:
     return sorted(table, key=lambda kv: c_key(kv[0]))
 
 
+def check_sorted(path: Path, table: Table) -> None:
+    """KdError naming the first line whose key is not after the previous one in C order: Kaldi's
+    tools read data-dir tables in step, so an unsorted or repeated key gives wrong results."""
+    for lineno in range(1, len(table)):
+        prev, key = table[lineno - 1][0], table[lineno][0]
+        if c_key(key) <= c_key(prev):
+            what = "repeated" if key == prev else f"comes after '{prev}'"
+            raise KdError(
+                f"{path}:{lineno + 1}: not sorted in C order: key '{key}' {what} "
+                f"(run utils/fix_data_dir.sh {path.parent})"
+            )
+
+
 @contextlib.contextmanager
 def _atomic(path: Path):
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -234,6 +247,8 @@ def split_data(data: Path, n: int, per_utt: bool) -> Path:
     names = _source_files(data)
     if _up_to_date(data, out, n, names):
         return out
+    for name in names:
+        check_sorted(data / name, read_lines(data / name, skip_blank=True))
     utt2spk = read_lines(data / "utt2spk")
     for name in ("feats.scp", "text", *(() if (data / "segments").is_file() else ("wav.scp",))):
         if (data / name).is_file():

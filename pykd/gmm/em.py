@@ -130,20 +130,22 @@ class GraphCompiler:
         comp = khg.TrainingGraphCompiler(trans_model, ctx_dep, lfst, disambig, opts)
         return cls(comp, words, oov_id, lfst)
 
-    def word_ids(self, utt: str, words: list[str]) -> list[int]:
-        """Map words to ids; OOVs to ``oov.int`` (as ``sym2int.pl --map-oov``)."""
-        ids = []
+    def word_ids(self, utt: str, words: list[str]) -> tuple[list[int], list[str]]:
+        """Word ids and the OOV words among ``words``, which map to ``oov.int`` (as
+        ``sym2int.pl --map-oov``)."""
+        ids, oovs = [], []
         for w in words:
             wid = self.words.get(w)
             if wid is None:
                 if self.oov_id is None:
                     raise KeyError(f"utterance '{utt}': word '{w}' not in words.txt, no oov.int")
                 wid = self.oov_id
+                oovs.append(w)
             ids.append(wid)
-        return ids
+        return ids, oovs
 
     def compile(self, utt: str, words: list[str]) -> kaldifst.StdVectorFst:
-        graph = self.compiler.compile_graph_from_text(self.word_ids(utt, words))
+        graph = self.compiler.compile_graph_from_text(self.word_ids(utt, words)[0])
         if graph.num_states == 0 or graph.start < 0:
             raise ValueError(f"utterance '{utt}': empty training graph")
         return graph
@@ -151,15 +153,38 @@ class GraphCompiler:
     def compile_texts(
         self, texts: Mapping[str, str]
     ) -> tuple[dict[str, kaldifst.StdVectorFst], list[str]]:
-        """Graphs for ``utt -> transcript``; returns (graphs, utterances that failed)."""
+        """Graphs for ``utt -> transcript``; returns (graphs, utterances that failed). OOV words
+        and empty transcripts are allowed (as in Kaldi) and named in warnings."""
         graphs: dict[str, kaldifst.StdVectorFst] = {}
         failed: list[str] = []
+        oovs: dict[str, list[str]] = {}
+        empty: list[str] = []
         for utt, text in texts.items():
+            words = text.split()
+            if not words:
+                empty.append(utt)
             try:
-                graphs[utt] = self.compile(utt, text.split())
+                _, utt_oovs = self.word_ids(utt, words)
+                if utt_oovs:
+                    oovs[utt] = utt_oovs
+                graphs[utt] = self.compile(utt, words)
             except (KeyError, ValueError, RuntimeError) as err:
                 log.warning("compile-train-graphs: %s", err)
                 failed.append(utt)
+        if oovs:
+            shown = "; ".join(f"{u}: {' '.join(w)}" for u, w in list(oovs.items())[:10])
+            more = f"; ... ({len(oovs) - 10} more)" if len(oovs) > 10 else ""
+            log.warning(
+                "compile-train-graphs: %d words of %d utterances are not in words.txt and are "
+                "trained as the OOV word (oov.int): %s%s",
+                sum(map(len, oovs.values())), len(oovs), shown, more,
+            )  # fmt: skip
+        if empty:
+            more = f" ... ({len(empty) - 10} more)" if len(empty) > 10 else ""
+            log.warning(
+                "compile-train-graphs: %d utterances have an empty transcript and are aligned "
+                "as silence: %s%s", len(empty), " ".join(empty[:10]), more,
+            )  # fmt: skip
         return graphs, failed
 
 

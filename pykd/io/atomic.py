@@ -10,7 +10,7 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, NoReturn
 
 
 def _umask() -> int:
@@ -25,6 +25,14 @@ def _make_temp(path: Path) -> str:
     os.fchmod(fd, 0o666 & ~_umask())
     os.close(fd)
     return tmp
+
+
+def _raise_naming(err: BaseException, path: Path) -> NoReturn:
+    """Re-raise ``err``; an OSError of a write (disk full, file too large), which names no file,
+    is raised again naming ``path``."""
+    if isinstance(err, OSError) and err.filename is None and err.errno is not None:
+        raise OSError(err.errno, f"cannot write {path}: {err.strerror}") from err
+    raise err
 
 
 @contextlib.contextmanager
@@ -44,10 +52,10 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", **open_kwargs) -> Ite
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        raise
+        _raise_naming(err, path)
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
@@ -65,7 +73,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     try:
         yield Path(tmp)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        raise
+        _raise_naming(err, path)

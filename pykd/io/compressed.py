@@ -15,11 +15,16 @@ decompression, so it is written here. Every pykd module gets kaldiio through
 
 from __future__ import annotations
 
+import os
+from struct import error as struct_error
+
 import kaldiio
+import kaldiio.matio
+import kaldiio.utils
 import numpy as np
 from kaldiio import compression_header
 
-__all__ = ["kaldiio"]
+__all__ = ["ArchiveReadError", "kaldiio"]
 
 _ONE_OVER_65535 = np.float32(1.52590218966964e-05)  # Kaldi's float constant for 1/65535
 _ONE_OVER_255 = np.float32(1.0) / np.float32(255.0)
@@ -51,3 +56,77 @@ def _char_to_float(self: compression_header.PerColHeader, array: np.ndarray) -> 
 
 compression_header.GlobalHeader.uint_to_float = _uint_to_float
 compression_header.PerColHeader.char_to_float = _char_to_float
+
+
+# --------------------------------------------------------------------------- named read errors
+# kaldiio raises bare parser errors (a UnicodeDecodeError, "Invalid line", an empty read) for a
+# truncated or overwritten archive; these wrappers name the script, utterance and location.
+
+
+class ArchiveReadError(ValueError):
+    """A matrix of an archive could not be read (truncated or corrupt archive, bad scp line)."""
+
+
+_READ_ERRORS = (ValueError, OSError, EOFError, struct_error)  # (UnicodeDecodeError: a ValueError)
+_load_mat = kaldiio.matio.load_mat
+_load_scp_sequential = kaldiio.matio.load_scp_sequential
+_lazy_getitem = kaldiio.utils.LazyLoader.__getitem__
+
+
+def _named_load_mat(ark_name, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+    try:
+        return _load_mat(ark_name, *args, **kwargs)
+    except ArchiveReadError:
+        raise
+    except _READ_ERRORS as err:
+        raise ArchiveReadError(
+            f"cannot read {ark_name} (truncated or corrupt archive?): {err}"
+        ) from err
+
+
+def _named_load_scp_sequential(fname, endian="<", separator=None, segments=None):  # noqa: ANN001, ANN202
+    """kaldiio's sequential scp reader, naming the scp, utterance and location of a bad entry."""
+    if (
+        segments is not None
+        or not isinstance(fname, str | os.PathLike)
+        or not os.path.isfile(fname)
+    ):
+        yield from _load_scp_sequential(fname, endian, separator, segments)
+        return
+    open_files: dict = {}
+    try:
+        with open(fname, encoding="utf-8") as scp:
+            for lineno, line in enumerate(scp, 1):
+                if not line.strip():
+                    continue
+                fields = line.rstrip("\n").split(separator, 1)
+                if len(fields) != 2:
+                    raise ArchiveReadError(
+                        f"{fname} line {lineno}: expected '<key> <location>', got {line.strip()!r}"
+                    )
+                key, loc = fields[0], fields[1].strip()
+                try:
+                    mat = _load_mat(loc, endian, fd_dict=open_files)
+                except _READ_ERRORS as err:
+                    raise ArchiveReadError(
+                        f"{fname}: utterance '{key}': cannot read {loc} "
+                        f"(truncated or corrupt archive?): {err}"
+                    ) from err
+                yield key, mat
+    finally:
+        for fd in open_files.values():
+            fd.close()
+
+
+def _named_lazy_getitem(self, key):  # noqa: ANN001, ANN202
+    try:
+        return _lazy_getitem(self, key)
+    except ArchiveReadError as err:
+        raise ArchiveReadError(f"utterance '{key}': {err}") from err
+
+
+kaldiio.matio.load_mat = _named_load_mat
+kaldiio.load_mat = _named_load_mat
+kaldiio.matio.load_scp_sequential = _named_load_scp_sequential
+kaldiio.load_scp_sequential = _named_load_scp_sequential
+kaldiio.utils.LazyLoader.__getitem__ = _named_lazy_getitem
