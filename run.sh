@@ -35,6 +35,7 @@ nnet_procs=1         # DDP processes per CE/KD training run (torchrun; one per G
 # Sequence training (stage 12) and speaker adaptation (stage 13).
 seq_criteria="smbr mmi"  # sequence criteria (smbr mmi mpfe): teacher, student, student+KD,
                          # student gates only, each
+seq_nets="teacher student student_kd student_gates"  # which networks stage 12 sequence-trains
 seq_epochs=2         # epochs (nnet1 uses 4 on AMI; 2 is the best sMBR setting on the embedded dev set)
 seq_gates_lr=0.05    # SGD lr of the gates-only student (0.01, the all-parameter default, barely
                      # moved the gates: embedded dev 7.01 -> 6.83 sMBR; 0.05: 6.39)
@@ -64,6 +65,8 @@ help_message="Usage: $0 [options]
   --nnet-procs N               DDP processes per teacher/student training run, one per GPU
                                (torchrun --standalone; default: 1)
   --seq-criteria \"smbr mmi\"   sequence-training criteria of stage 12 (default: smbr mmi)
+  --seq-nets \"...\"            networks stage 12 trains per criterion (default: all of
+                               teacher student student_kd student_gates; student_kd needs teacher)
   --seq-epochs N --seq-kd-q Q  their epochs (default: 2) and KD weight of student seq+KD (0.5)
   --seq-gates-lr LR            learning rate of the gates-only student (default: 0.05)
   --adapt-methods "..."        gate adaptation targets: teacher decode oracle (default: all)
@@ -291,10 +294,28 @@ decode_seq() {
   done
 }
 
+# seq_dir <net> <criterion>: the experiment dir of one sequence-trained network.
+seq_dir() {
+  case $1 in
+    teacher) echo "exp/dnn_${2}" ;;
+    student) echo "exp/hdnn_${2}" ;;
+    student_kd) echo "exp/hdnn_${2}_kd" ;;
+    student_gates) echo "exp/hdnn_${2}_gates" ;;
+  esac
+}
+case " $seq_nets " in
+  *" student_kd "*) case " $seq_nets " in *" teacher "*) ;;
+    *) echo "$0: --seq-nets student_kd needs teacher (its sequence-trained teacher)" >&2; exit 1 ;;
+  esac ;;
+esac
 seq_systems=""
 for crit in $seq_criteria; do
   case $crit in smbr|mmi|mpfe) ;; *) echo "$0: unknown --seq-criteria entry '$crit'" >&2; exit 1 ;; esac
-  seq_systems="$seq_systems exp/dnn_$crit exp/hdnn_$crit exp/hdnn_${crit}_kd exp/hdnn_${crit}_gates"
+  for net in $seq_nets; do
+    case $net in teacher|student|student_kd|student_gates) ;;
+      *) echo "$0: unknown --seq-nets entry '$net'" >&2; exit 1 ;; esac
+    seq_systems="$seq_systems $(seq_dir $net $crit)"
+  done
 done
 if begin_stage 12 "sequence training ($seq_criteria)"; then
   for f in exp/dnn/final.pt exp/hdnn_kd/final.pt; do
@@ -304,33 +325,33 @@ if begin_stage 12 "sequence training ($seq_criteria)"; then
   # share them.
   steps_kd/make_unigram_lang.sh "$data/train/text" data/lang data/lang_ug
   utils/mkgraph.sh data/lang_ug exp/tri1 exp/tri1/graph_ug
-  for sys in dnn hdnn_kd; do
+  denlat_sys=""
+  case " $seq_nets " in *" teacher "*) denlat_sys=dnn ;; esac
+  case " $seq_nets " in *" student"*) denlat_sys="$denlat_sys hdnn_kd" ;; esac
+  for sys in $denlat_sys; do
     steps_kd/make_denlats.sh --nj "$nj" --cmd "$decode_cmd" --gmm-dir exp/tri1 \
       "$data/train_fbank" exp/tri1/graph_ug exp/$sys exp/${sys}_denlats
   done
   seq_opts=(--cmd "$train_cmd" --epochs "$seq_epochs" --seed "$seed" --num-threads "$nnet_threads")
-  # seq_train <out-dir> [train_seq.sh options and arguments]: skipped when finished, continued
-  # from its checkpoint after a kill (train_once).
-  seq_train() {
-    local dir=$1
-    shift
-    train_once "$dir" final.pt steps_kd/train_seq.sh "${seq_opts[@]}" "$@" "$dir"
-  }
+  student_inputs=("$data/train_fbank" data/lang exp/hdnn_kd exp/tri1_ali exp/hdnn_kd_denlats)
   for crit in $seq_criteria; do
-    seq_train exp/dnn_$crit --criterion $crit \
-      "$data/train_fbank" data/lang exp/dnn exp/tri1_ali exp/dnn_denlats
-    seq_train exp/hdnn_$crit --criterion $crit \
-      "$data/train_fbank" data/lang exp/hdnn_kd exp/tri1_ali exp/hdnn_kd_denlats
-    # The paper's setting: the student is sequence-trained with the sequence-trained teacher's
-    # posteriors as regulariser.
-    seq_train exp/hdnn_${crit}_kd --criterion $crit \
-      --teacher exp/dnn_$crit/final.pt --kd-q "$seq_kd_q" "$data/train_fbank" data/lang \
-      exp/hdnn_kd exp/tri1_ali exp/hdnn_kd_denlats
-    # Only the student's shared gates (W_T, b_T, W_C, b_C: 11% of its parameters) are updated.
-    seq_train exp/hdnn_${crit}_gates --criterion $crit --params gates --lr "$seq_gates_lr" \
-      "$data/train_fbank" data/lang exp/hdnn_kd exp/tri1_ali exp/hdnn_kd_denlats
-    for sys in exp/dnn_$crit exp/hdnn_$crit exp/hdnn_${crit}_kd exp/hdnn_${crit}_gates; do
-      decode_seq $sys
+    for net in $seq_nets; do
+      # skipped when finished, continued from its checkpoint after a kill (train_once)
+      dir=$(seq_dir $net $crit)
+      case $net in
+        teacher) args=("$data/train_fbank" data/lang exp/dnn exp/tri1_ali exp/dnn_denlats) ;;
+        student) args=("${student_inputs[@]}") ;;
+        # The paper's setting: the student is sequence-trained with the sequence-trained
+        # teacher's posteriors as regulariser.
+        student_kd) args=(--teacher exp/dnn_$crit/final.pt --kd-q "$seq_kd_q" "${student_inputs[@]}") ;;
+        # Only the student's shared gates (W_T, b_T, W_C, b_C: 11% of its parameters) are updated.
+        student_gates) args=(--params gates --lr "$seq_gates_lr" "${student_inputs[@]}") ;;
+      esac
+      train_once "$dir" final.pt steps_kd/train_seq.sh "${seq_opts[@]}" --criterion $crit \
+        "${args[@]}" "$dir"
+    done
+    for net in $seq_nets; do
+      decode_seq "$(seq_dir $net $crit)"
     done
   done
   end_stage 12 "sequence training ($seq_criteria)"

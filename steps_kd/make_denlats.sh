@@ -81,6 +81,17 @@ fi
 kd_require_files "$me" "$graphdir/HCLG.fst" "$graphdir/words.txt"
 kd_check_graph_pdfs "$me" "$graphdir" "$mdl"
 
+# A re-run with the same network, graph, data and options keeps finished lattices (lat.scp is
+# written last); otherwise all are made again.
+stamp=$(kd_inputs_stamp "$acwt $beam $lattice_beam $max_active $prior_scale $nj" "$model" "$mdl" \
+  "$graphdir/HCLG.fst" "$data/feats.scp" "$data/utt2spk")
+if [ "$stage" -le 2 ] && [ -f "$dir/lat.scp" ] && [ "$(cat "$dir/.inputs" 2>/dev/null)" = "$stamp" ]; then
+  echo "$me: $dir has the lattices of these inputs: not redone (remove it to redo)"
+  stage=3
+elif [ "$stage" -le 2 ]; then
+  rm -f "$dir/.inputs" "$dir/lat.scp"
+fi
+
 if [ "$stage" -le 1 ]; then
   steps_kd/make_loglikes.sh --nj "$nj" --cmd "$cmd" --prior-scale "$prior_scale" \
     --model "$model" --gmm-model "$mdl" --device "$device" --num-threads "$num_threads" \
@@ -103,8 +114,9 @@ if [ "$stage" -le 2 ]; then
       "$mdl" "$graphdir/HCLG.fst" "scp:$dir/loglikes/loglikes.JOB.scp" \
       "ark,scp:$dir/lat.JOB.ark,$dir/lat.JOB.scp"
   for j in $(seq "$nj"); do cat "$dir/lat.$j.scp"; done > "$dir/lat.scp.tmp"
-  mv "$dir/lat.scp.tmp" "$dir/lat.scp"
   echo "$nj" > "$dir/num_jobs"
+  mv "$dir/lat.scp.tmp" "$dir/lat.scp"
+  echo "$stamp" > "$dir/.inputs"
   if [ "$keep_loglikes" != true ]; then
     rm -f "$dir"/loglikes/loglikes.*.ark "$dir"/loglikes/loglikes*.scp
   fi
