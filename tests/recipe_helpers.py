@@ -44,10 +44,13 @@ def run_recipe(
     return proc
 
 
-def run_tiny_recipe_all_stages(recipe: Path, kaldi_root: Path | None = None) -> None:
+def run_tiny_recipe_all_stages(
+    recipe: Path, kaldi_root: Path | None = None, seq_criteria: str = "smbr mmi"
+) -> None:
     """Stages 1-13 on the tiny corpus as the end-to-end tests run them: networks for 2 epochs,
-    2 sequence-training epochs, one adaptation epoch with the teacher and first-pass targets
-    (the oracle method is covered by tests/test_adapt.py; left out to keep CI short)."""
+    2 sequence-training epochs per criterion of ``seq_criteria``, one adaptation epoch with the
+    teacher and first-pass targets (the oracle method is covered by tests/test_adapt.py; left out
+    to keep CI short)."""
     run_recipe(
         recipe, "--stage", "1", "--stop-stage", "7", *TINY_DECODE_OPTS, kaldi_root=kaldi_root
     )
@@ -56,6 +59,7 @@ def run_tiny_recipe_all_stages(recipe: Path, kaldi_root: Path | None = None) -> 
         kaldi_root=kaldi_root,
     )  # fmt: skip
     run_recipe(
-        recipe, "--stage", "12", "--stop-stage", "13", "--seq-epochs", "2", "--adapt-epochs", "1",
-        "--adapt-methods", "teacher decode", *TINY_DECODE_OPTS, kaldi_root=kaldi_root,
+        recipe, "--stage", "12", "--stop-stage", "13", "--seq-epochs", "2", "--seq-criteria",
+        seq_criteria, "--adapt-epochs", "1", "--adapt-methods", "teacher decode",
+        *TINY_DECODE_OPTS, kaldi_root=kaldi_root,
     )  # fmt: skip
