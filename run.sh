@@ -70,8 +70,8 @@ help_message="Usage: $0 [options]
   --seq-epochs N --seq-kd-q Q  their epochs (default: 2) and KD weight of student seq+KD (0.5)
   --seq-gates-lr LR            learning rate of the gates-only student (default: 0.05)
   --adapt-methods "..."        gate adaptation targets: teacher decode oracle (default: all)
-Stages: 0 set-up, 1 data dirs, 2 dictionary + lang, 3 LM + lang_test,
-        4 features (MFCC + CMVN for the GMM, fbank + CMVN for the networks),
+Stages (tools/install.sh runs first unless --skip-install true):
+        1 data dirs, 2 dictionary + lang, 3 LM + lang_test, 4 features (MFCC + CMVN for the GMM, fbank + CMVN for the networks),
         5 monophone GMM + graph + decode, 6 triphone GMM (tree) + graph + decode,
         7 triphone alignments of train (network targets) + GMM WER table,
         8 teacher DNN (CE) + decode, 9 student HDNN (CE) + decode,
@@ -111,7 +111,8 @@ fi
 mkdir -p exp
 times=exp/stage_times.txt
 
-# run_stage N "description" -> true when stage N is selected; records its wall time.
+# begin_stage N "description": true when stage N is selected (and starts its clock); end_stage N
+# "description" records its wall time in exp/stage_times.txt.
 stage_start=0
 begin_stage() {
   [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ] || return 1

@@ -12,23 +12,20 @@ import numpy as np
 import pytest
 import torch
 
-from pykd.adapt.core import (
-    AdaptConfig,
-    AdaptError,
-    adapt_speaker,
-    apply_speaker_params,
-    evaluate_loss,
-    file_sha256,
-    load_speaker_params,
-    save_speaker_params,
-    select_parameters,
-    speaker_frames,
-)
+from pykd.adapt.core import AdaptConfig, adapt_speaker, evaluate_loss, speaker_frames
 from pykd.adapt.targets import decode_targets, read_best_wer, split_utterances
 from pykd.cli import build_parser
 from pykd.data.frames import UtteranceSource
+from pykd.frontend.model import (
+    ModelError,
+    apply_speaker_params,
+    file_sha256,
+    load_acoustic_model,
+    load_speaker_params,
+    save_speaker_params,
+    select_parameters,
+)
 from pykd.models import build_model, model_config_from_dict
-from pykd.nnet.loglikes import load_acoustic_model
 
 DIM, CTX, PDFS = 4, 5, 6
 HDNN_CFG = {"type": "hdnn", "hdnn": {"num_layers": 3, "hidden_dim": 16}}
@@ -164,7 +161,7 @@ def test_output_bias_only_and_kl_term_and_hard_targets(setup):
             return float((p_si.exp() * (p_si - q)).sum(-1).mean())
 
     assert kl(tied.model) < kl(free.model)
-    with pytest.raises(AdaptError, match="needs an HDNN"):
+    with pytest.raises(ModelError, match="needs an HDNN"):
         select_parameters(load_acoustic_model(setup["teacher"])[0], "gates")
 
 
@@ -184,7 +181,7 @@ def test_speaker_file_reproduces_adapted_outputs(setup, tmp_path):
     with torch.no_grad():
         assert torch.equal(model(x), res.model(x))
         assert not torch.equal(base(x), res.model(x))
-    with pytest.raises(AdaptError, match="not this model"):
+    with pytest.raises(ModelError, match="not this model"):
         apply_speaker_params(base, path, "0" * 64)
 
 
@@ -245,7 +242,7 @@ def test_cli_adapt_and_decode_with_speaker_params(setup, tmp_path, caplog):
     # a speaker file of another base model is refused
     other = tmp_path / "other.pt"
     _save_model(other, HDNN_CFG, PDFS, 9, DIM * (2 * CTX + 1))
-    with pytest.raises(AdaptError, match="not this model"):
+    with pytest.raises(ModelError, match="not this model"):
         _run_cli(
             ["make-loglikes", "--prior-scale", "0", "--spk-params", str(out), str(other),
              str(data), str(tmp_path / "x.ark"), str(tmp_path / "x.scp")]

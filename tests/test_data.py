@@ -20,11 +20,11 @@ from pykd.data import (
     log_priors,
     pdf_counts,
     read_counts,
-    splice,
     split_cv,
     write_counts,
 )
 from pykd.data.priors import counts_bytes
+from pykd.frontend.splice import splice
 from pykd.io.datadir import read_table, write_table
 from pykd.kaldi.model_io import read_alignments
 

@@ -302,7 +302,8 @@ def test_boost_silence_scales_silence_likelihoods(kaldi_ref: Path) -> None:
 
 
 def test_missing_inputs_are_clear_errors(corpus: dict[str, Path], tmp_path: Path) -> None:
-    from pykd.gmm.feats import CmvnOpts, FeatureError
+    from pykd.frontend.features import FeatureInputError
+    from pykd.gmm.feats import CmvnOpts
     from pykd.gmm.mono import MonoOptions, train_mono
 
     data = tmp_path / "data"
@@ -310,6 +311,6 @@ def test_missing_inputs_are_clear_errors(corpus: dict[str, Path], tmp_path: Path
     (data / "cmvn.scp").unlink()
     with pytest.raises(FileNotFoundError, match="cmvn.scp"):
         train_mono(data, corpus["lang"], tmp_path / "exp", MonoOptions(nj=1, num_iters=1))
-    with pytest.raises(FeatureError, match="--frobnicate"):
+    with pytest.raises(FeatureInputError, match="--frobnicate"):
         CmvnOpts.parse("--norm-vars=true --frobnicate")
     assert CmvnOpts.parse("--norm-vars=true") == CmvnOpts(True, True)

@@ -14,16 +14,14 @@ from torch import nn
 
 from pykd.cli import build_parser
 from pykd.data.priors import log_priors, read_counts, write_counts
-from pykd.data.splice import splice
+from pykd.frontend.model import ModelError, checkpoint_num_pdfs, load_acoustic_model, module_forward
+from pykd.frontend.splice import splice
 from pykd.kaldi.decode import best_path
 from pykd.kaldi.lattice_io import read_lattices
 from pykd.models import build_model, model_config_from_dict
 from pykd.nnet.loglikes import (
     LoglikesError,
-    checkpoint_num_pdfs,
-    load_acoustic_model,
     loglikes_from_logits,
-    module_forward,
     num_pdfs_of_model,
     validate_loglikes,
     write_loglikes,
@@ -140,10 +138,10 @@ def test_load_acoustic_model_both_layouts(tmp_path: Path):
         assert checkpoint_num_pdfs(tmp_path / name) == 5
     bad = dict(flat, num_pdfs=6)
     torch.save(bad, tmp_path / "bad.pt")
-    with pytest.raises(LoglikesError, match="does not fit"):
+    with pytest.raises(ModelError, match="does not fit"):
         load_acoustic_model(tmp_path / "bad.pt")
     torch.save({"weights": 1}, tmp_path / "odd.pt")
-    with pytest.raises(LoglikesError, match="expected keys"):
+    with pytest.raises(ModelError, match="expected keys"):
         load_acoustic_model(tmp_path / "odd.pt")
 
 

@@ -30,7 +30,7 @@ from pykd.kaldi.lattice_io import (
 )
 
 REPO = Path(__file__).resolve().parents[1]
-UTTS = ("awb-039", "awb-196", "awb-086", "awb-170")  # 175-190 frames each
+UTTS = ("awb-039", "awb-086", "awb-170", "awb-196")  # 175-190 frames each, C-sorted
 SEED = 3
 MEAN_SCALE = 0.15  # separation of the per-pdf feature means (noise: unit variance)
 CE_STEPS = 8
@@ -71,8 +71,8 @@ def _train_ce(kind: str, x: np.ndarray, y: np.ndarray, num_pdfs: int, path: Path
 def tiny(kaldi_ref: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
     """Data dir, networks, alignments and our denominator lattices (see the module docstring)."""
     from pykd.data.priors import pdf_counts, write_counts
-    from pykd.data.splice import splice
     from pykd.features.cmvn import CmvnResult, acc_cmvn_stats, apply_cmvn, write_cmvn
+    from pykd.frontend.splice import splice
     from pykd.kaldi.model_io import (
         read_alignments,
         read_transition_model,
@@ -230,7 +230,7 @@ def test_kaldi_lattices_via_scp(kaldi_ref: Path, tmp_path: Path) -> None:
 
 # ----------------------------------------------------------------------------- training
 def test_smbr_epochs_change_model_and_write_outputs(tiny: dict, tmp_path: Path) -> None:
-    from pykd.nnet.loglikes import load_acoustic_model
+    from pykd.frontend.model import load_acoustic_model
     from pykd.seq.cli import train_seq
 
     out = tmp_path / "smbr"

@@ -14,8 +14,8 @@ import pytest
 import torch
 
 from pykd.data import read_counts
+from pykd.frontend.model import load_acoustic_model
 from pykd.nnet import train_cli
-from pykd.nnet.loglikes import load_acoustic_model
 
 N_UTTS = 20
 N_PDFS = 272  # kaldi-ref tri1

@@ -50,7 +50,7 @@ if ! { .venv/bin/python -m pip install -q --disable-pip-version-check -r require
   echo "$0: pip install failed (see above)" >&2; exit 1
 fi
 rm -f "$pip_log"
-# Fail loudly if the pinned Kaldi wrappers do not import together (DESIGN.md §3).
+# Fail loudly if the pinned Kaldi wrappers do not import together (docs/design.md §2).
 .venv/bin/python -c 'import kaldi_hmm_gmm, kaldifst, kaldi_decoder, kaldilm, kaldi_native_fbank, kaldiio, torch' \
   || { echo "$0: the Python dependencies do not import; see the errors above" >&2; exit 1; }
 echo "$want" > "$stamp"

@@ -23,14 +23,15 @@ SKIPPED = "skipped-too-little-data"
 
 def _check_teacher(meta: dict[str, Any], t_meta: dict[str, Any], path: str) -> None:
     from pykd.adapt.core import AdaptError  # noqa: PLC0415
+    from pykd.frontend.spec import InputSpec  # noqa: PLC0415
 
     def key(m: dict[str, Any]) -> tuple:
-        return m["num_pdfs"], m["input_dim"], m["input"].get("splice"), m["input"].get("cmvn")
+        return m["num_pdfs"], m["input_dim"], InputSpec.from_meta(m)
 
     mine, theirs = key(meta), key(t_meta)
     if mine != theirs:
         raise AdaptError(
-            f"teacher {path} has (pdfs, input dim, splice, cmvn) = {theirs}, the model {mine}"
+            f"teacher {path} has (pdfs, input dim, input) = {theirs}, the model {mine}"
         )
 
 
@@ -45,10 +46,6 @@ def adapt_speakers(args: argparse.Namespace) -> dict[str, Any]:
         AdaptConfig,
         AdaptError,
         adapt_speaker,
-        file_sha256,
-        save_speaker_params,
-        select_parameters,
-        speaker_file,
         speaker_frames,
         stats_dict,
     )
@@ -58,9 +55,16 @@ def adapt_speakers(args: argparse.Namespace) -> dict[str, Any]:
         split_utterances,
     )
     from pykd.data.frames import UtteranceSource  # noqa: PLC0415
+    from pykd.frontend.model import (  # noqa: PLC0415
+        file_sha256,
+        load_acoustic_model,
+        save_speaker_params,
+        select_parameters,
+        speaker_file,
+    )
+    from pykd.frontend.spec import InputSpec  # noqa: PLC0415
     from pykd.io.atomic import atomic_write_text  # noqa: PLC0415
     from pykd.io.datadir import c_sorted, read_table  # noqa: PLC0415
-    from pykd.nnet.loglikes import load_acoustic_model  # noqa: PLC0415
     from pykd.train.distributed import setup_torch  # noqa: PLC0415
 
     sources = [x for x in (args.teacher, args.lattices, args.ali_dir) if x]
@@ -87,8 +91,6 @@ def adapt_speakers(args: argparse.Namespace) -> dict[str, Any]:
     model, meta = load_acoustic_model(args.model, device=device)
     base_sha = file_sha256(args.model)
     n_adapt = sum(p.numel() for p in select_parameters(model, cfg.params).values())
-    inp = meta["input"]
-    ctx, cmvn = int(inp.get("splice", 5)), str(inp.get("cmvn", "mean"))
     settings: dict[str, Any] = {"model": os.fspath(args.model), "base_sha256": base_sha}
 
     teacher = None
@@ -121,15 +123,7 @@ def adapt_speakers(args: argparse.Namespace) -> dict[str, Any]:
             settings["ali_dir"] = os.fspath(args.ali_dir)
         check_targets(targets, meta["num_pdfs"])
 
-    source = UtteranceSource(
-        data / "feats.scp",
-        targets,
-        cmvn_scp=None if cmvn == "none" else data / "cmvn.scp",
-        utt2spk=data / "utt2spk",
-        norm_vars=cmvn == "meanvar",
-        left_context=ctx,
-        right_context=ctx,
-    )
+    source = UtteranceSource.of_data_dir(data, targets, InputSpec.from_meta(meta))
     have = set(source.utterances)
     spk2utts = {s: v.split() for s, v in read_table(data / "spk2utt").items()}
     missing = sorted(u for us in spk2utts.values() for u in us if u not in have)

@@ -12,23 +12,18 @@ a few epochs over one speaker's frames, in frame-shuffled mini-batches, against
 plus optionally ``kl_weight * KL(p_SI || p_adapted)`` towards the SI model's posteriors. The
 model runs in eval mode (no dropout), so a seed makes a run deterministic.
 
-A speaker file (``<dir>/spk/<spk>.pt``) holds only the adapted tensors, by name, with the
-sha256 of the base checkpoint it was adapted from; :func:`apply_speaker_params` puts them over
-the base model and refuses another base. :class:`SpeakerModels` does that per utterance at
-decode time (``pykd make-loglikes --spk-params``).
+The adapted tensors are saved per speaker by :func:`pykd.frontend.model.save_speaker_params`
+(speaker files, parameter groups and their use at decode time live in the front end).
 """
 
 from __future__ import annotations
 
 import copy
-import hashlib
 import logging
 import math
-import os
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -37,50 +32,18 @@ import torch.nn.functional as F
 from torch import nn
 
 from pykd.data.frames import EpochStats, UtteranceSource
-from pykd.data.splice import pad_edges, splice_padded
-from pykd.io.atomic import atomic_path
-from pykd.train.checkpoint import load_checkpoint
+from pykd.frontend.model import PARAM_SETS, select_parameters
+from pykd.frontend.splice import pad_edges, splice_padded
 from pykd.train.losses import ce_loss, soft_ce_loss
 
 log = logging.getLogger(__name__)
 
-PARAM_SETS = ("gates", "all", "output_bias")
 OPTIMIZERS = ("adam", "sgd")
-FILE_FORMAT = "pykd-speaker-params/1"
 EVAL_CHUNK = 4096
 
 
 class AdaptError(ValueError):
     """Bad adaptation input, or a speaker file that does not fit the base model."""
-
-
-# ----------------------------------------------------------------------------- parameters
-def select_parameters(model: nn.Module, which: str) -> dict[str, nn.Parameter]:
-    """The parameters to adapt, by name: ``gates`` (HDNN shared gates), ``output_bias``, ``all``."""
-    named = dict(model.named_parameters())
-    if which == "all":
-        return named
-    if which == "gates":
-        gate_params = getattr(model, "gate_parameters", None)
-        if gate_params is None:
-            raise AdaptError(f"--params gates needs an HDNN; this is a {type(model).__name__}")
-        ids = {id(p) for p in gate_params()}
-        return {n: p for n, p in named.items() if id(p) in ids}
-    if which == "output_bias":
-        out = getattr(model, "output", None)
-        if not isinstance(out, nn.Linear) or out.bias is None:
-            raise AdaptError(f"{type(model).__name__} has no output layer bias")
-        return {n: p for n, p in named.items() if p is out.bias}
-    raise AdaptError(f"unknown parameter set {which!r} (one of {', '.join(PARAM_SETS)})")
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    """sha256 (hex) of a file's bytes: the identity of a base checkpoint."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 # ----------------------------------------------------------------------------- frames
@@ -348,147 +311,6 @@ def adapt_speaker(
         utts=len(frames.utts),
     )
     return AdaptResult(state=state, model=model, stats=stats)
-
-
-# ----------------------------------------------------------------------------- speaker files
-def speaker_file(out_dir: str | os.PathLike, speaker: str) -> Path:
-    """``<out_dir>/spk/<speaker>.pt``."""
-    if not speaker or "/" in speaker or speaker.startswith("."):
-        raise AdaptError(f"speaker id {speaker!r} cannot name a file")
-    return Path(out_dir) / "spk" / f"{speaker}.pt"
-
-
-def save_speaker_params(
-    path: str | os.PathLike,
-    state: Mapping[str, torch.Tensor],
-    *,
-    speaker: str,
-    base_sha256: str,
-    meta: Mapping[str, Any] | None = None,
-) -> Path:
-    """Write the adapted tensors (only those) + the base's identity, atomically."""
-    payload = {
-        "format": FILE_FORMAT,
-        "speaker": speaker,
-        "base_sha256": base_sha256,
-        "params": {k: v.detach().to("cpu").clone() for k, v in state.items()},
-        "meta": dict(meta or {}),
-    }
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
-    return path
-
-
-def load_speaker_params(path: str | os.PathLike) -> dict[str, Any]:
-    """Read a speaker file written by :func:`save_speaker_params`."""
-    data = load_checkpoint(path, weights_only=True)
-    if not isinstance(data, dict) or data.get("format") != FILE_FORMAT:
-        raise AdaptError(f"{path}: not a pykd speaker-parameter file ({FILE_FORMAT})")
-    return data
-
-
-def _check_fits(model: nn.Module, spk: Mapping[str, Any], base_sha256: str, where: str) -> None:
-    if spk["base_sha256"] != base_sha256:
-        raise AdaptError(
-            f"{where}: adapted from base {spk['base_sha256'][:12]}..., not this model "
-            f"({base_sha256[:12]}...)"
-        )
-    named = dict(model.named_parameters())
-    for name, tensor in spk["params"].items():
-        if name not in named:
-            raise AdaptError(f"{where}: the model has no parameter {name}")
-        if tuple(named[name].shape) != tuple(tensor.shape):
-            raise AdaptError(
-                f"{where}: {name} is {tuple(tensor.shape)}, the model's {tuple(named[name].shape)}"
-            )
-
-
-def apply_speaker_params(
-    base_model: nn.Module,
-    spk: Mapping[str, Any] | str | os.PathLike,
-    base_sha256: str,
-) -> nn.Module:
-    """A copy of ``base_model`` with a speaker file's tensors put over it (eval mode).
-
-    ``base_sha256``: identity of ``base_model``'s checkpoint; a file adapted from another
-    base is an :class:`AdaptError`.
-    """
-    where = str(spk) if not isinstance(spk, Mapping) else f"speaker {spk.get('speaker')}"
-    data = spk if isinstance(spk, Mapping) else load_speaker_params(spk)
-    _check_fits(base_model, data, base_sha256, where)
-    model = copy.deepcopy(base_model).eval()
-    named = dict(model.named_parameters())
-    with torch.no_grad():
-        for name, tensor in data["params"].items():
-            named[name].copy_(tensor)
-    return model
-
-
-class SpeakerModels:
-    """Per-utterance model for decoding: base + ``<spk_dir>/spk/<spk>.pt`` of its speaker.
-
-    One working copy of the base is kept; switching speaker restores the previous speaker's
-    tensors from the base and copies in the next one's (files cached per speaker). A speaker
-    without a file (unknown, or skipped at adaptation) gets the base model and one warning.
-    """
-
-    def __init__(
-        self,
-        base_model: nn.Module,
-        base_sha256: str,
-        spk_dir: str | os.PathLike,
-        utt2spk: Mapping[str, str],
-    ) -> None:
-        self.dir = Path(spk_dir) / "spk"
-        if not self.dir.is_dir():
-            raise AdaptError(f"no speaker-parameter dir {self.dir}")
-        self.base_sha256 = base_sha256
-        self.utt2spk = dict(utt2spk)
-        self.model = copy.deepcopy(base_model).eval()
-        self._named = dict(self.model.named_parameters())
-        self._base = {n: p.detach().clone() for n, p in self._named.items()}
-        self._cache: dict[str, dict[str, Any] | None] = {}
-        self._current: str | None = None
-        self._changed: list[str] = []
-        self.adapted_speakers: set[str] = set()
-        self.base_speakers: set[str] = set()
-
-    def _load(self, spk: str) -> dict[str, Any] | None:
-        if spk not in self._cache:
-            try:
-                path = speaker_file(self.dir.parent, spk)
-            except AdaptError:
-                path = None
-            if path is None or not path.is_file():
-                log.warning(
-                    "speaker %s: no adapted parameters in %s, decoding with the base model",
-                    spk, self.dir,
-                )  # fmt: skip
-                self._cache[spk] = None
-            else:
-                data = load_speaker_params(path)
-                _check_fits(self.model, data, self.base_sha256, str(path))
-                self._cache[spk] = data
-        return self._cache[spk]
-
-    def model_for(self, utt: str) -> nn.Module:
-        """The model for ``utt`` (the same module object, its tensors set for the speaker)."""
-        spk = self.utt2spk.get(utt, utt)
-        if spk == self._current:
-            return self.model
-        data = self._load(spk)
-        with torch.no_grad():
-            for name in self._changed:
-                self._named[name].copy_(self._base[name])
-            self._changed = []
-            if data is not None:
-                for name, tensor in data["params"].items():
-                    self._named[name].copy_(tensor)
-                    self._changed.append(name)
-        (self.adapted_speakers if data is not None else self.base_speakers).add(spk)
-        self._current = spk
-        return self.model
 
 
 def stats_dict(stats: AdaptStats) -> dict[str, Any]:

@@ -1,14 +1,11 @@
-"""Frame-level data for the networks: splicing, CMVN'd features, pdf targets, priors, CV split."""
+"""Frame-level data for the networks: training batches, pdf targets, priors, CV split (splicing
+and CMVN'd features come from :mod:`pykd.frontend`)."""
 
 # Names are loaded on first use (PEP 562), so that importing a light submodule (e.g. for
 # the `pykd` command line) does not import torch.
 from __future__ import annotations
 
 import importlib
-
-# `splice` is also the name of a submodule: bind the function eagerly (numpy only) so that the
-# submodule import cannot shadow it.
-from pykd.data.splice import splice as splice
 
 _EXPORTS = {
     "EpochStats": "pykd.data.frames",
@@ -27,7 +24,7 @@ _EXPORTS = {
     "write_counts": "pykd.data.priors",
 }
 
-__all__ = sorted([*_EXPORTS, "splice"])
+__all__ = sorted(_EXPORTS)
 
 
 def __getattr__(name: str) -> object:

@@ -6,7 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from pykd.cli import str_to_bool
+from pykd.cli_args import str_to_bool
 from pykd.data.priors import pdf_counts, write_counts
 from pykd.data.targets import load_pdf_alignments, num_pdfs
 from pykd.io.atomic import atomic_write_text

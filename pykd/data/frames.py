@@ -29,14 +29,16 @@ import logging
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
-from pykd.data.splice import pad_edges, splice, splice_padded
 from pykd.data.targets import match_lengths
-from pykd.features.cmvn import apply_cmvn
+from pykd.frontend.features import SpeakerCmvn, check_finite
+from pykd.frontend.spec import InputSpec
+from pykd.frontend.splice import pad_edges, splice, splice_padded
 from pykd.io.compressed import kaldiio
 from pykd.io.datadir import c_sorted, read_table
 
@@ -104,18 +106,39 @@ class UtteranceSource:
         self.length_tolerance = int(length_tolerance)
         self.norm_vars = norm_vars
         self.utterances: list[str] = list(read_table(self.feats_scp).keys())
-        self.cmvn: dict[str, np.ndarray] | None = None
-        self.utt2spk: dict[str, str] = {}
-        if cmvn_scp is not None:
-            if utt2spk is None:
-                self.utt2spk = {u: u for u in self.utterances}  # per-utterance stats
-            elif isinstance(utt2spk, Mapping):
-                self.utt2spk = dict(utt2spk)
-            else:
-                self.utt2spk = read_table(utt2spk)
-            self.cmvn = {k: np.asarray(v) for k, v in kaldiio.load_scp(os.fspath(cmvn_scp)).items()}
+        mode = "none" if cmvn_scp is None else ("meanvar" if norm_vars else "mean")
+        if cmvn_scp is not None and utt2spk is None:
+            utt2spk = {u: u for u in self.utterances}  # per-utterance stats
+        self.cmvn = SpeakerCmvn(cmvn_scp, utt2spk, mode)
         self._feats = None
         self._dim: int | None = None
+
+    @classmethod
+    def of_data_dir(
+        cls,
+        data_dir: str | os.PathLike,
+        targets: Mapping[str, np.ndarray] | None,
+        spec: InputSpec,
+        length_tolerance: int = 2,
+    ) -> UtteranceSource:
+        """``data_dir``'s utterances as a network of input ``spec`` reads them (feats.scp;
+        cmvn.scp by utt2spk unless the spec's CMVN is none)."""
+        data = Path(data_dir)
+        cmvn_scp, utt2spk = data / "cmvn.scp", data / "utt2spk"
+        if spec.cmvn != "none" and not cmvn_scp.is_file():
+            raise FileNotFoundError(
+                f"missing {cmvn_scp} (the network's input uses cmvn={spec.cmvn})"
+            )
+        return cls(
+            data / "feats.scp",
+            targets,
+            cmvn_scp=cmvn_scp if spec.cmvn != "none" else None,
+            utt2spk=utt2spk if utt2spk.is_file() else None,
+            norm_vars=spec.norm_vars,
+            left_context=spec.splice,
+            right_context=spec.splice,
+            length_tolerance=length_tolerance,
+        )
 
     def __getstate__(self) -> dict:  # DataLoader workers: reopen the scp in the worker
         state = self.__dict__.copy()
@@ -135,24 +158,14 @@ class UtteranceSource:
         return self.feat_dim * (self.left + 1 + self.right)
 
     def _read(self, utt: str) -> np.ndarray:
-        """An utterance's features, CMVN applied; ValueError naming the utterance and file when
-        they are not finite or do not fit the CMVN stats (the loss would only say NaN)."""
+        """An utterance's features, CMVN applied; FeatureInputError naming the utterance and file
+        when they are not finite or do not fit the CMVN stats (the loss would only say NaN)."""
         if self._feats is None:
             self._feats = kaldiio.load_scp(self.feats_scp)
         feats = np.asarray(self._feats[utt], dtype=np.float32)
         where = f"utterance {utt} of {self.feats_scp}"
-        if not np.isfinite(feats).all():
-            bad = int((~np.isfinite(feats)).any(axis=1).sum())
-            raise ValueError(f"{where}: {bad} of {len(feats)} frames have NaN/inf features")
-        if self.cmvn is not None:
-            spk = self.utt2spk.get(utt)
-            if spk is None or spk not in self.cmvn:
-                raise KeyError(f"{where}: no CMVN stats (speaker {spk!r})")
-            try:
-                feats = apply_cmvn(feats, self.cmvn[spk], norm_vars=self.norm_vars)
-            except ValueError as err:
-                raise ValueError(f"{where}, CMVN of speaker {spk}: {err}") from err
-        return feats
+        check_finite(feats, where)
+        return self.cmvn.apply(utt, feats, where)
 
     def load(
         self, utt: str, stats: EpochStats | None = None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from pykd.cli import str_to_bool
+from pykd.cli_args import str_to_bool
 from pykd.gmm.align import align_si
 from pykd.gmm.em import AlignOptions
 from pykd.gmm.mono import REALIGN_ITERS, MonoOptions, train_mono

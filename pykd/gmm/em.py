@@ -110,7 +110,10 @@ class GraphCompiler:
     compiler: khg.TrainingGraphCompiler
     words: dict[str, int]
     oov_id: int | None
-    lexicon_fst: kaldifst.StdVectorFst  # kept alive: the compiler refers to it
+    # kept alive: the compiler refers to them (a dropped tree or model would leave it dangling)
+    lexicon_fst: kaldifst.StdVectorFst
+    ctx_dep: khg.ContextDependency
+    trans_model: khg.TransitionModel
 
     @classmethod
     def load(
@@ -128,7 +131,7 @@ class GraphCompiler:
         # compile-train-graphs defaults: transition/self-loop scales 0 (probs added at align).
         opts = khg.TrainingGraphCompilerOptions(transition_scale=0.0, self_loop_scale=0.0)
         comp = khg.TrainingGraphCompiler(trans_model, ctx_dep, lfst, disambig, opts)
-        return cls(comp, words, oov_id, lfst)
+        return cls(comp, words, oov_id, lfst, ctx_dep, trans_model)
 
     def word_ids(self, utt: str, words: list[str]) -> tuple[list[int], list[str]]:
         """Word ids and the OOV words among ``words``, which map to ``oov.int`` (as

@@ -1,7 +1,8 @@
 """GMM feature pipeline, as Kaldi's GMM scripts build it on the fly.
 
 ``apply-cmvn $cmvn_opts --utt2spk=ark:utt2spk scp:cmvn.scp scp:feats.scp ark:- |
-add-deltas ark:- ark:-``: per-speaker CMVN (:func:`pykd.features.apply_cmvn`) then Kaldi's
+add-deltas ark:- ark:-``: per-speaker CMVN (the front end's reader,
+:func:`pykd.frontend.features.iter_features`) then Kaldi's
 delta features (order 2, window 2 by default: 13 -> 39 dims).
 """
 
@@ -16,15 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from pykd.features import apply_cmvn
-from pykd.io.compressed import kaldiio
-from pykd.io.datadir import read_table
+from pykd.frontend.features import FeatureInputError, iter_features
 
 log = logging.getLogger(__name__)
-
-
-class FeatureError(ValueError):
-    """Bad or missing GMM input features (the message names the file and utterance)."""
 
 
 @lru_cache(maxsize=8)
@@ -89,10 +84,15 @@ class CmvnOpts:
             elif name == "--norm-means":
                 norm_means = flag
             else:
-                raise FeatureError(f"unsupported cmvn option {tok!r} in cmvn_opts {text!r}")
+                raise FeatureInputError(f"unsupported cmvn option {tok!r} in cmvn_opts {text!r}")
         if not norm_means and norm_vars:
-            raise FeatureError("--norm-vars=true needs --norm-means=true (as in apply-cmvn)")
+            raise FeatureInputError("--norm-vars=true needs --norm-means=true (as in apply-cmvn)")
         return cls(norm_means, norm_vars)
+
+    @property
+    def mode(self) -> str:
+        """The front end's CMVN mode (mean, meanvar, none)."""
+        return "none" if not self.norm_means else ("meanvar" if self.norm_vars else "mean")
 
 
 def iter_gmm_feats(
@@ -107,25 +107,8 @@ def iter_gmm_feats(
     with stats per speaker.
     """
     data = Path(data_dir)
-    opts = CmvnOpts.parse(cmvn_opts)
-    feats_scp = data / "feats.scp"
-    if not feats_scp.is_file():
-        raise FeatureError(f"no features: {feats_scp} is missing")
-    utt2spk = read_table(data / "utt2spk")
-    cmvn: dict[str, np.ndarray] = {}
-    if opts.norm_means:
-        cmvn_scp = data / "cmvn.scp"
-        if not cmvn_scp.is_file():
-            raise FeatureError(f"no CMVN stats: {cmvn_scp} is missing")
-        cmvn = dict(kaldiio.load_scp(str(cmvn_scp)))
-    for utt, mat in kaldiio.load_scp_sequential(str(feats_scp)):
-        if opts.norm_means:
-            spk = utt2spk.get(utt)
-            if spk is None:
-                raise FeatureError(f"utterance '{utt}' of {feats_scp} is not in utt2spk")
-            if spk not in cmvn:
-                raise FeatureError(f"speaker '{spk}' (utterance '{utt}') has no CMVN stats")
-            mat = apply_cmvn(mat, cmvn[spk], norm_vars=opts.norm_vars)
+    mode = CmvnOpts.parse(cmvn_opts).mode
+    for utt, mat in iter_features(data, mode):
         yield utt, add_deltas(mat, delta_order, delta_window)
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pykd.cli import str_to_bool
+from pykd.cli_args import str_to_bool
 from pykd.features.ark import read_matrices
 from pykd.kaldi.decode import (
     DecodeOptions,

@@ -6,7 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from pykd.cli import str_to_bool
+from pykd.cli_args import str_to_bool
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Train ARPA n-gram models with IRSTLM (Debian package ``irstlm``) and evaluate with it.
 
-Pipeline (as DESIGN.md section 4): sentences wrapped in ``<s> ... </s>`` (what ``add-start-end.sh``
+Pipeline (docs/design.md §3): sentences wrapped in ``<s> ... </s>`` (what ``add-start-end.sh``
 does), ``build-lm.sh -n ORDER -k 1 -s improved-kneser-ney``, optional ``prune-lm --threshold``,
 ``compile-lm --text=yes`` -> ARPA. All work happens in a temp dir beside the output; the final ARPA
 (gzipped if the name ends in ``.gz``) is renamed into place.

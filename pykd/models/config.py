@@ -34,7 +34,7 @@ class DNNConfig:
 
 @dataclass
 class HDNNConfig:
-    """Highway DNN (the student), DESIGN.md §2: one projection, ``num_layers`` highway layers.
+    """Highway DNN (the student), docs/design.md §1: one projection, ``num_layers`` highway layers.
 
     The transform gate T and carry gate C are one pair of linear maps shared by all layers.
     """

@@ -1,4 +1,4 @@
-"""Highway DNN student with gates shared by all hidden layers (DESIGN.md §2).
+"""Highway DNN student with gates shared by all hidden layers (docs/design.md §1).
 
     h_0 = sigma(W_in x + b_in)
     h_l = sigma(W_l h_{l-1} + b_l) * T(h_{l-1}) + h_{l-1} * C(h_{l-1}),   l = 1..L

@@ -9,11 +9,7 @@ import importlib
 _EXPORTS = {
     "LoglikesError": "pykd.nnet.loglikes",
     "ValidationReport": "pykd.nnet.loglikes",
-    "checkpoint_num_pdfs": "pykd.nnet.loglikes",
-    "iter_features": "pykd.nnet.loglikes",
-    "load_acoustic_model": "pykd.nnet.loglikes",
     "loglikes_from_logits": "pykd.nnet.loglikes",
-    "module_forward": "pykd.nnet.loglikes",
     "num_pdfs_of_model": "pykd.nnet.loglikes",
     "validate_loglikes": "pykd.nnet.loglikes",
     "write_loglikes": "pykd.nnet.loglikes",

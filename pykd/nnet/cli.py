@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import time
 from pathlib import Path
@@ -12,22 +13,17 @@ log = logging.getLogger(__name__)
 
 def _make_loglikes(args: argparse.Namespace) -> int:
     from pykd.data.priors import log_priors, read_counts  # noqa: PLC0415
-    from pykd.data.splice import splice  # noqa: PLC0415
-    from pykd.nnet.loglikes import (  # noqa: PLC0415
-        LoglikesError,
-        ModelForward,
-        iter_features,
-        load_acoustic_model,
-        module_forward,
-        write_loglikes,
-    )
+    from pykd.frontend.features import iter_network_inputs  # noqa: PLC0415
+    from pykd.frontend.model import ModelForward, load_acoustic_model, module_forward  # noqa: PLC0415
+    from pykd.frontend.spec import InputSpec  # noqa: PLC0415
+    from pykd.nnet.loglikes import LoglikesError, write_loglikes  # noqa: PLC0415
     from pykd.train.distributed import setup_torch  # noqa: PLC0415
 
     device = setup_torch(args.num_threads, args.device)
     model, meta = load_acoustic_model(args.model, device=device)
-    inp = meta["input"]
-    ctx = int(inp.get("splice", 5))
-    cmvn = args.cmvn if args.cmvn != "auto" else str(inp.get("cmvn", "mean"))
+    spec = InputSpec.from_meta(meta)
+    if args.cmvn != "auto":
+        spec = dataclasses.replace(spec, cmvn=args.cmvn)
     priors = None
     if args.prior_counts:
         counts = read_counts(args.prior_counts)
@@ -41,7 +37,7 @@ def _make_loglikes(args: argparse.Namespace) -> int:
     forward_for_utt = None
     spk_models = None
     if args.spk_params:
-        from pykd.adapt.core import SpeakerModels, file_sha256  # noqa: PLC0415
+        from pykd.frontend.model import SpeakerModels, file_sha256  # noqa: PLC0415
         from pykd.io.datadir import read_table  # noqa: PLC0415
 
         utt2spk_path = Path(args.data_dir) / "utt2spk"
@@ -56,12 +52,11 @@ def _make_loglikes(args: argparse.Namespace) -> int:
     start = time.time()
     frames = write_loglikes(
         module_forward(model, device),
-        iter_features(args.data_dir, cmvn=cmvn),
+        iter_network_inputs(args.data_dir, spec),
         priors,
         args.prior_scale,
         args.out_ark,
         args.out_scp,
-        splice_fn=lambda x: splice(x, ctx, ctx),
         forward_for_utt=forward_for_utt,
     )
     if spk_models is not None:
@@ -73,18 +68,15 @@ def _make_loglikes(args: argparse.Namespace) -> int:
     total = sum(frames.values())
     secs = time.time() - start
     log.info(
-        "%d utterances, %d frames in %.1f s (%.0f frames/s) on %s; splice +-%d, cmvn %s",
-        len(frames), total, secs, total / max(secs, 1e-9), device, ctx, cmvn,
+        "%d utterances, %d frames in %.1f s (%.0f frames/s) on %s; %s",
+        len(frames), total, secs, total / max(secs, 1e-9), device, spec.describe(),
     )  # fmt: skip
     return 0
 
 
 def _validate_loglikes(args: argparse.Namespace) -> int:
-    from pykd.nnet.loglikes import (  # noqa: PLC0415
-        checkpoint_num_pdfs,
-        num_pdfs_of_model,
-        validate_loglikes,
-    )
+    from pykd.frontend.model import checkpoint_num_pdfs  # noqa: PLC0415
+    from pykd.nnet.loglikes import num_pdfs_of_model, validate_loglikes  # noqa: PLC0415
 
     given = [x is not None for x in (args.num_pdfs, args.model, args.checkpoint)]
     if sum(given) != 1:
@@ -99,10 +91,10 @@ def _validate_loglikes(args: argparse.Namespace) -> int:
     utts = None
     if args.data_dir:
         data = Path(args.data_dir)
-        if frames is None:
-            frames = data / "utt2num_frames"
-            if not frames.is_file():
-                frames = data / "feats.scp"
+        if frames is None:  # frame counts when the data dir has them (decoding needs neither)
+            frames = next(
+                (f for f in (data / "utt2num_frames", data / "feats.scp") if f.is_file()), None
+            )
         utt2spk = data / "utt2spk"
         if utt2spk.is_file():
             utts = [ln.split()[0] for ln in utt2spk.read_text().splitlines() if ln.strip()]

@@ -5,38 +5,27 @@ Per frame ``t`` and pdf ``j``: ``loglike[t, j] = log_softmax(logits[t])[j] - s *
 ``latgen-faster-mapped`` / ``steps_kd/decode_loglikes.sh`` expect. Matrices are float32, written
 as a Kaldi binary ark + scp (kaldiio), atomically: a killed job leaves no ark that looks complete.
 
-Checkpoints (``final.pt``) are read by :func:`load_acoustic_model`; two layouts are accepted:
-
-* ``{"model_config": {...}, "state_dict": {...}, "num_pdfs": N, "input_dim": D,
-  "input": {"splice": 5, "cmvn": "mean"}}``
-* the trainer's ``{"model": state_dict, "meta": {same keys as above, without state_dict}}``.
-
-``input_dim`` may be omitted: it is then read from the first layer's weight in the state dict.
+The network and its input come from the front end (:mod:`pykd.frontend`).
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
 from pykd.features.ark import ArkScpWriter
-from pykd.features.cmvn import apply_cmvn
+from pykd.frontend.model import ModelForward
 from pykd.io.compressed import kaldiio
 from pykd.io.datadir import read_table
-from pykd.train.checkpoint import load_checkpoint
 
 log = logging.getLogger(__name__)
 
-ModelForward = Callable[[np.ndarray], "np.ndarray | torch.Tensor"]
-DEFAULT_INPUT = {"splice": 5, "cmvn": "mean"}
 MAX_NAMED = 10  # utterances named per kind of problem in a validation error
 
 
@@ -106,99 +95,6 @@ def write_loglikes(
             frames[utt] = mat.shape[0]
     log.info("wrote log-likelihoods of %d utterances to %s", len(frames), out_ark)
     return frames
-
-
-# ----------------------------------------------------------------------------- model
-def _first_weight_in_dim(state_dict: Mapping[str, torch.Tensor]) -> int:
-    for name, tensor in state_dict.items():
-        if name.endswith("weight") and getattr(tensor, "ndim", 0) == 2:
-            return int(tensor.shape[1])
-    raise LoglikesError("cannot infer input_dim: no 2-D weight in the state dict")
-
-
-def load_acoustic_model(
-    path: str | os.PathLike, device: str | torch.device = "cpu"
-) -> tuple[nn.Module, dict[str, Any]]:
-    """Read a checkpoint (layouts: module docstring) -> (model in eval mode, meta).
-
-    ``meta`` holds ``model_config``, ``num_pdfs``, ``input_dim`` and ``input`` (splice, cmvn).
-    """
-    from pykd.models import build_model, model_config_from_dict  # noqa: PLC0415 (torch-heavy)
-
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"model checkpoint not found: {path}")
-    ckpt = load_checkpoint(path)
-    if not isinstance(ckpt, dict):
-        raise LoglikesError(f"{path}: not a checkpoint dictionary")
-    if "state_dict" in ckpt:
-        meta = {k: v for k, v in ckpt.items() if k != "state_dict"}
-        state = ckpt["state_dict"]
-    elif "model" in ckpt and isinstance(ckpt.get("meta"), dict):
-        meta, state = dict(ckpt["meta"]), ckpt["model"]
-    else:
-        raise LoglikesError(f"{path}: expected keys state_dict or model+meta, got {sorted(ckpt)}")
-    for key in ("model_config", "num_pdfs"):
-        if key not in meta:
-            raise LoglikesError(f"{path}: checkpoint has no '{key}'")
-    cfg = meta["model_config"]
-    cfg = model_config_from_dict(cfg) if isinstance(cfg, Mapping) else cfg
-    input_dim = int(meta.get("input_dim") or _first_weight_in_dim(state))
-    model = build_model(cfg, input_dim, int(meta["num_pdfs"]))
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as err:
-        raise LoglikesError(f"{path}: state dict does not fit the model config: {err}") from err
-    model.to(device).eval()
-    meta["input_dim"] = input_dim
-    meta["num_pdfs"] = int(meta["num_pdfs"])
-    meta["input"] = {**DEFAULT_INPUT, **dict(meta.get("input") or {})}
-    return model, meta
-
-
-def module_forward(
-    model: nn.Module, device: str | torch.device = "cpu", chunk_frames: int = 4096
-) -> ModelForward:
-    """A ``model_forward`` for :func:`write_loglikes`: eval mode, no grad, chunks of frames."""
-    model.eval()
-
-    def forward(x: np.ndarray) -> torch.Tensor:
-        outs = []
-        with torch.no_grad():
-            for t0 in range(0, x.shape[0], chunk_frames):
-                xt = torch.from_numpy(np.ascontiguousarray(x[t0 : t0 + chunk_frames]))
-                outs.append(model(xt.to(device)).float().cpu())
-        return torch.cat(outs, 0)
-
-    return forward
-
-
-# ----------------------------------------------------------------------------- input features
-def iter_features(
-    data_dir: str | os.PathLike, cmvn: str = "mean"
-) -> Iterator[tuple[str, np.ndarray]]:
-    """``(utt, features)`` of ``data_dir/feats.scp`` with per-speaker CMVN from ``cmvn.scp``.
-
-    ``cmvn``: ``mean`` (Kaldi apply-cmvn default), ``meanvar`` or ``none``.
-    """
-    data = Path(data_dir)
-    if cmvn not in ("mean", "meanvar", "none"):
-        raise LoglikesError(f"unknown cmvn mode {cmvn!r} (mean, meanvar, none)")
-    stats: dict[str, np.ndarray] = {}
-    utt2spk: dict[str, str] = {}
-    if cmvn != "none":
-        for f in ("cmvn.scp", "utt2spk"):
-            if not (data / f).is_file():
-                raise FileNotFoundError(f"{data / f} needed for cmvn={cmvn}")
-        stats = dict(kaldiio.load_scp(str(data / "cmvn.scp")))
-        utt2spk = read_table(data / "utt2spk")
-    for utt, feats in kaldiio.load_scp_sequential(str(data / "feats.scp")):
-        if cmvn != "none":
-            spk = utt2spk.get(utt)
-            if spk is None or spk not in stats:
-                raise LoglikesError(f"utterance {utt}: no CMVN stats (speaker {spk!r})")
-            feats = apply_cmvn(feats, stats[spk], norm_vars=cmvn == "meanvar")
-        yield utt, np.asarray(feats, dtype=np.float32)
 
 
 # ----------------------------------------------------------------------------- validation
@@ -299,12 +195,3 @@ def check_network_pdfs(
         raise LoglikesError(
             f"{model_path} outputs {meta['num_pdfs']} pdfs but {mdl} has {mdl_num_pdfs}"
         )
-
-
-def checkpoint_num_pdfs(path: str | os.PathLike) -> int:
-    """``num_pdfs`` stored in a network checkpoint (either layout), without building the model."""
-    ckpt = load_checkpoint(path)
-    meta = ckpt.get("meta", ckpt) if isinstance(ckpt, dict) else {}
-    if "num_pdfs" not in meta:
-        raise LoglikesError(f"{path}: checkpoint has no 'num_pdfs'")
-    return int(meta["num_pdfs"])

@@ -18,8 +18,6 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-SPLICE = 5
-
 
 class TrainNnetError(ValueError):
     """A configuration or input problem found before training starts."""
@@ -60,9 +58,9 @@ def _train_config(args: argparse.Namespace) -> Any:
         raise TrainNnetError(f"training config: {err}") from err
 
 
-def _load_teacher(path: str, num_pdfs: int, input_dim: int, cmvn: str) -> tuple[Any, dict]:
+def _load_teacher(path: str, num_pdfs: int, input_dim: int, spec: Any) -> tuple[Any, dict]:
     """Load a teacher checkpoint and check it is compatible with the student's data."""
-    from pykd.nnet.loglikes import load_acoustic_model  # noqa: PLC0415
+    from pykd.frontend.model import load_acoustic_model  # noqa: PLC0415
 
     teacher, meta = load_acoustic_model(path)
     if int(meta["num_pdfs"]) != num_pdfs:
@@ -70,15 +68,14 @@ def _load_teacher(path: str, num_pdfs: int, input_dim: int, cmvn: str) -> tuple[
             f"teacher {path} has {meta['num_pdfs']} outputs but the alignment model has "
             f"{num_pdfs} pdfs (train the teacher on the same tree)"
         )
-    t_in = int(meta.get("input_dim") or input_dim)
-    t_inp = meta.get("input") or {}
-    if t_in != input_dim or int(t_inp.get("splice", SPLICE)) != SPLICE:
+    from pykd.frontend.spec import InputSpec  # noqa: PLC0415
+
+    t_in, t_spec = int(meta.get("input_dim") or input_dim), InputSpec.from_meta(meta)
+    if t_in != input_dim or t_spec != spec:
         raise TrainNnetError(
-            f"teacher {path} takes {t_in}-dim input (splice {t_inp.get('splice')}); the student "
-            f"gets {input_dim} (splice {SPLICE})"
+            f"teacher {path} takes {t_in}-dim input ({t_spec.describe()}); the student gets "
+            f"{input_dim} ({spec.describe()})"
         )
-    if str(t_inp.get("cmvn", cmvn)) != cmvn:
-        raise TrainNnetError(f"teacher {path} used cmvn {t_inp.get('cmvn')!r}, student {cmvn!r}")
     return teacher, meta
 
 
@@ -113,6 +110,7 @@ def train_nnet(args: argparse.Namespace) -> dict[str, Any]:
         write_counts,
     )
     from pykd.data.targets import check_targets  # noqa: PLC0415
+    from pykd.frontend.spec import InputSpec  # noqa: PLC0415
     from pykd.io.atomic import atomic_write_text  # noqa: PLC0415
     from pykd.io.datadir import read_table  # noqa: PLC0415
     from pykd.kaldi.model_io import alignment_files  # noqa: PLC0415
@@ -147,17 +145,9 @@ def train_nnet(args: argparse.Namespace) -> dict[str, Any]:
     n_pdfs = num_pdfs(mdl)
     targets = load_pdf_alignments(ali_files, mdl)
     check_targets(targets, n_pdfs)
-    cmvn_scp = data / "cmvn.scp"
-    utt2spk_path = data / "utt2spk"
-    cmvn = "mean" if cmvn_scp.is_file() else "none"
-    source = UtteranceSource(
-        feats_scp,
-        targets,
-        cmvn_scp=cmvn_scp if cmvn_scp.is_file() else None,
-        utt2spk=utt2spk_path if utt2spk_path.is_file() else None,
-        left_context=SPLICE,
-        right_context=SPLICE,
-    )
+    # per-speaker mean normalisation when the data dir has CMVN stats
+    spec = InputSpec(cmvn="mean" if (data / "cmvn.scp").is_file() else "none")
+    source = UtteranceSource.of_data_dir(data, targets, spec)
     utts = [u for u in source.utterances if u in targets]
     if len(utts) < 2:
         raise TrainNnetError(f"only {len(utts)} utterances of {feats_scp} have alignments")
@@ -168,6 +158,7 @@ def train_nnet(args: argparse.Namespace) -> dict[str, Any]:
             len(missing), len(source.utterances), feats_scp, ali_dir, " ".join(missing[:10]),
             " ..." if len(missing) > 10 else "",
         )  # fmt: skip
+    utt2spk_path = data / "utt2spk"
     utt2spk = read_table(utt2spk_path) if utt2spk_path.is_file() else {u: u for u in utts}
     train_utts, cv_utts = split_cv({u: utt2spk.get(u, u) for u in utts}, cv_fraction)
     log.info("%d train / %d CV utterances, %d pdfs", len(train_utts), len(cv_utts), n_pdfs)
@@ -198,7 +189,7 @@ def train_nnet(args: argparse.Namespace) -> dict[str, Any]:
         "model_config": model_cfg.to_dict(),
         "num_pdfs": n_pdfs,
         "input_dim": input_dim,
-        "input": {"splice": SPLICE, "cmvn": cmvn},
+        "input": spec.to_meta(),
         "params": params,
         "mflops_per_frame": mflops,
         "train_utts": len(train_utts),
@@ -207,7 +198,7 @@ def train_nnet(args: argparse.Namespace) -> dict[str, Any]:
         "seed": cfg.seed,
     }
     if args.teacher:
-        teacher, t_meta = _load_teacher(args.teacher, n_pdfs, input_dim, cmvn)
+        teacher, t_meta = _load_teacher(args.teacher, n_pdfs, input_dim, spec)
         p, temp = float(args.kd_p), float(args.kd_temperature)
 
         def loss_fn(out_: torch.Tensor, y: torch.Tensor, t_out: torch.Tensor) -> torch.Tensor:

@@ -54,17 +54,13 @@ def align_nnet(
     import kaldi_hmm_gmm as khg  # noqa: PLC0415 (heavy imports only when used)
 
     from pykd.data.priors import log_priors, read_counts  # noqa: PLC0415
-    from pykd.data.splice import splice  # noqa: PLC0415
+    from pykd.frontend.features import iter_network_inputs  # noqa: PLC0415
+    from pykd.frontend.model import load_acoustic_model, module_forward  # noqa: PLC0415
+    from pykd.frontend.spec import InputSpec  # noqa: PLC0415
     from pykd.gmm import em  # noqa: PLC0415
     from pykd.io.datadir import read_table  # noqa: PLC0415
     from pykd.kaldi import model_io  # noqa: PLC0415
-    from pykd.nnet.loglikes import (  # noqa: PLC0415
-        check_network_pdfs,
-        iter_features,
-        load_acoustic_model,
-        loglikes_from_logits,
-        module_forward,
-    )
+    from pykd.nnet.loglikes import check_network_pdfs, loglikes_from_logits  # noqa: PLC0415
 
     opts = opts or NnetAlignOptions()
     data = Path(data_dir)
@@ -73,7 +69,7 @@ def align_nnet(
     model, meta = load_acoustic_model(model_path, device=device)
     check_network_pdfs(meta, model_path, tm.num_pdfs, mdl)
     lp = log_priors(read_counts(prior_counts)) if prior_counts else None
-    ctx = int(meta["input"].get("splice", 5))
+    spec = InputSpec.from_meta(meta)
     forward = module_forward(model, device)
     tid2pdf = model_io.tid_to_pdf(tm)
     texts = read_table(data / "text", allow_empty_value=True)
@@ -92,7 +88,7 @@ def align_nnet(
     frames = 0
     tot_like = 0.0
     t0 = time.time()
-    for utt, feats in iter_features(data, cmvn=str(meta["input"].get("cmvn", "mean"))):
+    for utt, inputs in iter_network_inputs(data, spec):
         text = texts.get(utt)
         if text is None:
             log.warning("utterance %s: no transcript, skipped", utt)
@@ -104,7 +100,7 @@ def align_nnet(
             log.warning("utterance %s: no training graph (%s), skipped", utt, err)
             failed.append(utt)
             continue
-        ll = loglikes_from_logits(forward(splice(feats, ctx, ctx)), lp, opts.prior_scale)
+        ll = loglikes_from_logits(forward(inputs), lp, opts.prior_scale)
         mat = np.ascontiguousarray(opts.acoustic_scale * ll[:, tid2pdf[1:]], dtype=np.float32)
         fst = em.graph_with_probs(graph, tm, align_opts)
         done, err, _retried, like, n, ali, _words = khg.align_utterance_wrapper(

@@ -14,7 +14,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from pykd.cli import str_to_bool
+from pykd.cli_args import str_to_bool
 from pykd.seq import DEFAULT_LR
 
 log = logging.getLogger(__name__)
@@ -49,6 +49,8 @@ def train_seq(args: argparse.Namespace) -> dict[str, Any]:
 
     from pykd.data.frames import UtteranceSource  # noqa: PLC0415
     from pykd.data.priors import log_priors, read_counts  # noqa: PLC0415
+    from pykd.frontend.model import load_acoustic_model  # noqa: PLC0415
+    from pykd.frontend.spec import InputSpec  # noqa: PLC0415
     from pykd.kaldi.model_io import (  # noqa: PLC0415
         alignment_files,
         read_alignments,
@@ -57,7 +59,7 @@ def train_seq(args: argparse.Namespace) -> dict[str, Any]:
         tid_to_phone,
     )
     from pykd.models import count_parameters  # noqa: PLC0415
-    from pykd.nnet.loglikes import check_network_pdfs, load_acoustic_model  # noqa: PLC0415
+    from pykd.nnet.loglikes import check_network_pdfs  # noqa: PLC0415
     from pykd.seq.denlats import DenLattices  # noqa: PLC0415
     from pykd.seq.train import SeqTrainConfig, SeqTrainer  # noqa: PLC0415
     from pykd.train.checkpoint import latest_checkpoint, load_checkpoint  # noqa: PLC0415
@@ -116,21 +118,7 @@ def train_seq(args: argparse.Namespace) -> dict[str, Any]:
     alignments: dict[str, Any] = {}
     for path in ali_files:
         alignments.update(read_alignments(path))
-    inp = meta["input"]
-    ctx = int(inp.get("splice", 5))
-    cmvn = str(inp.get("cmvn", "mean"))
-    cmvn_scp = data / "cmvn.scp"
-    if cmvn != "none" and not cmvn_scp.is_file():
-        raise FileNotFoundError(f"missing {cmvn_scp} (the network was trained with cmvn={cmvn})")
-    source = UtteranceSource(
-        feats_scp,
-        None,
-        cmvn_scp=cmvn_scp if cmvn != "none" else None,
-        utt2spk=data / "utt2spk" if (data / "utt2spk").is_file() else None,
-        norm_vars=cmvn == "meanvar",
-        left_context=ctx,
-        right_context=ctx,
-    )
+    source = UtteranceSource.of_data_dir(data, None, InputSpec.from_meta(meta))
     if source.input_dim != int(meta["input_dim"]):
         raise ValueError(f"{data}: input dim {source.input_dim}, network {meta['input_dim']}")
     denlats = DenLattices(den_dir)

@@ -162,11 +162,11 @@ class EpochStats:
 
 def select_trainable(model: nn.Module, which: str) -> list[nn.Parameter]:
     """Parameters to update (``all`` or ``gates``); the others get ``requires_grad=False``."""
-    from pykd.adapt.core import AdaptError, select_parameters  # noqa: PLC0415
+    from pykd.frontend.model import ModelError, select_parameters  # noqa: PLC0415
 
     try:
         chosen = select_parameters(model, which)
-    except AdaptError as err:
+    except ModelError as err:
         raise SeqTrainError(str(err)) from err
     ids = {id(p) for p in chosen.values()}
     for p in model.parameters():

@@ -110,11 +110,6 @@ def wrap_model(model: nn.Module, device: torch.device) -> nn.Module:
     return nn.parallel.DistributedDataParallel(model)
 
 
-def unwrap_model(model: nn.Module) -> nn.Module:
-    """The plain module inside a DDP wrapper."""
-    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
-
-
 def all_reduce_sum(values: list[float], device: torch.device) -> list[float]:
     """Sum a list of numbers over all ranks (identity for a single process)."""
     if not (dist.is_available() and dist.is_initialized()):

@@ -1,6 +1,6 @@
 """Frame-level losses: cross-entropy, knowledge distillation (KD), frame accuracy.
 
-KD (Hinton et al. 2015, DESIGN.md §2), averaged over frames:
+KD (Hinton et al. 2015, docs/design.md §1), averaged over frames:
 
     L = (1 - p) * CE(z_s, y) + p * s * CE(softmax(z_t / T), softmax(z_s / T))
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable
 
 from pykd.corpora.ami.annotations import Word
 
@@ -41,11 +40,3 @@ def word_tokens(word: Word, *, keep_truncated: bool = False) -> list[str]:
     if not word.is_lexical or (word.trunc and not keep_truncated):
         return []
     return normalise_token(word.text)
-
-
-def normalise_words(words: Iterable[Word], *, keep_truncated: bool = False) -> list[str]:
-    """A segment's elements -> its normalised transcript as a list of words."""
-    out: list[str] = []
-    for word in words:
-        out.extend(word_tokens(word, keep_truncated=keep_truncated))
-    return out
