@@ -84,6 +84,7 @@ Stages (tools/install.sh runs first unless --skip-install true):
 cd "$(dirname "$0")"
 . ./utils_kd/parse_options.sh   # our own; utils/ may not exist before path.sh runs
 . ./steps_kd/lib.sh
+. ./local/recipe_lib.sh
 kd_check_options "$0" stage:int stop_stage:int 'corpus:embedded|ami' 'size:default|tiny' seed:int \
   'mic:ihm|sdm1' nj:pos_int lm_order:pos_int 'lm_prune_threshold:nonneg_float?' tri_leaves:pos_int \
   tri_gauss:pos_int decode_nj:pos_int 'nnet_max_epochs:pos_int?' kd_p:nonneg_float \
@@ -123,36 +124,6 @@ end_stage() {
   local secs=$(( $(date +%s) - stage_start ))
   echo "$0: stage $1 took ${secs}s"
   echo -e "$(date +%F_%T)\t${corpus}/${size}\tstage $1\t$2\t${secs}s" >> "$times"
-}
-
-# train_once <dir> <final-file> <train-script> [options and arguments]: a model's training when
-# its stage is (re-)run, by one rule for GMMs and networks. <dir>/.recipe_args records the
-# command. Another command than the recorded one (or none): <dir> is moved aside to
-# <dir>.previous and trained from the start. The same command: finished (<final-file> there, no
-# .incomplete marker, not older than the last checkpoint): not trained again (remove <dir> to
-# retrain); a network killed after a checkpoint: continued from it (--resume true); else trained
-# from the start (GMM scripts move the killed run aside themselves).
-train_once() {
-  local dir=$1 final=$1/$2 script=$3 last=$1/checkpoints/last.pt cmd_line
-  shift 3
-  cmd_line="$script $*"
-  if [ "$(cat "$dir/.recipe_args" 2>/dev/null)" != "$cmd_line" ]; then
-    if [ -d "$dir" ]; then
-      rm -rf "$dir.previous"
-      mv "$dir" "$dir.previous"
-      echo "$0: $dir was made by another command: moved aside to $dir.previous"
-    fi
-    mkdir -p "$dir"
-    echo "$cmd_line" > "$dir/.recipe_args"
-    "$script" "$@"
-  elif [ -f "$final" ] && [ ! -f "$dir/.incomplete" ] && { [ ! -f "$last" ] || [ "$final" -nt "$last" ]; }; then
-    echo "$0: $final is complete: not trained again (remove $dir to retrain)"
-  elif [ -f "$last" ]; then
-    "$script" --resume true "$@"
-  else
-    "$script" "$@"
-  fi
-  echo "$cmd_line" > "$dir/.recipe_args"   # (GMM scripts start from an empty dir)
 }
 
 if begin_stage 1 "data directories"; then
@@ -279,128 +250,23 @@ if begin_stage 11 "WER table"; then
   end_stage 11 "WER table"
 fi
 
-# decode_seq <dir>: decode dev after every epoch (the last one = final.pt) and eval with
-# final.pt: <dir>/decode_dev_ep<N>, <dir>/decode_dev, <dir>/decode_eval.
-decode_seq() {
-  local dir=$1 n x
-  if [ "$seq_decode_epochs" = true ]; then
-    for n in $(seq 1 $((seq_epochs - 1))); do
-      steps_kd/decode_nnet.sh --nj "$decode_nj" --cmd "$decode_cmd" $decode_opts --gmm-dir exp/tri1 \
-        --model "$dir/epoch$n.pt" exp/tri1/graph "$data/dev_fbank" "$dir" "$dir/decode_dev_ep$n"
-    done
-  fi
-  for x in dev eval; do
-    steps_kd/decode_nnet.sh --nj "$decode_nj" --cmd "$decode_cmd" $decode_opts --gmm-dir exp/tri1 \
-      exp/tri1/graph "$data/${x}_fbank" "$dir" "$dir/decode_$x"
-  done
-}
-
-# seq_dir <net> <criterion>: the experiment dir of one sequence-trained network.
-seq_dir() {
-  case $1 in
-    teacher) echo "exp/dnn_${2}" ;;
-    student) echo "exp/hdnn_${2}" ;;
-    student_kd) echo "exp/hdnn_${2}_kd" ;;
-    student_gates) echo "exp/hdnn_${2}_gates" ;;
-  esac
-}
-case " $seq_nets " in
-  *" student_kd "*) case " $seq_nets " in *" teacher "*) ;;
-    *) echo "$0: --seq-nets student_kd needs teacher (its sequence-trained teacher)" >&2; exit 1 ;;
-  esac ;;
-esac
-seq_systems=""
-for crit in $seq_criteria; do
-  case $crit in smbr|mmi|mpfe) ;; *) echo "$0: unknown --seq-criteria entry '$crit'" >&2; exit 1 ;; esac
-  for net in $seq_nets; do
-    case $net in teacher|student|student_kd|student_gates) ;;
-      *) echo "$0: unknown --seq-nets entry '$net'" >&2; exit 1 ;; esac
-    seq_systems="$seq_systems $(seq_dir $net $crit)"
-  done
-done
+kd_check_seq_choice "$0" "$seq_criteria" "$seq_nets"
+seq_systems=$(seq_systems "$seq_criteria" "$seq_nets")
 if begin_stage 12 "sequence training ($seq_criteria)"; then
-  for f in exp/dnn/final.pt exp/hdnn_kd/final.pt; do
-    [ -f "$f" ] || { echo "$0: stage 12 needs $f (stages 8 and 10)" >&2; exit 1; }
-  done
-  # Denominator lattices through a unigram-LM graph, with each initial network; all criteria
-  # share them.
-  steps_kd/make_unigram_lang.sh "$data/train/text" data/lang data/lang_ug
-  utils/mkgraph.sh data/lang_ug exp/tri1 exp/tri1/graph_ug
-  denlat_sys=""
-  case " $seq_nets " in *" teacher "*) denlat_sys=dnn ;; esac
-  case " $seq_nets " in *" student"*) denlat_sys="$denlat_sys hdnn_kd" ;; esac
-  for sys in $denlat_sys; do
-    steps_kd/make_denlats.sh --nj "$nj" --cmd "$decode_cmd" --gmm-dir exp/tri1 \
-      "$data/train_fbank" exp/tri1/graph_ug exp/$sys exp/${sys}_denlats
-  done
-  seq_opts=(--cmd "$train_cmd" --epochs "$seq_epochs" --seed "$seed" --num-threads "$nnet_threads")
-  student_inputs=("$data/train_fbank" data/lang exp/hdnn_kd exp/tri1_ali exp/hdnn_kd_denlats)
-  for crit in $seq_criteria; do
-    for net in $seq_nets; do
-      # skipped when finished, continued from its checkpoint after a kill (train_once)
-      dir=$(seq_dir $net $crit)
-      case $net in
-        teacher) args=("$data/train_fbank" data/lang exp/dnn exp/tri1_ali exp/dnn_denlats) ;;
-        student) args=("${student_inputs[@]}") ;;
-        # The paper's setting: the student is sequence-trained with the sequence-trained
-        # teacher's posteriors as regulariser.
-        student_kd) args=(--teacher exp/dnn_$crit/final.pt --kd-q "$seq_kd_q" "${student_inputs[@]}") ;;
-        # Only the student's shared gates (W_T, b_T, W_C, b_C: 11% of its parameters) are updated.
-        student_gates) args=(--params gates --lr "$seq_gates_lr" "${student_inputs[@]}") ;;
-      esac
-      train_once "$dir" final.pt steps_kd/train_seq.sh "${seq_opts[@]}" --criterion $crit \
-        "${args[@]}" "$dir"
-    done
-    for net in $seq_nets; do
-      decode_seq "$(seq_dir $net $crit)"
-    done
-  done
+  local/run_seq.sh --nj "$nj" --decode-nj "$decode_nj" --train-cmd "$train_cmd" \
+    --decode-cmd "$decode_cmd" --decode-opts "$decode_opts" --seed "$seed" \
+    --num-threads "$nnet_threads" --criteria "$seq_criteria" --nets "$seq_nets" \
+    --epochs "$seq_epochs" --kd-q "$seq_kd_q" --gates-lr "$seq_gates_lr" \
+    --decode-epochs "$seq_decode_epochs" "$data"
   end_stage 12 "sequence training ($seq_criteria)"
 fi
 
-# Speaker adaptation of the KD student's shared gates, per dev/eval speaker. Protocols: "same"
-# (adapt and test on the same utterances) and "split" (adapt on the first half of a speaker's
-# utterances, test on the second half). Methods: teacher = the teacher's posteriors
-# (unsupervised KD), decode = the student's own first-pass best path, oracle = forced
-# alignments of the reference (for reference only).
+# Speaker adaptation of the KD student's shared gates (local/run_adapt.sh says how).
 base=exp/hdnn_kd
 if begin_stage 13 "speaker adaptation of the student's gates"; then
-  [ -f $base/decode_dev/scoring_kaldi/best_wer ] || { echo "$0: stage 13 needs stage 10" >&2; exit 1; }
-  dev_setting=$(awk '{print $NF}' $base/decode_dev/scoring_kaldi/best_wer | sed 's|.*/wer_||')
-  for x in dev eval; do
-    case " $adapt_methods " in
-      *" oracle "*) steps_kd/align_si.sh --nj "$nj" --cmd "$train_cmd" "$data/$x" data/lang exp/tri1 \
-                      exp/tri1_ali_$x ;;
-    esac
-    for protocol in same split; do
-      sfx=$x; [ $protocol = split ] && sfx=split_$x
-      for m in $adapt_methods; do
-        case $m in
-          teacher) targets=(--teacher exp/dnn/final.pt) ;;
-          # first-pass best path at dev's LM weight / penalty (eval is not used for tuning)
-          decode) targets=(--lattices $base/decode_$x --gmm-model exp/tri1/final.mdl
-                           --lmwt "${dev_setting%_*}" --wip "${dev_setting#*_}") ;;
-          oracle) targets=(--ali-dir exp/tri1_ali_$x --gmm-model exp/tri1/final.mdl) ;;
-          *) echo "$0: unknown adaptation method $m" >&2; exit 1 ;;
-        esac
-        steps_kd/adapt_hdnn.sh --cmd "$train_cmd" --method $m "${targets[@]}" \
-          --epochs "$adapt_epochs" --protocol $protocol "$data/${x}_fbank" $base $base/adapt_${m}_$sfx
-      done
-    done
-    # Test data: all utterances (same) and the second halves (split; the same for every method).
-    half=$data/${x}_fbank_half
-    first_m=${adapt_methods%% *}
-    utils/subset_data_dir.sh --utt-list $base/adapt_${first_m}_split_$x/test_utts \
-      "$data/${x}_fbank" $half
-    steps_kd/decode_nnet.sh --nj "$decode_nj" --cmd "$decode_cmd" $decode_opts --gmm-dir exp/tri1 \
-      exp/tri1/graph $half $base $base/decode_${x}_half
-    for m in $adapt_methods; do
-      steps_kd/decode_nnet.sh --nj "$decode_nj" --cmd "$decode_cmd" $decode_opts --gmm-dir exp/tri1 \
-        --spk-params $base/adapt_${m}_$x exp/tri1/graph "$data/${x}_fbank" $base $base/decode_${x}_adapt_$m
-      steps_kd/decode_nnet.sh --nj "$decode_nj" --cmd "$decode_cmd" $decode_opts --gmm-dir exp/tri1 \
-        --spk-params $base/adapt_${m}_split_$x exp/tri1/graph $half $base $base/decode_${x}_half_adapt_$m
-    done
-  done
+  local/run_adapt.sh --nj "$nj" --decode-nj "$decode_nj" --train-cmd "$train_cmd" \
+    --decode-cmd "$decode_cmd" --decode-opts "$decode_opts" --methods "$adapt_methods" \
+    --epochs "$adapt_epochs" --base $base "$data"
   end_stage 13 "speaker adaptation of the student's gates"
 fi
 

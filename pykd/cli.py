@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "pykd.kaldi.graph_cli",
     "pykd.kaldi.cli",
     "pykd.gmm.cli",
+    "pykd.gmm.decode_cli",
     "pykd.data.cli",
     "pykd.models.cli",
     "pykd.nnet.cli",

@@ -8,8 +8,8 @@ cmd=run.pl
 model_config=conf/teacher_dnn.yaml
 train_config=
 teacher=
-kd_p=0.5
-kd_temperature=1.0
+kd_p=            # default: pykd train-nnet's (pykd/train/options.py)
+kd_temperature=
 lr=
 max_epochs=
 batch_size=
@@ -32,8 +32,8 @@ Options:
   --model-config <yaml>         # model: section (default: $model_config)
   --train-config <yaml>         # train: section (TrainConfig fields)
   --teacher <final.pt>          # train with knowledge distillation from this network
-  --kd-p <f>                    # KD weight p (default: $kd_p)
-  --kd-temperature <f>          # KD temperature (default: $kd_temperature)
+  --kd-p <f>                    # KD weight p (default: pykd train-nnet's, see its --help)
+  --kd-temperature <f>          # KD temperature (default: pykd train-nnet's)
   --lr <f> --max-epochs <n> --batch-size <n> --buffer-frames <n> --seed <n>  # overrides
   --device <cpu|cuda|auto>      # (default: $device)
   --num-threads <n>             # torch CPU threads, 0 = torch default (default: $num_threads)
@@ -44,7 +44,7 @@ Options:
 [ -f ./path.sh ] && . ./path.sh
 . utils/parse_options.sh
 . steps_kd/lib.sh
-kd_check_options "$0" kd_p:nonneg_float kd_temperature:pos_float 'lr:pos_float?' 'max_epochs:pos_int?' 'batch_size:pos_int?' 'buffer_frames:pos_int?' 'seed:int?' num_threads:nonneg_int num_procs:pos_int resume:bool
+kd_check_options "$0" 'kd_p:nonneg_float?' 'kd_temperature:pos_float?' 'lr:pos_float?' 'max_epochs:pos_int?' 'batch_size:pos_int?' 'buffer_frames:pos_int?' 'seed:int?' num_threads:nonneg_int num_procs:pos_int resume:bool
 
 kd_check_num_args 4 $#
 data=$1
@@ -58,7 +58,11 @@ ls "$alidir"/ali.*.gz >/dev/null 2>&1 || { echo "$me: no ali.*.gz in $alidir" >&
 
 opts=(--model-config "$model_config" --device "$device" --num-threads "$num_threads")
 [ -n "$train_config" ] && opts+=(--train-config "$train_config")
-[ -n "$teacher" ] && opts+=(--teacher "$teacher" --kd-p "$kd_p" --kd-temperature "$kd_temperature")
+if [ -n "$teacher" ]; then
+  opts+=(--teacher "$teacher")
+  [ -n "$kd_p" ] && opts+=(--kd-p "$kd_p")
+  [ -n "$kd_temperature" ] && opts+=(--kd-temperature "$kd_temperature")
+fi
 [ -n "$lr" ] && opts+=(--lr "$lr")
 [ -n "$max_epochs" ] && opts+=(--max-epochs "$max_epochs")
 [ -n "$batch_size" ] && opts+=(--batch-size "$batch_size")

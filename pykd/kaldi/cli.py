@@ -2,9 +2,7 @@
 
 * ``pykd latgen-faster-mapped [opts] <model> <HCLG.fst> <loglikes-rspecifier> <lattice-wspecifier>
   [<words-wspecifier> [<alignments-wspecifier>]]``
-* ``pykd gmm-latgen-faster [opts] <model> <HCLG.fst> <features-rspecifier> <lattice-wspecifier>
-  [<words-wspecifier> [<alignments-wspecifier>]]``; features: an ark/scp of ready features, or
-  ``gmmfeats:<data-dir>`` for Kaldi's GMM pipeline (per-speaker CMVN from cmvn.scp + add-deltas).
+* (``pykd gmm-latgen-faster``: :mod:`pykd.gmm.decode_cli`, with these decoding options)
 * ``pykd lattice-best-path [opts] <lattice-rspecifier> [<words-wspecifier> [<ali-wspecifier>]]``
 * ``pykd lattice-copy [--write-text] <lattice-rspecifier> <lattice-wspecifier>``
 * ``pykd score-kaldi [--min-lmwt 7 --max-lmwt 17 --word-ins-penalty 0.0,0.5,1.0] <data-dir>
@@ -15,16 +13,12 @@ from __future__ import annotations
 
 import argparse
 import logging
-from collections.abc import Iterator
 from pathlib import Path
-
-import numpy as np
 
 from pykd.cli_args import str_to_bool
 from pykd.features.ark import read_matrices
 from pykd.kaldi.decode import (
     DecodeOptions,
-    GmmScorer,
     LatticeDecoder,
     _write_text_ark,
     best_path,
@@ -37,7 +31,7 @@ from pykd.kaldi.score import ScoreOptions, read_words, score_dir
 log = logging.getLogger(__name__)
 
 
-def _add_decode_opts(p: argparse.ArgumentParser) -> None:
+def add_decode_opts(p: argparse.ArgumentParser) -> None:
     d = DecodeOptions()
     p.add_argument("--beam", type=float, default=16.0, help="decoding beam (Kaldi default 16)")
     p.add_argument("--lattice-beam", type=float, default=10.0, help="lattice beam (default 10)")
@@ -71,7 +65,7 @@ def _add_decode_opts(p: argparse.ArgumentParser) -> None:
     p.add_argument("ali_wspecifier", nargs="?", default=None)
 
 
-def _decode_opts(args: argparse.Namespace) -> DecodeOptions:
+def decode_opts(args: argparse.Namespace) -> DecodeOptions:
     return DecodeOptions(
         beam=args.beam,
         lattice_beam=args.lattice_beam,
@@ -85,7 +79,7 @@ def _decode_opts(args: argparse.Namespace) -> DecodeOptions:
     )
 
 
-def _lattice_path(spec: str) -> str:
+def lattice_path(spec: str) -> str:
     """Accept Kaldi's ``ark:|gzip -c > x.gz`` form as the plain path ``x.gz`` (atomic write)."""
     head, sep, rest = spec.partition(":")
     rest = rest.strip()
@@ -94,7 +88,7 @@ def _lattice_path(spec: str) -> str:
     return spec
 
 
-def _check_inputs(*paths: str) -> None:
+def check_inputs(*paths: str) -> None:
     for p in paths:
         if not Path(p).is_file():
             raise FileNotFoundError(f"input file not found: {p}")
@@ -103,47 +97,15 @@ def _check_inputs(*paths: str) -> None:
 def cmd_latgen_mapped(args: argparse.Namespace) -> int:
     from pykd.kaldi.model_io import read_transition_model
 
-    _check_inputs(args.model, args.fst)
+    check_inputs(args.model, args.fst)
     tm = read_transition_model(args.model)
     graph = load_graph(args.fst)
-    decoder = LatticeDecoder(graph, tm, _decode_opts(args))
+    decoder = LatticeDecoder(graph, tm, decode_opts(args))
     id2word = read_words(args.word_symbol_table) if args.word_symbol_table else None
     summary = run_decoding(
         decoder,
         read_matrices(args.input),
-        _lattice_path(args.lattice_wspecifier),
-        args.words_wspecifier,
-        args.ali_wspecifier,
-        id2word,
-    )
-    return 0 if summary.done else 1
-
-
-def _gmm_loglikes(scorer: GmmScorer, feats: Iterator[tuple[str, np.ndarray]]):
-    for utt, x in feats:
-        yield utt, scorer(x)
-
-
-def cmd_gmm_latgen(args: argparse.Namespace) -> int:
-    from pykd.kaldi.model_io import read_model
-
-    _check_inputs(args.model, args.fst)
-    if args.input.startswith("gmmfeats:"):
-        from pykd.gmm.feats import iter_gmm_feats
-
-        data = args.input.split(":", 1)[1]
-        _check_inputs(str(Path(data) / "feats.scp"))
-        feats = iter_gmm_feats(data, args.cmvn_opts)
-    else:
-        feats = read_matrices(args.input)
-    tm, am = read_model(args.model)
-    graph = load_graph(args.fst)
-    decoder = LatticeDecoder(graph, tm, _decode_opts(args))
-    id2word = read_words(args.word_symbol_table) if args.word_symbol_table else None
-    summary = run_decoding(
-        decoder,
-        _gmm_loglikes(GmmScorer(am), feats),
-        _lattice_path(args.lattice_wspecifier),
+        lattice_path(args.lattice_wspecifier),
         args.words_wspecifier,
         args.ali_wspecifier,
         id2word,
@@ -194,7 +156,7 @@ def cmd_best_path(args: argparse.Namespace) -> int:
 
 def cmd_lattice_copy(args: argparse.Namespace) -> int:
     lats = list(read_lattices(args.lattice_rspecifier))
-    write_lattices(_lattice_path(args.lattice_wspecifier), lats, text=args.write_text)
+    write_lattices(lattice_path(args.lattice_wspecifier), lats, text=args.write_text)
     log.info("Done copying %d lattices.", len(lats))
     return 0
 
@@ -217,13 +179,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "latgen-faster-mapped", help="decode log-likelihoods over pdfs into lattices"
     )
-    _add_decode_opts(p)
+    add_decode_opts(p)
     p.set_defaults(func=cmd_latgen_mapped)
-
-    p = subparsers.add_parser("gmm-latgen-faster", help="decode features with a GMM into lattices")
-    _add_decode_opts(p)
-    p.add_argument("--cmvn-opts", default="", help="for gmmfeats:<data-dir> input")
-    p.set_defaults(func=cmd_gmm_latgen)
 
     p = subparsers.add_parser("lattice-best-path", help="1-best words/alignment of lattices")
     p.add_argument("--acoustic-scale", type=float, default=1.0)

@@ -16,6 +16,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from pykd.train.options import DataOptions, KdOptions
+
 log = logging.getLogger(__name__)
 
 
@@ -138,9 +140,10 @@ def train_nnet(args: argparse.Namespace) -> dict[str, Any]:
 
     model_cfg = load_model_config(args.model_config)
     cfg = _train_config(args)
-    batch_size = int(args.batch_size or 256)
-    buffer_frames = int(args.buffer_frames or 100_000)
-    cv_fraction = float(args.cv_fraction or 0.1)
+    defaults = DataOptions()
+    batch_size = int(args.batch_size or defaults.batch_size)
+    buffer_frames = int(args.buffer_frames or defaults.buffer_frames)
+    cv_fraction = float(args.cv_fraction or defaults.cv_fraction)
 
     n_pdfs = num_pdfs(mdl)
     targets = load_pdf_alignments(ali_files, mdl)
@@ -253,13 +256,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--train-config", help="YAML with a train: section (TrainConfig fields)")
     p.add_argument("--lr", type=float, help="initial learning rate (overrides the YAML)")
     p.add_argument("--max-epochs", type=int, help="newbob max_epochs (overrides the YAML)")
-    p.add_argument("--batch-size", type=int, help="frames per mini-batch (default 256)")
-    p.add_argument("--buffer-frames", type=int, help="shuffle buffer in frames (default 100000)")
-    p.add_argument("--cv-fraction", type=float, help="held-out share, by speaker (default 0.1)")
+    data = DataOptions()
+    p.add_argument(
+        "--batch-size", type=int, help=f"frames per mini-batch (default {data.batch_size})"
+    )
+    p.add_argument(
+        "--buffer-frames", type=int, help=f"shuffle buffer in frames (default {data.buffer_frames})"
+    )
+    p.add_argument(
+        "--cv-fraction", type=float, help=f"held-out share, by speaker (default {data.cv_fraction})"
+    )
     p.add_argument("--seed", type=int, help="random seed (overrides the YAML)")
     p.add_argument("--teacher", help="teacher final.pt: train with KD")
-    p.add_argument("--kd-p", type=float, default=0.5, help="KD weight p (default 0.5)")
-    p.add_argument("--kd-temperature", type=float, default=1.0, help="KD temperature T")
+    kd = KdOptions()
+    p.add_argument("--kd-p", type=float, default=kd.p, help=f"KD weight p (default {kd.p})")
+    p.add_argument(
+        "--kd-temperature", type=float, default=kd.temperature,
+        help=f"KD temperature T (default {kd.temperature})",
+    )  # fmt: skip
     p.add_argument("--resume", action="store_true", help="resume from <out-dir>/checkpoints")
     p.add_argument("--device", default="auto", help="cpu | cuda | auto (default auto)")
     p.add_argument("--num-threads", type=int, default=0, help="torch CPU threads (0 = default)")

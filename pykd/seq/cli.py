@@ -16,6 +16,7 @@ from typing import Any
 
 from pykd.cli_args import str_to_bool
 from pykd.seq import DEFAULT_LR
+from pykd.train.options import KdOptions
 
 log = logging.getLogger(__name__)
 
@@ -273,7 +274,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--teacher", help="teacher final.pt: add the KD regulariser")
     p.add_argument("--kd-q", type=float, default=0.0, help="KD weight q: L=(1-q)L_seq+q CE")
-    p.add_argument("--kd-temperature", type=float, default=1.0)
+    p.add_argument(
+        "--kd-temperature", type=float, default=KdOptions.temperature,
+        help=f"temperature of the teacher's posteriors (default {KdOptions.temperature})",
+    )  # fmt: skip
     p.add_argument("--params", choices=("all", "gates"), default="all", help="what to update")
     p.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd")
     p.add_argument("--lr", type=float, default=DEFAULT_LR, help=f"default {DEFAULT_LR}")

@@ -53,6 +53,7 @@ from pykd.train.checkpoint import (
 )
 from pykd.train.curves import save_figure
 from pykd.train.losses import soft_ce_loss
+from pykd.train.options import KdOptions
 from pykd.train.progress import format_hms
 
 log = logging.getLogger(__name__)
@@ -85,7 +86,7 @@ class SeqTrainConfig:
     one_silence_class: bool = True  # sMBR/MPFE: all silence phones count as one class
     drop_frames: bool = True
     kd_q: float = 0.0  # weight of the teacher's soft CE (needs a teacher)
-    kd_temperature: float = 1.0
+    kd_temperature: float = KdOptions.temperature
     params: str = "all"  # all | gates (HDNN shared gates only)
     optimizer: str = "sgd"  # sgd | adam
     lr: float = DEFAULT_LR

@@ -1,0 +1,67 @@
+# Shell functions shared by run.sh and its local/run_*.sh stages; sourced:  . local/recipe_lib.sh
+
+# train_once <dir> <final-file> <train-script> [options and arguments]: a model's training when
+# its stage is (re-)run, by one rule for GMMs and networks. <dir>/.recipe_args records the
+# command. Another command than the recorded one (or none): <dir> is moved aside to
+# <dir>.previous and trained from the start. The same command: finished (<final-file> there, no
+# .incomplete marker, not older than the last checkpoint): not trained again (remove <dir> to
+# retrain); a network killed after a checkpoint: continued from it (--resume true); else trained
+# from the start (GMM scripts move the killed run aside themselves).
+train_once() {
+  local dir=$1 final=$1/$2 script=$3 last=$1/checkpoints/last.pt cmd_line
+  shift 3
+  cmd_line="$script $*"
+  if [ "$(cat "$dir/.recipe_args" 2>/dev/null)" != "$cmd_line" ]; then
+    if [ -d "$dir" ]; then
+      rm -rf "$dir.previous"
+      mv "$dir" "$dir.previous"
+      echo "$0: $dir was made by another command: moved aside to $dir.previous"
+    fi
+    mkdir -p "$dir"
+    echo "$cmd_line" > "$dir/.recipe_args"
+    "$script" "$@"
+  elif [ -f "$final" ] && [ ! -f "$dir/.incomplete" ] && { [ ! -f "$last" ] || [ "$final" -nt "$last" ]; }; then
+    echo "$0: $final is complete: not trained again (remove $dir to retrain)"
+  elif [ -f "$last" ]; then
+    "$script" --resume true "$@"
+  else
+    "$script" "$@"
+  fi
+  echo "$cmd_line" > "$dir/.recipe_args"   # (GMM scripts start from an empty dir)
+}
+
+# seq_dir <net> <criterion>: the experiment dir of one sequence-trained network.
+seq_dir() {
+  case $1 in
+    teacher) echo "exp/dnn_${2}" ;;
+    student) echo "exp/hdnn_${2}" ;;
+    student_kd) echo "exp/hdnn_${2}_kd" ;;
+    student_gates) echo "exp/hdnn_${2}_gates" ;;
+  esac
+}
+
+# kd_check_seq_choice <me> "<criteria>" "<nets>": exit 1 naming an unknown criterion or network,
+# or student_kd without the teacher it is regularised by.
+kd_check_seq_choice() {
+  local me=$1 crit net
+  for crit in $2; do
+    case $crit in smbr|mmi|mpfe) ;; *) echo "$me: unknown sequence criterion '$crit'" >&2; exit 1 ;; esac
+  done
+  for net in $3; do
+    case $net in teacher|student|student_kd|student_gates) ;;
+      *) echo "$me: unknown sequence-trained network '$net'" >&2; exit 1 ;; esac
+  done
+  case " $3 " in
+    *" student_kd "*) case " $3 " in *" teacher "*) ;;
+      *) echo "$me: student_kd needs teacher (its sequence-trained teacher)" >&2; exit 1 ;; esac ;;
+  esac
+}
+
+# seq_systems "<criteria>" "<nets>": the experiment dirs local/run_seq.sh makes, criterion by
+# criterion.
+seq_systems() {
+  local crit net
+  for crit in $1; do
+    for net in $2; do seq_dir "$net" "$crit"; done
+  done | tr '\n' ' '
+}

@@ -1,0 +1,25 @@
+"""Frame-level training options that are not the optimiser's (torch-free, so command lines can
+show the defaults without importing torch). Each default lives here once; ``conf/train_nnet.yaml``
+and the command-line options override them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class KdOptions:
+    """Knowledge distillation: ``L = (1 - p) CE(hard) + p T^2 CE(teacher at T)``
+    (docs/design.md §1)."""
+
+    p: float = 0.5
+    temperature: float = 1.0
+
+
+@dataclass(frozen=True)
+class DataOptions:
+    """Mini-batches, the frame-shuffle buffer, and the held-out share of the training data."""
+
+    batch_size: int = 256
+    buffer_frames: int = 100_000  # memory ~ buffer_frames x input dim x 4 bytes
+    cv_fraction: float = 0.1  # of the training utterances, whole speakers
