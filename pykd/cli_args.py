@@ -13,3 +13,18 @@ def str_to_bool(text: str) -> bool:
     if text.lower() in ("false", "0", "no"):
         return False
     raise argparse.ArgumentTypeError(f"expected true/false, got {text!r}")
+
+
+DEFAULT_DEVICE = "auto"  # cuda when torch sees a GPU, else cpu
+
+
+def add_torch_args(parser: argparse.ArgumentParser, num_threads: int) -> None:
+    """``--device`` (one default for every network command) and ``--num-threads``."""
+    parser.add_argument(
+        "--device", default=DEFAULT_DEVICE,
+        help="cpu, cuda, cuda:N, or auto: cuda when available (default %(default)s)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--num-threads", type=int, default=num_threads,
+        help="torch CPU threads, 0: torch's default (default %(default)s)",
+    )  # fmt: skip

@@ -28,7 +28,7 @@ min_frames=300
 protocol=same
 seed=777
 teacher_cache_mb=1024
-device=cpu
+device=           # empty: pykd's default (auto: cuda when torch sees a GPU)
 num_threads=1
 
 help_message="Usage: $me [options] <data-dir> <base-nnet-dir> <out-dir>
@@ -62,7 +62,7 @@ Options:
   --teacher-cache-mb <f>        # keep a speaker's teacher posteriors up to this size,
                                 # else recompute per mini-batch (default: $teacher_cache_mb)
   --seed <n>                    # (default: $seed)
-  --device <cpu|cuda|auto>      # (default: $device)
+  --device <cpu|cuda|auto>      # (default: pykd's, auto)
   --num-threads <n>             # torch CPU threads, 0 = torch default (default: $num_threads)"
 
 [ -f ./path.sh ] && . ./path.sh
@@ -113,7 +113,7 @@ fi
 opts+=(--params "$params" --epochs "$epochs" --lr "$lr" --optimizer "$optimizer"
        --batch-size "$batch_size" --kl-weight "$kl_weight" --min-frames "$min_frames"
        --protocol "$protocol" --seed "$seed" --teacher-cache-mb "$teacher_cache_mb"
-       --device "$device" --num-threads "$num_threads")
+       ${device:+--device "$device"} --num-threads "$num_threads")
 
 mkdir -p "$dir/log"
 echo "$me: adapting $params of $model per speaker of $data ($method targets, $protocol protocol)"

@@ -13,7 +13,7 @@ retry_beam=40
 acwt=0.1
 transition_scale=1.0
 self_loop_scale=0.1
-device=cpu
+device=           # empty: pykd's default (auto: cuda when torch sees a GPU)
 num_threads=1
 
 help_message="Usage: steps_kd/align_nnet.sh [options] <data-dir> <lang-dir> <nnet-dir> <align-dir>
@@ -29,7 +29,7 @@ Options:
   --beam <f> --retry-beam <f>  # alignment beams (default: $beam, $retry_beam)
   --acwt <f>                # acoustic scale (default: $acwt)
   --transition-scale <f> --self-loop-scale <f>  # (default: $transition_scale, $self_loop_scale)
-  --device <cpu|cuda|auto>  # (default: $device)
+  --device <cpu|cuda|auto>  # (default: pykd's, auto)
   --num-threads <n>         # torch threads per job (default: $num_threads)"
 
 [ -f ./path.sh ] && . ./path.sh
@@ -58,7 +58,7 @@ echo "$me: aligning $data with $model, putting alignments in $dir"
 $cmd JOB=1:"$nj" "$dir/log/align.JOB.log" \
   pykd align-nnet --beam "$beam" --retry-beam "$retry_beam" --acoustic-scale "$acwt" \
     --transition-scale "$transition_scale" --self-loop-scale "$self_loop_scale" \
-    --model "$model" --device "$device" --num-threads "$num_threads" \
+    --model "$model" ${device:+--device "$device"} --num-threads "$num_threads" \
     "$sdata/JOB" "$lang" "$gmm_dir" "$nnetdir" "$dir/ali.JOB.gz"
 for f in final.mdl tree; do cp "$gmm_dir/$f" "$dir/$f"; done
 echo "$nj" > "$dir/num_jobs"

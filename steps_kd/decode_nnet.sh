@@ -13,7 +13,7 @@ max_active=7000
 prior_scale=1.0
 gmm_dir=
 model=            # checkpoint (default: <nnet-dir>/final.pt)
-device=cpu
+device=           # empty: pykd's default (auto: cuda when torch sees a GPU)
 num_threads=1
 keep_loglikes=false
 spk_params=       # per-speaker adapted parameters (steps_kd/adapt_hdnn.sh output dir)
@@ -37,7 +37,7 @@ Options:
   --prior-scale <f>         # scale on the log-prior (default: $prior_scale)
   --gmm-dir <dir>           # dir with final.mdl (e.g. exp/tri1; default: <nnet-dir>)
   --model <final.pt>        # network checkpoint (default: <nnet-dir>/final.pt)
-  --device <cpu|cuda|auto>  # torch device for the forward pass (default: $device)
+  --device <cpu|cuda|auto>  # torch device for the forward pass (default: pykd's, auto)
   --num-threads <n>         # torch CPU threads per job (default: $num_threads)
   --keep-loglikes <bool>    # keep <decode-dir>/loglikes (default: $keep_loglikes)
   --spk-params <dir>        # per-speaker parameters <dir>/spk/<spk>.pt over the model
@@ -78,7 +78,7 @@ if [ "$stage" -le 1 ]; then
 fi
 if [ "$stage" -le 0 ] && [ -n "$jobs" ]; then
   steps_kd/make_loglikes.sh --nj "$nj" --jobs "$jobs" --cmd "$cmd" --prior-scale "$prior_scale" \
-    --model "$model" --gmm-model "$mdl" --device "$device" --num-threads "$num_threads" \
+    --model "$model" --gmm-model "$mdl" ${device:+--device "$device"} --num-threads "$num_threads" \
     --spk-params "$spk_params" "$data" "$nnetdir" "$dir/loglikes"
 fi
 

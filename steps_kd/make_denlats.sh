@@ -14,7 +14,7 @@ max_active=5000
 gmm_dir=          # final.mdl (+ tree to build a graph) of the network's pdfs (default: <nnet-dir>)
 model=            # default <nnet-dir>/final.pt
 prior_scale=1.0
-device=cpu
+device=           # empty: pykd's default (auto: cuda when torch sees a GPU)
 num_threads=1
 keep_loglikes=false
 stage=0
@@ -39,7 +39,7 @@ Options:
   --gmm-dir <dir>           # final.mdl (and tree) of the network's pdfs (default: <nnet-dir>)
   --model <final.pt>        # network (default: <nnet-dir>/final.pt)
   --prior-scale <f>         # (default: $prior_scale)
-  --device <cpu|cuda|auto>  # forward pass (default: $device)
+  --device <cpu|cuda|auto>  # forward pass (default: pykd's, auto)
   --num-threads <n>         # torch threads per job (default: $num_threads)
   --keep-loglikes <bool>    # keep <denlat-dir>/loglikes (default: $keep_loglikes)
   --stage <n>               # 0: graph, 1: loglikes, 2: decode (default: $stage)"
@@ -94,7 +94,7 @@ fi
 
 if [ "$stage" -le 1 ]; then
   steps_kd/make_loglikes.sh --nj "$nj" --cmd "$cmd" --prior-scale "$prior_scale" \
-    --model "$model" --gmm-model "$mdl" --device "$device" --num-threads "$num_threads" \
+    --model "$model" --gmm-model "$mdl" ${device:+--device "$device"} --num-threads "$num_threads" \
     "$data" "$nnetdir" "$dir/loglikes"
 fi
 

@@ -14,7 +14,7 @@ prior_counts=   # default <nnet-dir>/prior.counts
 num_pdfs=       # expected number of pdfs (default: the checkpoint's, or --gmm-model's)
 gmm_model=      # a Kaldi final.mdl whose pdf count the loglikes must match
 cmvn=auto
-device=cpu
+device=           # empty: pykd's default (auto: cuda when torch sees a GPU)
 num_threads=1
 spk_params=     # dir of pykd adapt-speakers (spk/<spk>.pt): per-speaker parameters
 jobs=           # job numbers to run (default: all; a resumed decode passes the unfinished ones)
@@ -31,7 +31,7 @@ Options:
   --prior-counts <file>    # pdf counts (default: <nnet-dir>/prior.counts)
   --gmm-model <final.mdl>  # check the number of pdfs against this model
   --cmvn <auto|mean|meanvar|none>  # feature normalisation (default: the checkpoint's)
-  --device <cpu|cuda|auto> # torch device (default: $device)
+  --device <cpu|cuda|auto> # torch device (default: pykd's, auto)
   --num-threads <n>        # torch CPU threads per job (default: $num_threads)
   --spk-params <dir>       # per-speaker adapted parameters <dir>/spk/<spk>.pt over the model
                            # (steps_kd/adapt_hdnn.sh); speakers without a file: base model
@@ -75,7 +75,7 @@ echo "$me: log-likelihoods of $data with $model${spk_params:+ + speaker params $
 jobs=$(kd_job_list "$me" "$nj" "$jobs")
 kd_run_jobs "$cmd" "$jobs" "$dir/log/make_loglikes.JOB.log" \
   pykd make-loglikes "${prior_opt[@]}" "${spk_opt[@]}" --prior-scale "$prior_scale" --cmvn "$cmvn" \
-    --device "$device" --num-threads "$num_threads" \
+    ${device:+--device "$device"} --num-threads "$num_threads" \
     "$model" "$sdata/JOB" "$dir/loglikes.JOB.ark" "$dir/loglikes.JOB.scp"
 for j in $jobs; do cat "$dir/loglikes.$j.scp"; done > "$dir/loglikes.scp.tmp"
 mv "$dir/loglikes.scp.tmp" "$dir/loglikes.scp"

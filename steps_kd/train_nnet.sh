@@ -15,7 +15,7 @@ max_epochs=
 batch_size=
 buffer_frames=
 seed=
-device=auto
+device=           # empty: pykd's default (auto: cuda when torch sees a GPU)
 num_threads=0
 num_procs=1
 resume=false
@@ -35,7 +35,7 @@ Options:
   --kd-p <f>                    # KD weight p (default: pykd train-nnet's, see its --help)
   --kd-temperature <f>          # KD temperature (default: pykd train-nnet's)
   --lr <f> --max-epochs <n> --batch-size <n> --buffer-frames <n> --seed <n>  # overrides
-  --device <cpu|cuda|auto>      # (default: $device)
+  --device <cpu|cuda|auto>      # (default: pykd's, auto)
   --num-threads <n>             # torch CPU threads, 0 = torch default (default: $num_threads)
   --num-procs <n>               # DDP processes on this machine, one per GPU (or CPU share):
                                 # torchrun --standalone --nproc-per-node n (default: $num_procs)
@@ -56,7 +56,7 @@ kd_require_files "$me" "$data/feats.scp" "$gmmdir/final.mdl" "$model_config" ${t
   ${train_config:+"$train_config"}
 ls "$alidir"/ali.*.gz >/dev/null 2>&1 || { echo "$me: no ali.*.gz in $alidir" >&2; exit 1; }
 
-opts=(--model-config "$model_config" --device "$device" --num-threads "$num_threads")
+opts=(--model-config "$model_config" ${device:+--device "$device"} --num-threads "$num_threads")
 [ -n "$train_config" ] && opts+=(--train-config "$train_config")
 if [ -n "$teacher" ]; then
   opts+=(--teacher "$teacher")

@@ -26,7 +26,7 @@ shuffle=true
 checkpoint_every=200
 model=
 mdl=
-device=cpu
+device=           # empty: pykd's default (auto: cuda when torch sees a GPU)
 num_threads=1
 resume=false
 
@@ -59,7 +59,7 @@ Options:
   --checkpoint-every <n>        # utterances between checkpoints (default: $checkpoint_every)
   --model <final.pt>            # initial network (default: <nnet-dir>/final.pt)
   --mdl <final.mdl>             # transition model (default: <ali-dir>/final.mdl)
-  --device <cpu|cuda|auto>      # (default: $device)
+  --device <cpu|cuda|auto>      # (default: pykd's, auto)
   --num-threads <n>             # torch CPU threads, 0 = torch default (default: $num_threads)
   --resume <bool>               # continue from <out-dir>/checkpoints (default: $resume)"
 
@@ -88,7 +88,7 @@ opts=(--criterion "$criterion" --acwt "$acwt" --lm-scale "$lm_scale" --boost "$b
       --one-silence-class "$one_silence_class" --drop-frames "$drop_frames" --params "$params"
       --optimizer "$optimizer" --momentum "$momentum" --epochs "$epochs" --seed "$seed"
       --shuffle "$shuffle" --checkpoint-every "$checkpoint_every" --model "$model"
-      --device "$device" --num-threads "$num_threads")
+      ${device:+--device "$device"} --num-threads "$num_threads")
 [ -n "$lr" ] && opts+=(--lr "$lr")
 [ -n "$mdl" ] && opts+=(--mdl "$mdl")
 [ -n "$teacher" ] && opts+=(--teacher "$teacher" --kd-q "$kd_q" --kd-temperature "$kd_temperature")

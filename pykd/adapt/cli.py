@@ -14,6 +14,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from pykd.cli_args import add_torch_args
+
 log = logging.getLogger(__name__)
 
 STATS_HEADER = ("speaker", "frames", "adapted_params", "loss_before", "loss_after", "seconds")
@@ -291,8 +293,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "recomputed per mini-batch (default 1024)",
     )  # fmt: skip
     p.add_argument("--seed", type=int, default=777)
-    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
-    p.add_argument("--num-threads", type=int, default=1, help="torch CPU threads (0: default)")
+    add_torch_args(p, num_threads=1)
     p.add_argument("data_dir", help="fbank data dir (feats.scp, cmvn.scp, utt2spk, spk2utt)")
     p.add_argument("out_dir", help="output: spk/<spk>.pt, adapt_stats.tsv, summary.json")
     p.set_defaults(func=_run)

@@ -8,6 +8,8 @@ import logging
 import time
 from pathlib import Path
 
+from pykd.cli_args import add_torch_args
+
 log = logging.getLogger(__name__)
 
 
@@ -118,8 +120,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--cmvn", default="auto", choices=("auto", "mean", "meanvar", "none"),
         help="per-speaker CMVN (auto: what the checkpoint's input section says)",
     )  # fmt: skip
-    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
-    p.add_argument("--num-threads", type=int, default=1, help="torch CPU threads (0: default)")
+    add_torch_args(p, num_threads=1)
     p.add_argument(
         "--spk-params",
         help="dir of `pykd adapt-speakers` (spk/<speaker>.pt): per-speaker parameters over the "

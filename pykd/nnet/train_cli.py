@@ -16,6 +16,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from pykd.cli_args import add_torch_args
 from pykd.train.options import DataOptions, KdOptions
 
 log = logging.getLogger(__name__)
@@ -275,8 +276,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help=f"KD temperature T (default {kd.temperature})",
     )  # fmt: skip
     p.add_argument("--resume", action="store_true", help="resume from <out-dir>/checkpoints")
-    p.add_argument("--device", default="auto", help="cpu | cuda | auto (default auto)")
-    p.add_argument("--num-threads", type=int, default=0, help="torch CPU threads (0 = default)")
+    add_torch_args(p, num_threads=0)
     p.add_argument("data", help="fbank data dir (feats.scp, cmvn.scp, utt2spk)")
     p.add_argument("ali_dir", help="dir with ali.*.gz")
     p.add_argument("gmm_dir", help="dir with final.mdl (the pdfs the network outputs)")

@@ -14,7 +14,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from pykd.cli_args import str_to_bool
+from pykd.cli_args import add_torch_args, str_to_bool
 from pykd.seq import DEFAULT_LR
 from pykd.train.options import KdOptions
 
@@ -289,8 +289,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoint-every", type=int, default=200, help="utterances (default 200)")
     p.add_argument("--log-every", type=int, default=100, help="utterances (default 100)")
     p.add_argument("--resume", action="store_true", help="continue from <out>/checkpoints")
-    p.add_argument("--device", default="cpu", help="cpu | cuda | auto (default cpu)")
-    p.add_argument("--num-threads", type=int, default=0, help="torch CPU threads (0: default)")
+    add_torch_args(p, num_threads=0)
     p.add_argument("--model", help="initial network (default <nnet-dir>/final.pt)")
     p.add_argument("--prior-counts", help="pdf counts (default <nnet-dir>/prior.counts)")
     p.add_argument("--mdl", help="transition model (default <ali-dir>/final.mdl)")
@@ -315,8 +314,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--careful", type=str_to_bool, default=False)
     p.add_argument("--model", help="network (default <nnet-dir>/final.pt)")
     p.add_argument("--prior-counts", help="pdf counts (default <nnet-dir>/prior.counts)")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--num-threads", type=int, default=0)
+    add_torch_args(p, num_threads=0)
     p.add_argument("data", help="fbank data dir (one job's piece) with text")
     p.add_argument("lang", help="lang dir (L.fst, words.txt, phones/disambig.int)")
     p.add_argument("gmm_dir", help="dir with final.mdl and tree (the network's pdfs)")
