@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +27,9 @@ class TrainNnetError(ValueError):
     """A configuration or input problem found before training starts."""
 
 
-def _train_config(args: argparse.Namespace) -> Any:
-    """TrainConfig from ``--train-config`` (``train:`` section or top level) + CLI overrides."""
+def _train_config(args: argparse.Namespace) -> tuple[Any, DataOptions]:
+    """(TrainConfig, DataOptions) from ``--train-config`` (``train:`` section or top level) and
+    the command-line options over it; the defaults are the dataclasses'."""
     import yaml  # noqa: PLC0415
 
     from pykd.train.trainer import TrainConfig  # noqa: PLC0415
@@ -39,10 +41,10 @@ def _train_config(args: argparse.Namespace) -> Any:
         if not isinstance(loaded, dict):
             raise TrainNnetError(f"{args.train_config}: expected a YAML mapping")
         data = dict(loaded.get("train", loaded))
-        for key in ("batch_size", "buffer_frames", "cv_fraction"):  # data options, not Trainer's
-            if key in data and getattr(args, key) is None:
-                setattr(args, key, data[key])
-            data.pop(key, None)
+    # the data options (not the Trainer's): the YAML's, then the command line's
+    names = [f.name for f in fields(DataOptions)]
+    data_opts = {k: data.pop(k) for k in names if k in data}
+    data_opts.update({k: getattr(args, k) for k in names if getattr(args, k, None) is not None})
     if args.lr is not None:
         data["lr"] = args.lr
     if args.seed is not None:
@@ -56,7 +58,7 @@ def _train_config(args: argparse.Namespace) -> Any:
     if args.device != "auto":
         data["device"] = args.device
     try:
-        return TrainConfig.from_dict(data)
+        return TrainConfig.from_dict(data), DataOptions(**data_opts)
     except (TypeError, ValueError) as err:
         raise TrainNnetError(f"training config: {err}") from err
 
@@ -140,11 +142,9 @@ def train_nnet(args: argparse.Namespace) -> dict[str, Any]:
         torch.set_num_threads(args.num_threads)
 
     model_cfg = load_model_config(args.model_config)
-    cfg = _train_config(args)
-    defaults = DataOptions()
-    batch_size = int(args.batch_size or defaults.batch_size)
-    buffer_frames = int(args.buffer_frames or defaults.buffer_frames)
-    cv_fraction = float(args.cv_fraction or defaults.cv_fraction)
+    cfg, data_opts = _train_config(args)
+    batch_size, buffer_frames = data_opts.batch_size, data_opts.buffer_frames
+    cv_fraction = data_opts.cv_fraction
 
     n_pdfs = num_pdfs(mdl)
     targets = load_pdf_alignments(ali_files, mdl)
