@@ -32,8 +32,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from pykd.decode.decoder import best_path, lattice_depth  # noqa: E402
 from pykd.io.datadir import read_table  # noqa: E402
-from pykd.kaldi.decode import best_path, lattice_depth  # noqa: E402
 from pykd.kaldi.lattice_io import read_lattices  # noqa: E402
 
 KALDI_BIN_DIRS = ("bin", "featbin", "gmmbin", "latbin", "fstbin")

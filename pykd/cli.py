@@ -20,8 +20,8 @@ COMMAND_MODULES = (
     "pykd.lm.cli",
     "pykd.corpora.embedded.cli",
     "pykd.corpora.ami.cli",
-    "pykd.kaldi.graph_cli",
-    "pykd.kaldi.cli",
+    "pykd.graph.cli",
+    "pykd.decode.cli",
     "pykd.gmm.cli",
     "pykd.gmm.decode_cli",
     "pykd.data.cli",
@@ -30,7 +30,7 @@ COMMAND_MODULES = (
     "pykd.nnet.train_cli",
     "pykd.adapt.cli",
     "pykd.seq.cli",
-    "pykd.kaldi.results",
+    "pykd.report.results",
 )
 
 

@@ -27,7 +27,7 @@ def layers() -> dict[str, int]:
 
 
 def package_of(module: str) -> str:
-    """``pykd.kaldi.decode`` -> ``kaldi``; ``pykd.cli_args`` -> ``cli_args``."""
+    """``pykd.decode.decoder`` -> ``kaldi``; ``pykd.cli_args`` -> ``cli_args``."""
     parts = module.split(".")
     return parts[1] if len(parts) > 1 else parts[0]
 

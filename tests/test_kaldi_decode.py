@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from pykd import cli
-from pykd.kaldi.decode import (
+from pykd.decode.decoder import (
     DecodeError,
     DecodeOptions,
     DeterminizeLimitError,
@@ -27,6 +27,7 @@ from pykd.kaldi.decode import (
     load_graph,
     prune_lattice,
 )
+from pykd.decode.score import ScoreOptions, compute_wer, edit_counts, score_dir
 from pykd.kaldi.lattice_io import (
     CompactLattice,
     Lattice,
@@ -39,7 +40,6 @@ from pykd.kaldi.lattice_io import (
     write_lattices,
 )
 from pykd.kaldi.model_io import read_model
-from pykd.kaldi.score import ScoreOptions, compute_wer, edit_counts, score_dir
 
 REPO = Path(__file__).resolve().parents[1]
 ACWT = 0.083333

@@ -1,4 +1,4 @@
-"""HCLG construction (pykd.kaldi.graph, utils_kd/mkgraph.sh) against real Kaldi's tri1 graph."""
+"""HCLG construction (pykd.graph.hclg, utils_kd/mkgraph.sh) against real Kaldi's tri1 graph."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from pykd.cli import main as pykd_main
-from pykd.kaldi import graph as g
+from pykd.graph import hclg as g
 from pykd.kaldi.model_io import read_topo, read_tree
 
 GMM = "gmm"

@@ -23,9 +23,9 @@ from kaldi_tools import kaldi, kaldi_workdir
 
 from pykd.data.frames import split_cv
 from pykd.data.priors import read_counts
+from pykd.decode.decoder import best_path
 from pykd.io.compressed import kaldiio
 from pykd.io.datadir import read_table
-from pykd.kaldi.decode import best_path
 from pykd.kaldi.lattice_io import read_lattices
 from pykd.kaldi.model_io import model_info, read_alignments, read_model, tid_to_pdf
 

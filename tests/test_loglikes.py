@@ -14,9 +14,9 @@ from torch import nn
 
 from pykd.cli import build_parser
 from pykd.data.priors import log_priors, read_counts, write_counts
+from pykd.decode.decoder import best_path
 from pykd.frontend.model import ModelError, checkpoint_num_pdfs, load_acoustic_model, module_forward
 from pykd.frontend.splice import splice
-from pykd.kaldi.decode import best_path
 from pykd.kaldi.lattice_io import read_lattices
 from pykd.models import build_model, model_config_from_dict
 from pykd.nnet.loglikes import (

@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 from recipe_helpers import make_recipe_dir, recipe_env, run_recipe, run_tiny_recipe_all_stages
 
+from pykd.decode.decoder import load_graph
 from pykd.io.datadir import read_table
-from pykd.kaldi.decode import load_graph
 from pykd.kaldi.model_io import read_alignments
 
 

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from pykd.cli import main
-from pykd.kaldi.results import (
+from pykd.decode.score import compute_wer, filter_words, find_sclite, read_text, sclite_counts
+from pykd.report.results import (
     Setting,
     describe_training,
     gap_share,
@@ -19,7 +20,6 @@ from pykd.kaldi.results import (
     signed_change,
     sys_err_column,
 )
-from pykd.kaldi.score import compute_wer, filter_words, find_sclite, read_text, sclite_counts
 
 needs_sclite = pytest.mark.skipif(find_sclite() is None, reason="sclite (sctk) not installed")
 
@@ -474,7 +474,7 @@ def test_adaptation_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
 
 
 def test_signed_change() -> None:
-    from pykd.kaldi.results import SetWer
+    from pykd.report.results import SetWer
 
     def w(x: float) -> SetWer:
         return SetWer(Setting(10, "0.5"), f"{x:.1f}", x)

@@ -54,7 +54,7 @@ def best_path_pdfs(
     ``utts``: only these utterances (default: all in the archives).
     """
     from pykd.data.targets import ali_to_pdf  # noqa: PLC0415 (kaldi bindings)
-    from pykd.kaldi.decode import best_path  # noqa: PLC0415
+    from pykd.decode.decoder import best_path  # noqa: PLC0415
     from pykd.kaldi.lattice_io import CompactLattice, read_lattices  # noqa: PLC0415
 
     wanted = None if utts is None else set(utts)

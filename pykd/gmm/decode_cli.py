@@ -13,12 +13,12 @@ from pathlib import Path
 
 import numpy as np
 
+from pykd.decode.cli import add_decode_opts, check_inputs, decode_opts, lattice_path
+from pykd.decode.decoder import GmmScorer, LatticeDecoder, load_graph, run_decoding
+from pykd.decode.score import read_words
 from pykd.features.ark import read_matrices
 from pykd.gmm.feats import iter_gmm_feats
-from pykd.kaldi.cli import add_decode_opts, check_inputs, decode_opts, lattice_path
-from pykd.kaldi.decode import GmmScorer, LatticeDecoder, load_graph, run_decoding
 from pykd.kaldi.model_io import read_model
-from pykd.kaldi.score import read_words
 
 
 def _gmm_loglikes(

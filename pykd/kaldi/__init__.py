@@ -1,1 +1,2 @@
-"""Builtin Kaldi backend: model/tree/alignment files, graphs, decoding, scoring (Kaldi formats)."""
+"""Kaldi's file formats: transition models and GMMs (final.mdl), trees, alignments and
+lattices, read and written byte-compatible with Kaldi's binaries."""

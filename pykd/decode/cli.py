@@ -16,8 +16,7 @@ import logging
 from pathlib import Path
 
 from pykd.cli_args import str_to_bool
-from pykd.features.ark import read_matrices
-from pykd.kaldi.decode import (
+from pykd.decode.decoder import (
     DecodeOptions,
     LatticeDecoder,
     _write_text_ark,
@@ -25,8 +24,9 @@ from pykd.kaldi.decode import (
     load_graph,
     run_decoding,
 )
+from pykd.decode.score import ScoreOptions, read_words, score_dir
+from pykd.features.ark import read_matrices
 from pykd.kaldi.lattice_io import CompactLattice, read_lattices, write_lattices
-from pykd.kaldi.score import ScoreOptions, read_words, score_dir
 
 log = logging.getLogger(__name__)
 

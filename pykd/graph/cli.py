@@ -12,7 +12,7 @@ import logging
 
 import numpy as np
 
-from pykd.kaldi.graph import MkgraphOptions, fst_to_arrays, mkgraph, read_fst
+from pykd.graph.hclg import MkgraphOptions, fst_to_arrays, mkgraph, read_fst
 
 log = logging.getLogger(__name__)
 

@@ -23,9 +23,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from pykd.decode.decoder import best_path
 from pykd.io.atomic import atomic_write_text
 from pykd.io.jobs import job_files
-from pykd.kaldi.decode import best_path
 from pykd.kaldi.lattice_io import CompactLattice, read_lattices
 
 log = logging.getLogger(__name__)

@@ -4,7 +4,7 @@ Protocol: the LM weight / word insertion penalty (``LMWT_WIP``) is tuned on the 
 its WER is sclite's at dev's best setting (``decode_dev/scoring_kaldi/best_wer``). The test set
 (eval) is scored at *dev's* setting: sclite's report ``scoring_kaldi/sclite/hyp_lmwt<L>_wip<P>.sys``
 of the eval decode dir, written here from ``scoring_kaldi/penalty_<P>/<L>.txt`` and
-``scoring_kaldi/test_filt.txt`` (with the non-scored words dropped, as :mod:`pykd.kaldi.score`
+``scoring_kaldi/test_filt.txt`` (with the non-scored words dropped, as :mod:`pykd.decode.score`
 does) when scoring did not already write it. Eval's own best setting (what Kaldi's ``best_wer``
 reports, an oracle) is shown in a separate column for comparison.
 
@@ -36,8 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pykd.io.atomic import atomic_write_text
-from pykd.kaldi.score import (
+from pykd.decode.score import (
     DEFAULT_NON_SCORED,
     ScoreError,
     filter_words,
@@ -46,6 +45,7 @@ from pykd.kaldi.score import (
     sclite_counts,
     write_trn,
 )
+from pykd.io.atomic import atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +140,7 @@ def write_sclite_report(
     """Score ``penalty_<P>/<L>.txt`` against ``test_filt.txt`` with sclite; returns the .sys.
 
     Ref and hyp drop ``non_scored`` words, and the ref keeps only utterances with a hypothesis
-    (``compute-wer --mode=present``), as :func:`pykd.kaldi.score.score_dir` does.
+    (``compute-wer --mode=present``), as :func:`pykd.decode.score.score_dir` does.
     """
     sdir = Path(decode_dir) / "scoring_kaldi"
     ref_txt = sdir / "test_filt.txt"

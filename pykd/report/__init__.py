@@ -1,0 +1,1 @@
+"""The results report (``RESULTS.md``): WER tables of the recipe's systems."""
