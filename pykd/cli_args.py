@@ -4,6 +4,10 @@ never from the dispatcher ``pykd/cli.py``)."""
 from __future__ import annotations
 
 import argparse
+from dataclasses import fields
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 def str_to_bool(text: str) -> bool:
@@ -28,3 +32,11 @@ def add_torch_args(parser: argparse.ArgumentParser, num_threads: int) -> None:
         "--num-threads", type=int, default=num_threads,
         help="torch CPU threads, 0: torch's default (default %(default)s)",
     )  # fmt: skip
+
+
+def config_from_args(cls: type[T], args: argparse.Namespace, **values: Any) -> T:
+    """The dataclass ``cls`` from the command-line options of the same names, ``values`` over
+    them; fields without an option keep the dataclass default (argparse -> typed config)."""
+    names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+    given = {k: v for k, v in vars(args).items() if k in names}
+    return cls(**{**given, **values})

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pykd.cli_args import add_torch_args
+from pykd.cli_args import add_torch_args, config_from_args
 
 log = logging.getLogger(__name__)
 
@@ -73,17 +73,7 @@ def adapt_speakers(args: argparse.Namespace) -> dict[str, Any]:
     if len(sources) != 1:
         raise AdaptError("give exactly one of --teacher, --lattices and --ali-dir")
     device = setup_torch(args.num_threads, args.device)
-    cfg = AdaptConfig(
-        params=args.params,
-        epochs=args.epochs,
-        lr=args.lr,
-        optimizer=args.optimizer,
-        batch_size=args.batch_size,
-        kl_weight=args.kl_weight,
-        seed=args.seed,
-        device=device,
-        teacher_cache_mb=args.teacher_cache_mb,
-    )
+    cfg = config_from_args(AdaptConfig, args, device=device)
     cfg.validate()
     data, out = Path(args.data_dir), Path(args.out_dir)
     for f in ("feats.scp", "utt2spk", "spk2utt"):

@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import importlib
 
-# Default SGD learning rate of ``pykd train-seq`` (loss per frame; see docs/sequence.md).
-DEFAULT_LR = 0.01
-
 _EXPORTS = {
     "LatticeGraph": "pykd.seq.lattice_graph",
     "LatticeGraphError": "pykd.seq.lattice_graph",
@@ -24,7 +21,7 @@ _EXPORTS = {
     "smbr": "pykd.seq.objectives",
 }
 
-__all__ = sorted([*_EXPORTS, "DEFAULT_LR"])
+__all__ = sorted(_EXPORTS)
 
 
 def __getattr__(name: str) -> object:

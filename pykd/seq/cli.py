@@ -14,9 +14,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from pykd.cli_args import add_torch_args, str_to_bool
-from pykd.seq import DEFAULT_LR
-from pykd.train.options import KdOptions
+from pykd.cli_args import add_torch_args, config_from_args, str_to_bool
+from pykd.seq.config import CRITERIA, SeqTrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +61,7 @@ def train_seq(args: argparse.Namespace) -> dict[str, Any]:
     from pykd.models import count_parameters  # noqa: PLC0415
     from pykd.nnet.loglikes import check_network_pdfs  # noqa: PLC0415
     from pykd.seq.denlats import DenLattices  # noqa: PLC0415
-    from pykd.seq.train import SeqTrainConfig, SeqTrainer  # noqa: PLC0415
+    from pykd.seq.train import SeqTrainer  # noqa: PLC0415
     from pykd.train.checkpoint import latest_checkpoint, load_checkpoint  # noqa: PLC0415
     from pykd.train.distributed import setup_torch  # noqa: PLC0415
 
@@ -70,28 +69,8 @@ def train_seq(args: argparse.Namespace) -> dict[str, Any]:
         Path(p) for p in (args.data, args.lang, args.nnet_dir, args.ali_dir, args.denlats, args.out)
     )
     device = setup_torch(args.num_threads, args.device)
-    cfg = SeqTrainConfig(
-        criterion=args.criterion,
-        acwt=args.acwt,
-        lm_scale=args.lm_scale,
-        old_acoustic_scale=args.old_acoustic_scale,
-        boost=args.boost,
-        one_silence_class=args.one_silence_class,
-        drop_frames=args.drop_frames,
-        kd_q=args.kd_q if args.teacher else 0.0,
-        kd_temperature=args.kd_temperature,
-        params=args.params,
-        optimizer=args.optimizer,
-        lr=args.lr,
-        momentum=args.momentum,
-        epochs=args.epochs,
-        seed=args.seed,
-        shuffle=args.shuffle,
-        prior_scale=args.prior_scale,
-        checkpoint_every=args.checkpoint_every,
-        log_every=args.log_every,
-        device=device,
-        stop_after_utts=args.stop_after_utts,
+    cfg = config_from_args(
+        SeqTrainConfig, args, kd_q=args.kd_q if args.teacher else 0.0, device=device
     )
     cfg.validate()
     if args.kd_q > 0 and not args.teacher:
@@ -206,16 +185,14 @@ def _run_train(args: argparse.Namespace) -> int:
 
 def _run_align(args: argparse.Namespace) -> int:
     from pykd.seq.align import NnetAlignOptions, align_nnet  # noqa: PLC0415
+    from pykd.train.distributed import setup_torch  # noqa: PLC0415
 
     gmm, nnet = Path(args.gmm_dir), Path(args.nnet_dir)
     model = Path(args.model) if args.model else nnet / "final.pt"
     counts = Path(args.prior_counts) if args.prior_counts else nnet / "prior.counts"
     if args.prior_scale != 0 and not counts.is_file():
         raise FileNotFoundError(f"missing {counts} (or use --prior-scale 0)")
-    if args.num_threads > 0:
-        import torch  # noqa: PLC0415
-
-        torch.set_num_threads(args.num_threads)
+    device = setup_torch(args.num_threads, args.device)
     opts = NnetAlignOptions(
         beam=args.beam,
         retry_beam=args.retry_beam,
@@ -234,7 +211,7 @@ def _run_align(args: argparse.Namespace) -> int:
         counts if args.prior_scale != 0 else None,
         args.out_ali,
         opts,
-        device=args.device,
+        device=device,
     )
     return 0
 
@@ -255,45 +232,46 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="sequence training (sMBR/MPFE/MMI, optional KD) of an acoustic network",
         description="Utterance-level sequence training on denominator lattices (docs/sequence.md).",
     )
-    p.add_argument("--criterion", choices=("smbr", "mpfe", "mmi"), default="smbr")
-    p.add_argument("--acwt", type=float, default=0.1, help="acoustic scale kappa (default 0.1)")
-    p.add_argument("--lm-scale", type=float, default=1.0, help="scale on graph costs (1.0)")
+    d = SeqTrainConfig()  # every default once, in the config (shown by --help)
     p.add_argument(
-        "--old-acoustic-scale",
-        type=float,
-        default=0.0,
-        help="keep this share of the lattice's acoustic costs (nnet1 default 0: discard)",
+        "--criterion", choices=CRITERIA, default=d.criterion, help="(default %(default)s)"
     )
-    p.add_argument("--boost", type=float, default=0.0, help="boosted MMI factor b (MMI only)")
-    p.add_argument("--one-silence-class", type=str_to_bool, default=True)
+    p.add_argument("--acwt", type=float, default=d.acwt, help="acoustic scale kappa (%(default)s)")
     p.add_argument(
-        "--drop-frames",
-        type=str_to_bool,
-        default=True,
-        help="zero the gradient of frames whose numerator pdf is not in the lattice (true)",
+        "--lm-scale", type=float, default=d.lm_scale, help="on graph costs (%(default)s)"
     )
-    p.add_argument("--teacher", help="teacher final.pt: add the KD regulariser")
-    p.add_argument("--kd-q", type=float, default=0.0, help="KD weight q: L=(1-q)L_seq+q CE")
     p.add_argument(
-        "--kd-temperature", type=float, default=KdOptions.temperature,
-        help=f"temperature of the teacher's posteriors (default {KdOptions.temperature})",
+        "--old-acoustic-scale", type=float, default=d.old_acoustic_scale,
+        help="keep this share of the lattice's acoustic costs (nnet1: %(default)s, discard)",
     )  # fmt: skip
-    p.add_argument("--params", choices=("all", "gates"), default="all", help="what to update")
-    p.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd")
-    p.add_argument("--lr", type=float, default=DEFAULT_LR, help=f"default {DEFAULT_LR}")
-    p.add_argument("--momentum", type=float, default=0.0)
-    p.add_argument("--epochs", type=int, default=4)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--shuffle", type=str_to_bool, default=True, help="shuffle utts per epoch")
-    p.add_argument("--prior-scale", type=float, default=1.0)
-    p.add_argument("--checkpoint-every", type=int, default=200, help="utterances (default 200)")
-    p.add_argument("--log-every", type=int, default=100, help="utterances (default 100)")
+    p.add_argument("--boost", type=float, default=d.boost, help="boosted MMI b (%(default)s)")
+    p.add_argument("--one-silence-class", type=str_to_bool, default=d.one_silence_class)
+    p.add_argument(
+        "--drop-frames", type=str_to_bool, default=d.drop_frames,
+        help="zero the gradient of frames whose numerator pdf is not in the lattice (%(default)s)",
+    )  # fmt: skip
+    p.add_argument("--teacher", help="teacher final.pt: add the KD regulariser")
+    p.add_argument("--kd-q", type=float, default=d.kd_q, help="L=(1-q)L_seq+q CE (%(default)s)")
+    p.add_argument(
+        "--kd-temperature", type=float, default=d.kd_temperature,
+        help="temperature of the teacher's posteriors (%(default)s)",
+    )  # fmt: skip
+    p.add_argument("--params", choices=("all", "gates"), default=d.params, help="(%(default)s)")
+    p.add_argument("--optimizer", choices=("sgd", "adam"), default=d.optimizer)
+    p.add_argument("--lr", type=float, default=d.lr, help="(default %(default)s)")
+    p.add_argument("--momentum", type=float, default=d.momentum)
+    p.add_argument("--epochs", type=int, default=d.epochs, help="(default %(default)s)")
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--shuffle", type=str_to_bool, default=d.shuffle, help="utterances per epoch")
+    p.add_argument("--prior-scale", type=float, default=d.prior_scale)
+    p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every, help="utterances")
+    p.add_argument("--log-every", type=int, default=d.log_every, help="utterances")
     p.add_argument("--resume", action="store_true", help="continue from <out>/checkpoints")
     add_torch_args(p, num_threads=0)
     p.add_argument("--model", help="initial network (default <nnet-dir>/final.pt)")
     p.add_argument("--prior-counts", help="pdf counts (default <nnet-dir>/prior.counts)")
     p.add_argument("--mdl", help="transition model (default <ali-dir>/final.mdl)")
-    p.add_argument("--stop-after-utts", type=int, default=0, help=argparse.SUPPRESS)
+    p.add_argument("--stop-after-utts", type=int, default=d.stop_after_utts, help=argparse.SUPPRESS)
     p.add_argument("data", help="fbank data dir (feats.scp, cmvn.scp, utt2spk)")
     p.add_argument("lang", help="lang dir (phones/silence.csl)")
     p.add_argument("nnet_dir", help="initial network dir (final.pt, prior.counts)")
