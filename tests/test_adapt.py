@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from pykd.adapt.core import AdaptConfig, adapt_speaker, evaluate_loss, speaker_frames
+from pykd.adapt.config import AdaptConfig
+from pykd.adapt.core import adapt_speaker, evaluate_loss, speaker_frames
 from pykd.adapt.targets import decode_targets, read_best_wer, split_utterances
 from pykd.cli import build_parser
 from pykd.data.frames import UtteranceSource

@@ -9,8 +9,8 @@ from __future__ import annotations
 import importlib
 
 _EXPORTS = {
-    "AdaptConfig": "pykd.adapt.core",
-    "AdaptError": "pykd.adapt.core",
+    "AdaptConfig": "pykd.adapt.config",
+    "AdaptError": "pykd.adapt.config",
     "AdaptResult": "pykd.adapt.core",
     "AdaptStats": "pykd.adapt.core",
     "SpeakerFrames": "pykd.adapt.core",

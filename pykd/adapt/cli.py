@@ -14,7 +14,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from pykd.adapt.config import OPTIMIZERS, AdaptConfig
 from pykd.cli_args import add_torch_args, config_from_args
+from pykd.frontend.groups import PARAM_SETS
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +26,7 @@ SKIPPED = "skipped-too-little-data"
 
 
 def _check_teacher(meta: dict[str, Any], t_meta: dict[str, Any], path: str) -> None:
-    from pykd.adapt.core import AdaptError  # noqa: PLC0415
+    from pykd.adapt.config import AdaptError  # noqa: PLC0415
     from pykd.frontend.spec import InputSpec  # noqa: PLC0415
 
     def key(m: dict[str, Any]) -> tuple:
@@ -44,13 +46,8 @@ def _fmt(x: float) -> str:
 def adapt_speakers(args: argparse.Namespace) -> dict[str, Any]:
     """Run the whole thing; returns the summary written to ``summary.json``."""
 
-    from pykd.adapt.core import (  # noqa: PLC0415
-        AdaptConfig,
-        AdaptError,
-        adapt_speaker,
-        speaker_frames,
-        stats_dict,
-    )
+    from pykd.adapt.config import AdaptError  # noqa: PLC0415
+    from pykd.adapt.core import adapt_speaker, speaker_frames, stats_dict  # noqa: PLC0415
     from pykd.adapt.targets import (  # noqa: PLC0415
         decode_targets,
         oracle_targets,
@@ -257,17 +254,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--gmm-model", help="final.mdl mapping transition-ids to pdfs")
     p.add_argument("--lmwt", type=int, help="LM weight for the best path (default: best_wer's)")
     p.add_argument("--wip", help="word insertion penalty for the best path (default: best_wer's)")
+    d = AdaptConfig()  # every default once, in the config (shown by --help)
     p.add_argument(
-        "--params", default="gates", choices=("gates", "all", "output_bias"),
-        help="parameters adapted (default: gates, the HDNN's shared gates)",
+        "--params", default=d.params, choices=PARAM_SETS,
+        help="parameters adapted (default: %(default)s; gates: the HDNN's shared gates)",
     )  # fmt: skip
-    p.add_argument("--epochs", type=int, default=3, help="passes over a speaker's data")
-    p.add_argument("--lr", type=float, default=5e-4, help="learning rate (default 5e-4)")
-    p.add_argument("--optimizer", default="adam", choices=("adam", "sgd"))
-    p.add_argument("--batch-size", type=int, default=256, help="frames per mini-batch")
+    p.add_argument("--epochs", type=int, default=d.epochs, help="passes over a speaker's data")
+    p.add_argument("--lr", type=float, default=d.lr, help="learning rate (default %(default)s)")
+    p.add_argument("--optimizer", default=d.optimizer, choices=OPTIMIZERS)
+    p.add_argument("--batch-size", type=int, default=d.batch_size, help="frames per mini-batch")
     p.add_argument(
-        "--kl-weight", type=float, default=0.0,
-        help="weight of KL(SI posteriors || adapted posteriors) added to the loss (default 0)",
+        "--kl-weight", type=float, default=d.kl_weight,
+        help="weight of KL(SI posteriors || adapted posteriors) added to the loss (%(default)s)",
     )  # fmt: skip
     p.add_argument(
         "--min-frames", type=int, default=300,
@@ -278,11 +276,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="same: adapt on all of a speaker's utterances; split: on the first half (sorted)",
     )  # fmt: skip
     p.add_argument(
-        "--teacher-cache-mb", type=float, default=1024.0,
+        "--teacher-cache-mb", type=float, default=d.teacher_cache_mb,
         help="keep a speaker's teacher posteriors (computed once) up to this size; larger: "
-        "recomputed per mini-batch (default 1024)",
+        "recomputed per mini-batch (default %(default)s)",
     )  # fmt: skip
-    p.add_argument("--seed", type=int, default=777)
+    p.add_argument("--seed", type=int, default=d.seed)
     add_torch_args(p, num_threads=1)
     p.add_argument("data_dir", help="fbank data dir (feats.scp, cmvn.scp, utt2spk, spk2utt)")
     p.add_argument("out_dir", help="output: spk/<spk>.pt, adapt_stats.tsv, summary.json")

@@ -31,19 +31,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pykd.adapt.config import AdaptConfig, AdaptError
 from pykd.data.frames import EpochStats, UtteranceSource
-from pykd.frontend.model import PARAM_SETS, select_parameters
+from pykd.frontend.model import select_parameters
 from pykd.frontend.splice import pad_edges, splice_padded
 from pykd.train.losses import ce_loss, soft_ce_loss
 
 log = logging.getLogger(__name__)
 
-OPTIMIZERS = ("adam", "sgd")
 EVAL_CHUNK = 4096
-
-
-class AdaptError(ValueError):
-    """Bad adaptation input, or a speaker file that does not fit the base model."""
 
 
 # ----------------------------------------------------------------------------- frames
@@ -114,31 +110,6 @@ def speaker_frames(source: UtteranceSource, utts: Iterable[str]) -> SpeakerFrame
 
 
 # ----------------------------------------------------------------------------- adaptation
-@dataclass
-class AdaptConfig:
-    """Adaptation settings (see ``pykd adapt-speakers --help``)."""
-
-    params: str = "gates"
-    epochs: int = 3
-    lr: float = 5e-4
-    optimizer: str = "adam"
-    batch_size: int = 256
-    kl_weight: float = 0.0
-    seed: int = 777
-    device: str = "cpu"
-    teacher_cache_mb: float = 1024.0  # keep a speaker's teacher posteriors up to this size
-
-    def validate(self) -> None:
-        if self.params not in PARAM_SETS:
-            raise AdaptError(f"params must be one of {PARAM_SETS}, got {self.params!r}")
-        if self.optimizer not in OPTIMIZERS:
-            raise AdaptError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
-        if self.epochs < 0 or self.batch_size < 1:
-            raise AdaptError("epochs must be >= 0 and batch_size >= 1")
-        if not self.lr > 0 or self.kl_weight < 0 or self.teacher_cache_mb < 0:
-            raise AdaptError("lr must be > 0, kl_weight and teacher_cache_mb >= 0")
-
-
 @dataclass
 class AdaptStats:
     """What one speaker's adaptation did (loss: the task loss, without the KL term)."""

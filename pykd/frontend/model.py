@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from pykd.frontend.groups import PARAM_SETS
 from pykd.frontend.spec import InputSpec
 from pykd.io.atomic import atomic_path
 from pykd.train.checkpoint import load_checkpoint
@@ -36,7 +37,6 @@ from pykd.train.checkpoint import load_checkpoint
 log = logging.getLogger(__name__)
 
 ModelForward = Callable[[np.ndarray], "np.ndarray | torch.Tensor"]
-PARAM_SETS = ("gates", "all", "output_bias")
 FILE_FORMAT = "pykd-speaker-params/1"
 
 
