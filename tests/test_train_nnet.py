@@ -131,7 +131,7 @@ def test_teacher_pdf_mismatch(setup: dict[str, Path], teacher: Path, tmp_path: P
     torch.save({"model": bad.state_dict(), "meta": {**meta, "num_pdfs": 300}}, tmp_path / "t.pt")
     args = _args(setup, tmp_path / "out", "--teacher", str(tmp_path / "t.pt"))
     with pytest.raises(train_cli.TrainNnetError, match=f"300 outputs.*{N_PDFS} pdfs"):
-        train_cli.train_nnet(args)
+        train_cli.train_nnet(train_cli.NnetJob.from_args(args))
     assert not (tmp_path / "out" / "final.pt").exists()
 
 
@@ -149,7 +149,7 @@ def test_alignment_outside_model(setup: dict[str, Path], tmp_path: Path) -> None
     args = _args(setup, tmp_path / "out")
     args.ali_dir = str(ali_dir)
     with pytest.raises(ValueError, match="transition-id out of range"):
-        train_cli.train_nnet(args)
+        train_cli.train_nnet(train_cli.NnetJob.from_args(args))
     assert not (tmp_path / "out" / "final.pt").exists()
 
 
@@ -224,7 +224,7 @@ def test_resume_other_network(setup: dict[str, Path], teacher: Path, tmp_path: P
     args = _args(setup, out, "--resume")
     args.model_config = str(other)
     with pytest.raises(train_cli.TrainNnetError, match="--resume"):
-        train_cli.train_nnet(args)
+        train_cli.train_nnet(train_cli.NnetJob.from_args(args))
 
 
 def test_same_seed_gives_the_same_network(

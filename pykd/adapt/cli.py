@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +44,36 @@ def _fmt(x: float) -> str:
     return f"{x:.4f}"
 
 
-def adapt_speakers(args: argparse.Namespace) -> dict[str, Any]:
+@dataclass(frozen=True)
+class AdaptJob:
+    """One ``adapt-speakers`` run, typed: the base model, data, targets (exactly one of
+    ``teacher``, ``lattices``, ``ali_dir``) and options (see ``--help``)."""
+
+    model: str
+    data_dir: Path
+    out_dir: Path
+    config: AdaptConfig
+    teacher: str | None = None
+    lattices: str | None = None
+    ali_dir: str | None = None
+    gmm_model: str | None = None
+    lmwt: int | None = None
+    wip: str | None = None
+    protocol: str = "same"
+    min_frames: int = 300
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace, device: str) -> AdaptJob:
+        """The job of ``pykd adapt-speakers``'s options, on ``device``."""
+        return cls(
+            args.model, Path(args.data_dir), Path(args.out_dir),
+            config_from_args(AdaptConfig, args, device=device),
+            args.teacher, args.lattices, args.ali_dir, args.gmm_model, args.lmwt, args.wip,
+            args.protocol, args.min_frames,
+        )  # fmt: skip
+
+
+def adapt_speakers(job: AdaptJob) -> dict[str, Any]:
     """Run the whole thing; returns the summary written to ``summary.json``."""
 
     from pykd.adapt.config import AdaptError  # noqa: PLC0415
@@ -64,52 +94,51 @@ def adapt_speakers(args: argparse.Namespace) -> dict[str, Any]:
     from pykd.frontend.spec import InputSpec  # noqa: PLC0415
     from pykd.io.atomic import atomic_write_text  # noqa: PLC0415
     from pykd.io.datadir import c_sorted, read_table  # noqa: PLC0415
-    from pykd.train.distributed import setup_torch  # noqa: PLC0415
 
-    sources = [x for x in (args.teacher, args.lattices, args.ali_dir) if x]
+    sources = [x for x in (job.teacher, job.lattices, job.ali_dir) if x]
     if len(sources) != 1:
         raise AdaptError("give exactly one of --teacher, --lattices and --ali-dir")
-    device = setup_torch(args.num_threads, args.device)
-    cfg = config_from_args(AdaptConfig, args, device=device)
+    cfg = job.config
     cfg.validate()
-    data, out = Path(args.data_dir), Path(args.out_dir)
+    device = cfg.device
+    data, out = job.data_dir, job.out_dir
     for f in ("feats.scp", "utt2spk", "spk2utt"):
         if not (data / f).is_file():
             raise FileNotFoundError(f"missing {data / f}")
 
-    model, meta = load_acoustic_model(args.model, device=device)
-    base_sha = file_sha256(args.model)
+    model, meta = load_acoustic_model(job.model, device=device)
+    base_sha = file_sha256(job.model)
     n_adapt = sum(p.numel() for p in select_parameters(model, cfg.params).values())
-    settings: dict[str, Any] = {"model": os.fspath(args.model), "base_sha256": base_sha}
+    settings: dict[str, Any] = {"model": os.fspath(job.model), "base_sha256": base_sha}
 
     teacher = None
     targets = None
-    if args.teacher:
+    if job.teacher:
         method = "teacher"
-        teacher, t_meta = load_acoustic_model(args.teacher, device=device)
-        _check_teacher(meta, t_meta, args.teacher)
-        settings["teacher"] = os.fspath(args.teacher)
+        teacher, t_meta = load_acoustic_model(job.teacher, device=device)
+        _check_teacher(meta, t_meta, job.teacher)
+        settings["teacher"] = os.fspath(job.teacher)
     else:
         from pykd.data.targets import check_targets, num_pdfs  # noqa: PLC0415
 
-        if not args.gmm_model:
+        if not job.gmm_model:
             raise AdaptError("--lattices / --ali-dir need --gmm-model (final.mdl of the pdfs)")
-        if num_pdfs(args.gmm_model) != meta["num_pdfs"]:
+        if num_pdfs(job.gmm_model) != meta["num_pdfs"]:
             raise AdaptError(
-                f"{args.gmm_model} has {num_pdfs(args.gmm_model)} pdfs, the network "
+                f"{job.gmm_model} has {num_pdfs(job.gmm_model)} pdfs, the network "
                 f"{meta['num_pdfs']} outputs"
             )
-        settings["gmm_model"] = os.fspath(args.gmm_model)
-        if args.lattices:
+        settings["gmm_model"] = os.fspath(job.gmm_model)
+        if job.lattices:
             method = "decode"
             targets, info = decode_targets(
-                args.lattices, args.gmm_model, read_table(data / "utt2spk"), args.lmwt, args.wip
+                job.lattices, job.gmm_model, read_table(data / "utt2spk"), job.lmwt, job.wip
             )
-            settings.update(lattices=os.fspath(args.lattices), **info)
+            settings.update(lattices=os.fspath(job.lattices), **info)
         else:
             method = "oracle"
-            targets = oracle_targets(args.ali_dir, args.gmm_model)
-            settings["ali_dir"] = os.fspath(args.ali_dir)
+            targets = oracle_targets(job.ali_dir, job.gmm_model)
+            settings["ali_dir"] = os.fspath(job.ali_dir)
         check_targets(targets, meta["num_pdfs"])
 
     source = UtteranceSource.of_data_dir(data, targets, InputSpec.from_meta(meta))
@@ -120,7 +149,7 @@ def adapt_speakers(args: argparse.Namespace) -> dict[str, Any]:
         log.warning("%d utterances of spk2utt have no features (e.g. %s)", len(missing), missing[0])
     spk2utts = {s: c_sorted(u for u in us if u in have) for s, us in spk2utts.items()}
     out.mkdir(parents=True, exist_ok=True)
-    if args.protocol == "split":
+    if job.protocol == "split":
         adapt_utts, test_utts = split_utterances(spk2utts)
         for name, table in (("adapt_utts", adapt_utts), ("test_utts", test_utts)):
             utts = c_sorted(u for us in table.values() for u in us)
@@ -133,7 +162,7 @@ def adapt_speakers(args: argparse.Namespace) -> dict[str, Any]:
     log.info(
         "adapting %d speakers of %s: method %s, params %s (%d per speaker), %d epochs, %s lr %g, "
         "KL weight %g, protocol %s, on %s", len(spk2utts), data, method, cfg.params, n_adapt,
-        cfg.epochs, cfg.optimizer, cfg.lr, cfg.kl_weight, args.protocol, device,
+        cfg.epochs, cfg.optimizer, cfg.lr, cfg.kl_weight, job.protocol, device,
     )  # fmt: skip
     rows: list[str] = ["\t".join((*STATS_HEADER, "status"))]
     per_spk: dict[str, dict[str, Any]] = {}
@@ -142,10 +171,10 @@ def adapt_speakers(args: argparse.Namespace) -> dict[str, Any]:
         t0 = time.perf_counter()
         frames = speaker_frames(source, adapt_utts[spk])
         path = speaker_file(out, spk)
-        if len(frames) < args.min_frames or len(frames) == 0:
+        if len(frames) < job.min_frames or len(frames) == 0:
             log.warning(
                 "speaker %s: %d frames (%d usable utterances) < --min-frames %d: "
-                "left unadapted", spk, len(frames), len(frames.utts), args.min_frames,
+                "left unadapted", spk, len(frames), len(frames.utts), job.min_frames,
             )  # fmt: skip
             path.unlink(missing_ok=True)
             rows.append("\t".join((spk, str(len(frames)), "0", "-", "-", "0.000", SKIPPED)))
@@ -193,11 +222,11 @@ def adapt_speakers(args: argparse.Namespace) -> dict[str, Any]:
     frames_ad = sum(v["frames"] for v in adapted.values())
     summary: dict[str, Any] = {
         "method": method,
-        "protocol": args.protocol,
+        "protocol": job.protocol,
         "data_dir": os.fspath(data),
         **settings,
         "config": vars(cfg).copy(),
-        "min_frames": args.min_frames,
+        "min_frames": job.min_frames,
         "num_speakers": len(per_spk),
         "num_adapted": len(adapted),
         "num_skipped": len(skipped),
@@ -236,7 +265,9 @@ def adapt_speakers(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _run(args: argparse.Namespace) -> int:
-    adapt_speakers(args)
+    from pykd.train.distributed import setup_torch  # noqa: PLC0415
+
+    adapt_speakers(AdaptJob.from_args(args, setup_torch(args.num_threads, args.device)))
     return 0
 
 

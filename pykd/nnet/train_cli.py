@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,32 @@ log = logging.getLogger(__name__)
 
 class TrainNnetError(ValueError):
     """A configuration or input problem found before training starts."""
+
+
+@dataclass(frozen=True)
+class NnetJob:
+    """One ``train-nnet`` run, typed: inputs, output dir and every option (see ``--help``)."""
+
+    data: Path  # fbank data dir
+    ali_dir: Path  # ali.*.gz
+    gmm_dir: Path  # final.mdl: the pdfs
+    out: Path
+    model_config: str
+    train: Any  # pykd.train.trainer.TrainConfig (torch-heavy module: imported when run)
+    data_opts: DataOptions = DataOptions()
+    teacher: str | None = None  # KD from this checkpoint
+    kd: KdOptions = KdOptions()
+    num_threads: int = 0  # 0: torch's default
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> NnetJob:
+        """The job of ``pykd train-nnet``'s options (the train config YAML read here)."""
+        train, data_opts = _train_config(args)
+        return cls(
+            Path(args.data), Path(args.ali_dir), Path(args.gmm_dir), Path(args.out),
+            args.model_config, train, data_opts, args.teacher,
+            KdOptions(float(args.kd_p), float(args.kd_temperature)), args.num_threads,
+        )  # fmt: skip
 
 
 def _train_config(args: argparse.Namespace) -> tuple[Any, DataOptions]:
@@ -100,7 +126,7 @@ def _check_resume(out: Path, n_pdfs: int, input_dim: int, model_config: dict) ->
         )
 
 
-def train_nnet(args: argparse.Namespace) -> dict[str, Any]:
+def train_nnet(job: NnetJob) -> dict[str, Any]:
     """Run the whole thing; returns the trainer's summary."""
     import torch  # noqa: PLC0415 (keep `pykd --help` light)
 
@@ -129,20 +155,18 @@ def train_nnet(args: argparse.Namespace) -> dict[str, Any]:
     from pykd.train.losses import ce_loss, kd_loss  # noqa: PLC0415
     from pykd.train.trainer import Trainer, seed_everything  # noqa: PLC0415
 
-    data, ali_dir, gmm_dir, out = (
-        Path(p) for p in (args.data, args.ali_dir, args.gmm_dir, args.out)
-    )
+    data, ali_dir, gmm_dir, out = job.data, job.ali_dir, job.gmm_dir, job.out
     feats_scp = data / "feats.scp"
     mdl = gmm_dir / "final.mdl"
     for f in (feats_scp, mdl):
         if not f.is_file():
             raise FileNotFoundError(f"missing {f}")
     ali_files = alignment_files(ali_dir)
-    if args.num_threads > 0:
-        torch.set_num_threads(args.num_threads)
+    if job.num_threads > 0:
+        torch.set_num_threads(job.num_threads)
 
-    model_cfg = load_model_config(args.model_config)
-    cfg, data_opts = _train_config(args)
+    model_cfg = load_model_config(job.model_config)
+    cfg, data_opts = job.train, job.data_opts
     batch_size, buffer_frames = data_opts.batch_size, data_opts.buffer_frames
     cv_fraction = data_opts.cv_fraction
 
@@ -201,21 +225,21 @@ def train_nnet(args: argparse.Namespace) -> dict[str, Any]:
         "loss": "ce",
         "seed": cfg.seed,
     }
-    if args.teacher:
-        teacher, t_meta = _load_teacher(args.teacher, n_pdfs, input_dim, spec)
-        p, temp = float(args.kd_p), float(args.kd_temperature)
+    if job.teacher:
+        teacher, t_meta = _load_teacher(job.teacher, n_pdfs, input_dim, spec)
+        p, temp = job.kd.p, job.kd.temperature
 
         def loss_fn(out_: torch.Tensor, y: torch.Tensor, t_out: torch.Tensor) -> torch.Tensor:
             return kd_loss(out_, t_out, y, p, temp)
 
         meta.update(
             loss="kd",
-            teacher=os.fspath(args.teacher),
+            teacher=os.fspath(job.teacher),
             teacher_params=count_parameters(teacher),
             kd_p=p,
             kd_temperature=temp,
         )
-        log.info("KD from %s (%s): p=%g T=%g", args.teacher, t_meta["model_config"], p, temp)
+        log.info("KD from %s (%s): p=%g T=%g", job.teacher, t_meta["model_config"], p, temp)
     else:
         loss_fn = ce_loss  # type: ignore[assignment]
 
@@ -238,10 +262,11 @@ def _run(args: argparse.Namespace) -> int:
     from pykd.train import distributed as ddp  # noqa: PLC0415
 
     device = ddp.setup_torch(0, args.device, ddp_ok=True)
+    job = NnetJob.from_args(args)
     with ddp.process_group(device) as info:
         if not info.is_main:  # one copy of the log: rank 0's (warnings and errors from all)
             logging.getLogger().setLevel(logging.WARNING)
-        summary = train_nnet(args)
+        summary = train_nnet(job)
     log.info("train-nnet: %s, best CV loss %s", summary["status"], summary["cv_loss"])
     return 0
 
