@@ -13,7 +13,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from pykd.cli_args import str_to_bool
 from pykd.decode.decoder import (
@@ -94,23 +98,31 @@ def check_inputs(*paths: str) -> None:
             raise FileNotFoundError(f"input file not found: {p}")
 
 
-def cmd_latgen_mapped(args: argparse.Namespace) -> int:
-    from pykd.kaldi.model_io import read_transition_model
-
-    check_inputs(args.model, args.fst)
-    tm = read_transition_model(args.model)
+def decode_with_options(
+    args: argparse.Namespace, tm: Any, scores: Iterator[tuple[str, np.ndarray]]
+) -> int:
+    """The decoding half of ``latgen-faster-mapped`` / ``gmm-latgen-faster``: ``scores``
+    (per-utterance log-likelihoods over pdfs) through ``args.fst`` with the decoding options,
+    into the lattice / words / alignment outputs. Exit status 1 when no utterance decoded."""
     graph = load_graph(args.fst)
     decoder = LatticeDecoder(graph, tm, decode_opts(args))
     id2word = read_words(args.word_symbol_table) if args.word_symbol_table else None
     summary = run_decoding(
         decoder,
-        read_matrices(args.input),
+        scores,
         lattice_path(args.lattice_wspecifier),
         args.words_wspecifier,
         args.ali_wspecifier,
         id2word,
     )
     return 0 if summary.done else 1
+
+
+def cmd_latgen_mapped(args: argparse.Namespace) -> int:
+    from pykd.kaldi.model_io import read_transition_model
+
+    check_inputs(args.model, args.fst)
+    return decode_with_options(args, read_transition_model(args.model), read_matrices(args.input))
 
 
 def cmd_best_path(args: argparse.Namespace) -> int:

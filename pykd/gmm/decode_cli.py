@@ -13,9 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pykd.decode.cli import add_decode_opts, check_inputs, decode_opts, lattice_path
-from pykd.decode.decoder import GmmScorer, LatticeDecoder, load_graph, run_decoding
-from pykd.decode.score import read_words
+from pykd.decode.cli import add_decode_opts, check_inputs, decode_with_options
+from pykd.decode.decoder import GmmScorer
 from pykd.features.ark import read_matrices
 from pykd.gmm.feats import iter_gmm_feats
 from pykd.kaldi.model_io import read_model
@@ -37,18 +36,7 @@ def cmd_gmm_latgen(args: argparse.Namespace) -> int:
     else:
         feats = read_matrices(args.input)
     tm, am = read_model(args.model)
-    graph = load_graph(args.fst)
-    decoder = LatticeDecoder(graph, tm, decode_opts(args))
-    id2word = read_words(args.word_symbol_table) if args.word_symbol_table else None
-    summary = run_decoding(
-        decoder,
-        _gmm_loglikes(GmmScorer(am), feats),
-        lattice_path(args.lattice_wspecifier),
-        args.words_wspecifier,
-        args.ali_wspecifier,
-        id2word,
-    )
-    return 0 if summary.done else 1
+    return decode_with_options(args, tm, _gmm_loglikes(GmmScorer(am), feats))
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
