@@ -195,7 +195,7 @@ fi
 
 if begin_stage 6 "triphone GMM"; then
   steps_kd/align_si.sh --nj "$nj" --cmd "$train_cmd" "$data/train" data/lang exp/mono exp/mono_ali
-  train_once exp/tri1 final.mdl steps_kd/train_deltas.sh --nj "$nj" --cmd "$train_cmd" \
+  train_once exp/tri1 final.mdl steps_kd/train_deltas.sh --cmd "$train_cmd" \
     "$tri_leaves" "$tri_gauss" "$data/train" data/lang exp/mono_ali exp/tri1
   utils/mkgraph.sh data/lang_test exp/tri1 exp/tri1/graph
   decode_sets exp/tri1

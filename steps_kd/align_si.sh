@@ -22,7 +22,7 @@ split by speaker), final.mdl, tree, num_jobs, cmvn_opts and log/align.N.log. Utt
 not align with --beam are retried with --retry-beam, then skipped, counted and named in the log.
 Options:
   --nj <n>                  # parallel jobs (default: $nj; at most one per speaker)
-  --cmd <run.pl|queue.pl>   # job runner for Kaldi's script (default: $cmd)
+  --cmd <run.pl|queue.pl>   # job runner of the nj jobs (default: $cmd)
   --beam <f>                # alignment beam (default: $beam)
   --retry-beam <f>          # beam for the retry (default: $retry_beam)
   --careful <true|false>    # careful alignment (default: $careful)
@@ -50,6 +50,6 @@ nj=$(kd_num_jobs "$me" "$nj" "$data")
 mkdir -p "$dir/log"
 utils/split_data.sh "$data" "$nj"
 echo "$me: aligning data in $data using model from $srcdir, putting alignments in $dir"
-pykd align --nj "$nj" --beam "$beam" --retry-beam "$retry_beam" --careful "$careful" \
+pykd align --nj "$nj" --cmd "$cmd" --beam "$beam" --retry-beam "$retry_beam" --careful "$careful" \
   --boost-silence "$boost_silence" "$data" "$lang" "$srcdir" "$dir"
 echo "$me: done aligning data."

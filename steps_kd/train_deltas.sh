@@ -5,7 +5,6 @@ set -euo pipefail
 orig_args=("$@")
 me=steps_kd/train_deltas.sh
 cmd=run.pl
-nj=0
 stage=-4
 num_iters=35
 realign_iters="10 20 30"
@@ -29,11 +28,11 @@ lang's phone sets + extra_questions, likelihood-gain splitting up to <num-leaves
 clustering), initialises one Gaussian per tied state, converts the alignments to the new tree,
 then runs EM with realignment, mixing up to <tot-gauss> Gaussians.
 Writes <exp-dir>/{tree,final.mdl,final.occs,ali.N.gz,num_jobs,cmvn_opts,questions.int,log/}.
+The tree-statistics and alignment jobs (one per <alignment-dir>/num_jobs, as in Kaldi) run
+through --cmd (log/acc_tree.JOB.log, log/align.<iter>.JOB.log).
 With PYKD_KALDI=1 (path.sh, real Kaldi present) Kaldi's own steps/train_deltas.sh runs instead.
 Options:
   --cmd <run.pl|queue.pl ...>     # job runner (default: $cmd)
-  --nj <n>                        # worker processes (default: the alignment dir's num_jobs;
-                                  #   the number of jobs/ali files always follows it, as in Kaldi)
   --num-iters <n>                 # EM iterations (default: $num_iters)
   --realign-iters <\"i j ..\">      # iterations that realign (default: \"$realign_iters\")
   --max-iter-inc <n>              # last iteration that adds Gaussians (default: $max_iter_inc)
@@ -50,7 +49,7 @@ Options:
 [ -f ./path.sh ] && . ./path.sh
 . utils/parse_options.sh
 . steps_kd/lib.sh
-kd_check_options "$0" nj:nonneg_int stage:int num_iters:pos_int max_iter_inc:pos_int beam:pos_float retry_beam:pos_float careful:bool boost_silence:pos_float power:nonneg_float split_thresh:nonneg_float min_leaf_count:nonneg_int
+kd_check_options "$0" stage:int num_iters:pos_int max_iter_inc:pos_int beam:pos_float retry_beam:pos_float careful:bool boost_silence:pos_float power:nonneg_float split_thresh:nonneg_float min_leaf_count:nonneg_int
 
 kd_check_num_args 6 $#
 numleaves=$1
@@ -61,14 +60,14 @@ alidir=$5
 dir=$6
 
 if [ "${PYKD_KALDI:-0}" = 1 ]; then
-  # Kaldi's script has no --nj/--min-leaf-count/--split-thresh: drop them, pass the rest as is.
+  # Kaldi's script has no --min-leaf-count/--split-thresh: drop them, pass the rest as is.
   kaldi_args=()
   skip=false
   for a in "${orig_args[@]}"; do
     if $skip; then skip=false; continue; fi
     case "$a" in
-      --nj|--min-leaf-count|--split-thresh) skip=true ;;
-      --nj=*|--min-leaf-count=*|--split-thresh=*) ;;
+      --min-leaf-count|--split-thresh) skip=true ;;
+      --min-leaf-count=*|--split-thresh=*) ;;
       *) kaldi_args+=("$a") ;;
     esac
   done
@@ -101,13 +100,12 @@ done
 
 kd_begin_output_dir "$me" "$dir"
 echo "$me: training a triphone system ($numleaves leaves, $totgauss Gaussians) in $dir"
-$cmd "$dir/log/train_deltas.log" \
-  pykd train-deltas --nj "$nj" --num-iters "$num_iters" --realign-iters "$realign_iters" \
+pykd train-deltas --cmd "$cmd" --num-iters "$num_iters" --realign-iters "$realign_iters" \
     --max-iter-inc "$max_iter_inc" --beam "$beam" --retry-beam "$retry_beam" --careful "$careful" \
     --boost-silence "$boost_silence" --power "$power" --split-thresh "$split_thresh" --cluster-thresh "$cluster_thresh" \
     --min-leaf-count "$min_leaf_count" --context-width "$context_width" \
     --central-position "$central_position" \
-    "$numleaves" "$totgauss" "$data" "$lang" "$alidir" "$dir" \
+    "$numleaves" "$totgauss" "$data" "$lang" "$alidir" "$dir" >"$dir/log/train_deltas.log" 2>&1 \
   || { echo "$me: training failed, see $dir/log/train_deltas.log" >&2; exit 1; }
 
 grep -E '^(num_leaves|num_gauss|tree_impr|align_like_per_frame) ' "$dir/log/summary.log" | tr '\n' ' '

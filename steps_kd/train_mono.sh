@@ -23,11 +23,11 @@ help_message="Usage: steps_kd/train_mono.sh [options] <data-dir> <lang-dir> <exp
 Flat-start monophone training: gmm-init-mono, equal alignment, <num-iters> EM passes with
 realignment at <realign-iters> and linear mixing-up to <totgauss> Gaussians.
 Writes <exp-dir>/{final.mdl,tree,ali.N.gz,num_jobs,cmvn_opts,log/} (N = 1..nj, data split by
-speaker with utils/split_data.sh). Builtin backend: the nj jobs run in a Python process pool
-(--cmd is accepted for compatibility and used only by Kaldi's script).
+speaker with utils/split_data.sh). The alignment jobs of every realignment run through --cmd
+(\$cmd JOB=1:nj log/align.<iter>.JOB.log ...), so queue.pl/slurm.pl spread them.
 Options:
   --nj <n>                  # parallel jobs (default: $nj; at most one per speaker)
-  --cmd <run.pl|queue.pl>   # job runner for Kaldi's script (default: $cmd)
+  --cmd <run.pl|queue.pl>   # job runner (default: $cmd)
   --totgauss <n>            # target number of Gaussians (default: $totgauss)
   --num-iters <n>           # EM iterations (default: $num_iters)
   --max-iter-inc <n>        # last iteration that adds Gaussians (default: $max_iter_inc)
@@ -59,7 +59,7 @@ nj=$(kd_num_jobs "$me" "$nj" "$data")
 mkdir -p "$dir/log"
 utils/split_data.sh "$data" "$nj"
 echo "$me: training a monophone system in $dir ($nj jobs, $num_iters iterations, $totgauss Gaussians)"
-pykd train-mono --nj "$nj" --num-iters "$num_iters" --max-iter-inc "$max_iter_inc" \
+pykd train-mono --nj "$nj" --cmd "$cmd" --num-iters "$num_iters" --max-iter-inc "$max_iter_inc" \
   --totgauss "$totgauss" --boost-silence "$boost_silence" --realign-iters "$realign_iters" \
   --power "$power" --cmvn-opts "$cmvn_opts" --careful "$careful" "$data" "$lang" "$dir"
 tail -n 1 "$dir/log/train.log"

@@ -82,16 +82,26 @@ def corpus(kaldi_ref: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[st
     return {"data": data, "lang": kaldi_ref / "gmm" / "lang_full", "work": work}
 
 
+REALIGN_ITERS = (1, 2, 3, 4, 6)
+
+
 @pytest.fixture(scope="module")
 def mono(corpus: dict[str, Path], repo_root: Path) -> Path:
-    """steps_kd/train_mono.sh on the corpus (2 jobs, a few iterations)."""
+    """steps_kd/train_mono.sh on the corpus (2 jobs, a few iterations), its jobs through a
+    recording job runner (``--cmd``) that hands them on to run.pl."""
     exp = corpus["work"] / "exp" / "mono"
+    runner = corpus["work"] / "recording_runner.sh"
+    runner.write_text(
+        f'#!/usr/bin/env bash\necho "$*" >> {corpus["work"]}/runner_calls.txt\n'
+        f'exec {repo_root}/utils_kd/run.pl "$@"\n'
+    )
+    runner.chmod(0o755)
     proc = run_script(
         repo_root,
         "steps_kd/train_mono.sh",
-        "--nj 2",
+        f"--nj 2 --cmd {runner}",
         f"--num-iters {NUM_ITERS} --max-iter-inc 5 --totgauss {TOTGAUSS}",
-        '--realign-iters "1 2 3 4 6"',
+        f'--realign-iters "{" ".join(map(str, REALIGN_ITERS))}"',
         str(corpus["data"]),
         str(corpus["lang"]),
         str(exp),
@@ -134,7 +144,8 @@ def test_train_mono_is_reproducible(mono: Path, corpus: dict[str, Path], repo_ro
     run_script(
         repo_root, "steps_kd/train_mono.sh", "--nj 2",
         f"--num-iters {NUM_ITERS} --max-iter-inc 5 --totgauss {TOTGAUSS}",
-        '--realign-iters "1 2 3 4 6"', str(corpus["data"]), str(corpus["lang"]), str(again),
+        f'--realign-iters "{" ".join(map(str, REALIGN_ITERS))}"', str(corpus["data"]),
+        str(corpus["lang"]), str(again),
     )  # fmt: skip
     assert (again / "final.mdl").read_bytes() == (mono / "final.mdl").read_bytes()
 
@@ -171,6 +182,21 @@ def test_train_mono_outputs(mono: Path, corpus: dict[str, Path], kaldi_ref: Path
     assert ours.split("<LogProbs>")[0] == theirs.split("<LogProbs>")[0]
     ctx_dep = model_io.read_tree(mono / "tree")
     assert ctx_dep.__getstate__() == model_io.read_tree(mono / "tree").__getstate__()
+
+
+def test_alignment_jobs_go_through_cmd(mono: Path, corpus: dict[str, Path]) -> None:
+    """Every alignment pass (equal alignment, then each realignment) is one `$cmd JOB=1:2` call,
+    so a cluster runner spreads the jobs; each job logs under the runner's header."""
+    calls = (corpus["work"] / "runner_calls.txt").read_text().splitlines()
+    align_calls = [c for c in calls if "gmm-align-job" in c]
+    assert len(align_calls) == 1 + len(REALIGN_ITERS), calls
+    assert all(c.startswith("JOB=1:2 ") for c in align_calls), align_calls
+    assert "--equal" in align_calls[0] and "--equal" not in align_calls[1]
+    for x in (0, *REALIGN_ITERS):
+        for job in (1, 2):
+            text = (mono / "log" / f"align.{x}.{job}.log").read_text()
+            assert text.startswith("# ") and f"split2/{job}" in text
+            assert "# Ended (code 0)" in text, text
 
 
 def test_likelihood_increases(mono: Path) -> None:

@@ -1,27 +1,26 @@
 """Alignment jobs over split data, and ``align_si`` (Kaldi's steps/align_si.sh).
 
-Parallelism: one job per ``<data>/split<nj>/<n>`` piece (speakers kept whole, made by
-``utils/split_data.sh``), run in a Python process pool (``spawn``) of ``nj`` workers; with one
-worker everything runs in-process. A worker keeps its job's features and compiled training
-graphs between calls, so realigning at every scheduled iteration only re-runs the Viterbi pass.
+Parallelism as in Kaldi: one job per ``<data>/split<nj>/<n>`` piece (speakers kept whole, made by
+``utils/split_data.sh``), run through the recipe's job runner (``$cmd JOB=1:N
+log/align.<x>.JOB.log pykd gmm-align-job ...``, :func:`pykd.io.jobs.run_jobs`), so ``queue.pl``
+or ``slurm.pl`` spread them. A job reads its features, compiles its training graphs, aligns
+(equal alignment or Viterbi with the model), and writes ``ali.JOB.gz`` plus its statistics
+(``<log>.json``). Accumulation and the update run in the training's own process, which keeps
+the features of its jobs in memory up to a budget (``PYKD_GMM_CACHE_FRAMES``).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
-import pickle
 import shutil
 import subprocess
 import time
-import zlib
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor
-from dataclasses import dataclass
-from multiprocessing import get_context
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 import kaldi_hmm_gmm as khg
 import numpy as np
@@ -30,11 +29,10 @@ from pykd.gmm import em
 from pykd.gmm.feats import load_gmm_feats
 from pykd.io.atomic import atomic_write_text
 from pykd.io.datadir import read_table
+from pykd.io.jobs import DEFAULT_CMD, pykd_command, recipe_tool, run_jobs
 from pykd.kaldi import model_io
 
 log = logging.getLogger(__name__)
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 # --------------------------------------------------------------------------- split data
@@ -48,13 +46,8 @@ def split_data(data_dir: str | Path, nj: int) -> list[Path]:
     num_spk = len(read_table(data / "spk2utt"))
     if nj > num_spk:
         raise ValueError(f"{data}: --nj {nj} exceeds the number of speakers ({num_spk})")
-    script = REPO_ROOT / "utils_kd" / "split_data.sh"
-    if not script.is_file():  # not a source checkout: the recipe's utils/ on PATH
-        found = shutil.which("split_data.sh")
-        if found is None:
-            raise FileNotFoundError("utils/split_data.sh not found (source path.sh)")
-        script = Path(found)
-    proc = subprocess.run(["bash", str(script), str(data), str(nj)], capture_output=True, text=True)
+    script = recipe_tool("split_data.sh")
+    proc = subprocess.run(["bash", script, str(data), str(nj)], capture_output=True, text=True)
     if proc.returncode != 0:
         raise RuntimeError(f"split_data.sh {data} {nj} failed: {proc.stderr.strip()}")
     pieces = [data / f"split{nj}" / str(j) for j in range(1, nj + 1)]
@@ -82,7 +75,7 @@ def silence_phones(lang_dir: Path, which: str = "optional_silence") -> list[int]
     return [int(x) for x in text.split(":") if x]
 
 
-# --------------------------------------------------------------------------- job workers
+# --------------------------------------------------------------------------- jobs
 
 
 @dataclass(frozen=True)
@@ -95,21 +88,14 @@ class Job:
     cmvn_opts: str = ""
 
 
-# Per-process caches (workers keep their jobs' data between iterations), bounded by a budget
-# of frames so that large corpora are re-read instead of filling the memory.
+# The training process keeps its jobs' features between iterations, bounded by a budget of
+# frames so that large corpora are re-read instead of filling the memory.
 CACHE_FRAMES = int(os.environ.get("PYKD_GMM_CACHE_FRAMES", "5000000"))  # ~0.8 GB of 39-dim feats
 _FEATS: OrderedDict[tuple, dict[str, np.ndarray]] = OrderedDict()
-_GRAPHS: OrderedDict[tuple, tuple[dict[str, Any], list[str], int]] = OrderedDict()
 
 
 def _num_frames(feats: dict[str, np.ndarray]) -> int:
     return sum(int(m.shape[0]) for m in feats.values())
-
-
-def _evict(cache: OrderedDict, frames_of: Callable[[Any], int], incoming: int) -> None:
-    """Drop the least recently used entries until ``incoming`` more frames fit the budget."""
-    while cache and sum(frames_of(v) for v in cache.values()) + incoming > CACHE_FRAMES:
-        cache.popitem(last=False)
 
 
 def _stamp(path: Path) -> tuple[int, int]:
@@ -125,111 +111,75 @@ def job_feats(job: Job) -> dict[str, np.ndarray]:
         _FEATS.move_to_end(key)
         return _FEATS[key]
     feats = load_gmm_feats(job.data_dir, job.cmvn_opts)
-    _evict(_FEATS, _num_frames, _num_frames(feats))
+    incoming = _num_frames(feats)
+    while _FEATS and sum(map(_num_frames, _FEATS.values())) + incoming > CACHE_FRAMES:
+        _FEATS.popitem(last=False)  # least recently used first
     _FEATS[key] = feats
     return feats
 
 
-def job_graphs(
-    job: Job, ctx_dep: khg.ContextDependency, tm: khg.TransitionModel
-) -> tuple[dict[str, Any], list[str]]:
-    """The job's training graphs (compile-train-graphs), cached per tree in this process.
-
-    Returns (utt -> graph, utterances whose graph could not be compiled).
-    """
-    tree_key = zlib.crc32(pickle.dumps(ctx_dep))
-    text = Path(job.data_dir) / "text"
+def align_piece(
+    data_dir: Path,
+    lang_dir: Path,
+    model: Path,
+    tree: Path,
+    cmvn_opts: str,
+    opts: em.AlignOptions | None,
+) -> tuple[dict[str, np.ndarray], em.AlignStats]:
+    """One job's work: compile-train-graphs, then align-equal-compiled (``opts`` None) or
+    gmm-align-compiled with ``model`` and the lang's optional silence boosted."""
+    tm, am = model_io.read_model(model)
+    ctx_dep = model_io.read_tree(tree)
+    text = data_dir / "text"
     if not text.is_file():
         raise FileNotFoundError(f"missing transcripts {text}")
-    key = (job.data_dir, job.lang_dir, tree_key, _stamp(text), _stamp(Path(job.lang_dir) / "L.fst"))
-    if key in _GRAPHS:
-        _GRAPHS.move_to_end(key)
-        graphs, bad, _ = _GRAPHS[key]
-        return graphs, bad
-    compiler = em.GraphCompiler.load(job.lang_dir, ctx_dep, tm)
-    graphs, bad = compiler.compile_texts(read_table(text, allow_empty_value=True))
-    frames = _num_frames(job_feats(job))
-    _evict(_GRAPHS, lambda v: v[2], frames)
-    _GRAPHS[key] = (graphs, bad, frames)
-    return graphs, bad
-
-
-def align_job(
-    job: Job,
-    ctx_dep: khg.ContextDependency,
-    tm: khg.TransitionModel,
-    am: khg.AmDiagGmm | None,
-    opts: em.AlignOptions,
-    silence: Sequence[int] = (),
-) -> tuple[dict[str, np.ndarray], em.AlignStats, float]:
-    """Align one job: equal alignment when ``am`` is None, else Viterbi (gmm-align-compiled).
-
-    Returns (alignments, stats, seconds).
-    """
-    start = time.time()
-    feats = job_feats(job)
-    graphs, _bad = job_graphs(job, ctx_dep, tm)
-    if am is None:
-        alis, stats = em.equal_align(graphs, feats)
-    else:
-        alis, stats = em.align_utterances(tm, am, graphs, feats, opts, silence)
-    return alis, stats, time.time() - start
-
-
-def make_pool(nj: int) -> Executor | None:
-    """A process pool of ``nj`` workers, or None for in-process work when ``nj`` is 1."""
-    if nj <= 1:
-        return None
-    return ProcessPoolExecutor(max_workers=nj, mp_context=get_context("spawn"))
-
-
-def run_jobs(pool: Executor | None, fn: Callable[..., Any], calls: list[tuple]) -> list[Any]:
-    """``fn(*args)`` for each tuple in ``calls``, in the pool (if any); results in order."""
-    if pool is None:
-        return [fn(*args) for args in calls]
-    futures = [pool.submit(fn, *args) for args in calls]
-    return [f.result() for f in futures]
-
-
-def write_align_log(path: Path, job: Job, what: str, stats: em.AlignStats, secs: float) -> None:
-    atomic_write_text(
-        path,
-        f"# {what} (job {job.index}: {job.data_dir})\n{stats.summary()}\n"
-        f"# Accounting: time={secs:.1f} secs\n",
-    )
+    compiler = em.GraphCompiler.load(lang_dir, ctx_dep, tm)
+    graphs, _failed = compiler.compile_texts(read_table(text, allow_empty_value=True))
+    feats = load_gmm_feats(data_dir, cmvn_opts)
+    if opts is None:
+        return em.equal_align(graphs, feats)
+    return em.align_utterances(tm, am, graphs, feats, opts, silence_phones(lang_dir))
 
 
 def align_all(
-    pool: Executor | None,
+    cmd: str,
     jobs: Sequence[Job],
-    ctx_dep: khg.ContextDependency,
-    tm: khg.TransitionModel,
-    am: khg.AmDiagGmm | None,
-    opts: em.AlignOptions,
-    silence: Sequence[int],
-    log_dir: Path,
+    model: Path,
+    tree: Path,
+    opts: em.AlignOptions | None,
+    exp: Path,
     tag: str,
-    ali_dir: Path | None = None,
 ) -> tuple[dict[int, dict[str, np.ndarray]], em.AlignStats]:
-    """Align every job (equal alignment when ``am`` is None); logs ``log_dir/align.<tag>.N.log``.
-
-    An empty ``tag`` gives ``align.N.log`` (align_si's names). With ``ali_dir``, writes
-    ``ali_dir/ali.N.gz``. Returns (job index -> alignments, totals);
-    raises :class:`em.TrainingError` only when no utterance at all could be aligned.
-    """
-    what = "align-equal-compiled" if am is None else "gmm-align-compiled"
-    results = run_jobs(pool, align_job, [(j, ctx_dep, tm, am, opts, silence) for j in jobs])
+    """Align every job through ``cmd``: equal alignment when ``opts`` is None, else Viterbi
+    with ``model``. Writes ``exp/ali.JOB.gz`` and ``exp/log/align.<tag>.JOB.log`` (an empty
+    ``tag`` gives align_si's ``align.JOB.log``). Returns (job index -> alignments, totals);
+    raises :class:`em.TrainingError` only when no utterance at all could be aligned."""
+    what = "align-equal-compiled" if opts is None else "gmm-align-compiled"
+    name = f"align.{tag}.JOB" if tag else "align.JOB"
+    args = ["--equal"] if opts is None else [
+        f"--beam={opts.beam}", f"--retry-beam={opts.retry_beam}",
+        f"--careful={str(opts.careful).lower()}", f"--boost-silence={opts.boost_silence}",
+    ]  # fmt: skip
+    first = jobs[0]
+    data_pattern = str(Path(first.data_dir).parent / "JOB")
+    run_jobs(
+        cmd,
+        len(jobs),
+        exp / "log" / f"{name}.log",
+        pykd_command(
+            "gmm-align-job", *args, f"--cmvn-opts={first.cmvn_opts}",
+            f"--stats-out={exp / 'log' / name}.json", str(model), str(tree), first.lang_dir,
+            data_pattern, str(exp / "ali.JOB.gz"),
+        ),
+    )  # fmt: skip
     alis: dict[int, dict[str, np.ndarray]] = {}
     total = em.AlignStats()
-    for job, (job_alis, stats, secs) in zip(jobs, results, strict=True):
-        alis[job.index] = job_alis
-        name = f"align.{tag}.{job.index}.log" if tag else f"align.{job.index}.log"
-        write_align_log(log_dir / name, job, what, stats, secs)
-        if ali_dir is not None:
-            model_io.write_alignments(ali_dir / f"ali.{job.index}.gz", job_alis)
-        total.add(stats)
+    for job in jobs:
+        alis[job.index] = model_io.read_alignments(exp / f"ali.{job.index}.gz")
+        stats_file = exp / "log" / f"{name.replace('JOB', str(job.index))}.json"
+        total.add(em.AlignStats(**json.loads(stats_file.read_text())))
     if total.num_done == 0:
-        raise em.TrainingError(f"{what} ({tag}): no utterance could be aligned")
+        raise em.TrainingError(f"{what} ({exp}, {tag or 'align'}): no utterance could be aligned")
     if total.failed:
         log.warning(
             "%s (%s): %d utterances failed to align and were skipped: %s",
@@ -239,6 +189,23 @@ def align_all(
             " ".join(total.failed[:20]) + (" ..." if total.num_failed > 20 else ""),
         )
     return alis, total
+
+
+def align_job(
+    data_dir: Path,
+    lang_dir: Path,
+    model: Path,
+    tree: Path,
+    cmvn_opts: str,
+    opts: em.AlignOptions | None,
+    ali_out: Path,
+    stats_out: Path,
+) -> em.AlignStats:
+    """One job of :func:`align_all`: :func:`align_piece`, then ``ali_out`` and ``stats_out``."""
+    alis, stats = align_piece(data_dir, lang_dir, model, tree, cmvn_opts, opts)
+    model_io.write_alignments(ali_out, alis)
+    atomic_write_text(stats_out, json.dumps(asdict(stats)) + "\n")
+    return stats
 
 
 def accumulate_all(
@@ -286,6 +253,7 @@ def align_si(
     ali_dir: str | Path,
     nj: int = 4,
     opts: em.AlignOptions | None = None,
+    cmd: str = DEFAULT_CMD,
 ) -> AlignSiResult:
     """steps/align_si.sh: align ``data`` with ``src_dir/final.mdl`` -> ``ali_dir/ali.N.gz``.
 
@@ -299,8 +267,6 @@ def align_si(
     cmvn_opts_file = src / "cmvn_opts"
     cmvn_opts = cmvn_opts_file.read_text().strip() if cmvn_opts_file.is_file() else ""
     (out / "log").mkdir(parents=True, exist_ok=True)
-    tm, am = model_io.read_model(src / "final.mdl")
-    ctx_dep = model_io.read_tree(src / "tree")
     pieces = split_data(data, nj)
     if src.resolve() != out.resolve():
         for name in ("final.mdl", "tree", "final.occs"):
@@ -310,14 +276,8 @@ def align_si(
                 os.replace(tmp, out / name)
     atomic_write_text(out / "cmvn_opts", cmvn_opts + "\n" if cmvn_opts else "")
     atomic_write_text(out / "num_jobs", f"{nj}\n")
-    sil = silence_phones(lang)
     jobs = [Job(i + 1, str(p), str(lang), cmvn_opts) for i, p in enumerate(pieces)]
     log.info("%s: aligning %s in %d jobs with %s/final.mdl", out, data, nj, src)
-    pool = make_pool(nj)
-    try:
-        _, total = align_all(pool, jobs, ctx_dep, tm, am, opts, sil, out / "log", "", out)
-    finally:
-        if pool is not None:
-            pool.shutdown()
+    _, total = align_all(cmd, jobs, out / "final.mdl", out / "tree", opts, out, "")
     log.info("%s: %s", out, total.summary().replace("\n", "; "))
     return AlignSiResult(total, time.time() - start)

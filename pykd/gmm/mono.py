@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import os
-import struct
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,17 +24,9 @@ import kaldi_hmm_gmm as khg
 import numpy as np
 
 from pykd.gmm import em
-from pykd.gmm.align import (
-    Job,
-    accumulate_all,
-    align_all,
-    check_inputs,
-    job_feats,
-    make_pool,
-    silence_phones,
-    split_data,
-)
-from pykd.io.atomic import atomic_write, atomic_write_text
+from pykd.gmm.align import Job, accumulate_all, align_all, check_inputs, job_feats, split_data
+from pykd.io.atomic import atomic_write_text
+from pykd.io.jobs import DEFAULT_CMD
 from pykd.kaldi import model_io
 
 log = logging.getLogger(__name__)
@@ -48,6 +39,7 @@ class MonoOptions:
     """train_mono.sh options (Kaldi's defaults)."""
 
     nj: int = 4
+    cmd: str = DEFAULT_CMD  # job runner of the alignment jobs ($cmd)
     num_iters: int = 40
     max_iter_inc: int = 30  # Gaussians grow until this iteration
     totgauss: int = 1000
@@ -108,13 +100,6 @@ def init_mono(
     return ctx_dep, tm, am
 
 
-def write_occs(path: Path, occs: np.ndarray) -> None:
-    """A Kaldi binary float vector (what ``gmm-est --write-occs`` writes)."""
-    vec = np.asarray(occs, dtype="<f4")
-    with atomic_write(path, "wb") as f:
-        f.write(b"\0BFV " + struct.pack("<bi", 4, len(vec)) + vec.tobytes())
-
-
 def link_final(exp: Path, name: str, target: str) -> None:
     """``ln -sf target exp/name`` (atomically)."""
     tmp = exp / f".{name}.lnk"
@@ -153,7 +138,6 @@ def train_mono(
     atomic_write_text(exp / "cmvn_opts", opts.cmvn_opts + "\n" if opts.cmvn_opts else "")
     pieces = split_data(data, opts.nj)
     jobs = [Job(i + 1, str(p), str(lang), opts.cmvn_opts) for i, p in enumerate(pieces)]
-    sil = silence_phones(lang)
     result = MonoResult()
 
     ctx_dep, tm, am = init_mono(lang, job_feats(jobs[0]), opts.num_init_utts)
@@ -171,63 +155,49 @@ def train_mono(
     )
     progress(f"initialised: {tm.num_pdfs} pdfs, {num_gauss} Gaussians, dim {am.dim}")
 
-    pool = make_pool(opts.nj)
-    try:
-        alis: dict[int, dict[str, np.ndarray]] = {}
-        beam = opts.initial_beam
-        for x in range(0, opts.num_iters):
-            t0 = time.time()
-            align_stats: em.AlignStats | None = None
-            if x == 0 or x in opts.realign_iters:
-                aopts = em.AlignOptions(
-                    beam=beam,
-                    retry_beam=beam * opts.retry_beam_factor,
-                    careful=opts.careful,
-                    boost_silence=opts.boost_silence,
-                )
-                alis, align_stats = align_all(
-                    pool,
-                    jobs,
-                    ctx_dep,
-                    tm,
-                    None if x == 0 else am,
-                    aopts,
-                    sil,
-                    exp / "log",
-                    str(x),
-                    exp if x > 0 else None,
-                )
-                if x > 0:
-                    result.last_align = align_stats
-            acc, tcounts, acc_total = accumulate_all(jobs, tm, am, alis, exp / "log", str(x))
-            est = em.GmmEstOptions(mixup=num_gauss, power=opts.power)
-            if x == 0:
-                est.min_gaussian_occupancy = opts.init_min_gaussian_occupancy
-            upd = em.update(tm, am, acc, tcounts, est)
-            model_io.write_model(exp / f"{x + 1}.mdl", tm, am)
-            write_occs(exp / f"{x + 1}.occs", upd.pdf_occs)
-            atomic_write_text(exp / "log" / f"update.{x}.log", upd.summary() + "\n")
-            if x >= 1:  # as train_mono.sh: keep 0.mdl and the newest model only
-                for old in (exp / f"{x}.mdl", exp / f"{x}.occs"):
-                    old.unlink(missing_ok=True)
-            info = IterInfo(
-                x,
-                acc_total.like_per_frame(),
-                acc_total.num_frames,
-                align_stats.like_per_frame() if align_stats is not None and x > 0 else None,
-                align_stats.num_failed if align_stats is not None else 0,
-                am.num_gauss,
-                time.time() - t0,
+    alis: dict[int, dict[str, np.ndarray]] = {}
+    beam = opts.initial_beam
+    for x in range(0, opts.num_iters):
+        t0 = time.time()
+        align_stats: em.AlignStats | None = None
+        if x == 0 or x in opts.realign_iters:
+            aopts = None if x == 0 else em.AlignOptions(
+                beam=beam,
+                retry_beam=beam * opts.retry_beam_factor,
+                careful=opts.careful,
+                boost_silence=opts.boost_silence,
+            )  # fmt: skip
+            alis, align_stats = align_all(
+                opts.cmd, jobs, exp / f"{x}.mdl", exp / "tree", aopts, exp, str(x)
             )
-            result.iters.append(info)
-            progress(info.line())
-            if x >= 1 and x <= opts.max_iter_inc:
-                num_gauss += inc_gauss
-            if x >= 1:
-                beam = opts.beam
-    finally:
-        if pool is not None:
-            pool.shutdown()
+            if x > 0:
+                result.last_align = align_stats
+        acc, tcounts, acc_total = accumulate_all(jobs, tm, am, alis, exp / "log", str(x))
+        est = em.GmmEstOptions(mixup=num_gauss, power=opts.power)
+        if x == 0:
+            est.min_gaussian_occupancy = opts.init_min_gaussian_occupancy
+        upd = em.update(tm, am, acc, tcounts, est)
+        model_io.write_model(exp / f"{x + 1}.mdl", tm, am)
+        model_io.write_occs(exp / f"{x + 1}.occs", upd.pdf_occs)
+        atomic_write_text(exp / "log" / f"update.{x}.log", upd.summary() + "\n")
+        if x >= 1:  # as train_mono.sh: keep 0.mdl and the newest model only
+            for old in (exp / f"{x}.mdl", exp / f"{x}.occs"):
+                old.unlink(missing_ok=True)
+        info = IterInfo(
+            x,
+            acc_total.like_per_frame(),
+            acc_total.num_frames,
+            align_stats.like_per_frame() if align_stats is not None and x > 0 else None,
+            align_stats.num_failed if align_stats is not None else 0,
+            am.num_gauss,
+            time.time() - t0,
+        )
+        result.iters.append(info)
+        progress(info.line())
+        if x >= 1 and x <= opts.max_iter_inc:
+            num_gauss += inc_gauss
+        if x >= 1:
+            beam = opts.beam
     link_final(exp, "final.mdl", f"{opts.num_iters}.mdl")
     link_final(exp, "final.occs", f"{opts.num_iters}.occs")
     result.seconds = time.time() - start

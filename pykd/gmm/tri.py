@@ -10,15 +10,15 @@ Steps (Kaldi's programs in brackets)::
     EM iterations, realigning at 10 20 30, mixing up     [gmm-align-compiled, gmm-acc-stats-ali,
                                                           gmm-est]
 
-The EM pass reuses :mod:`pykd.gmm.em` (Kaldi's maths from kaldi-hmm-gmm) and the per-job
-alignment workers of :mod:`pykd.gmm.align`. Outputs in ``exp_dir``: ``tree`` (Kaldi binary),
-``final.mdl``, ``final.occs``, ``ali.N.gz``, ``num_jobs``, ``cmvn_opts``, ``questions.int``,
-``treeacc.npz`` (our format), ``log/``.
+The EM pass reuses :mod:`pykd.gmm.em` (Kaldi's maths from kaldi-hmm-gmm); the tree statistics
+and the realignments are parallel jobs through the job runner (``$cmd JOB=1:N``, as
+:mod:`pykd.gmm.align`), one per piece of the source alignment's split data. Outputs in
+``exp_dir``: ``tree`` (Kaldi binary), ``final.mdl``, ``final.occs``, ``ali.N.gz``,
+``num_jobs``, ``cmvn_opts``, ``questions.int``, ``treeacc.npz`` (our format), ``log/``.
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import shutil
@@ -39,6 +39,7 @@ from pykd.gmm.build_tree import (
     to_context_dependency,
     write_tree,
 )
+from pykd.gmm.feats import load_gmm_feats
 from pykd.gmm.questions import cluster_phones, compile_questions, read_int_sets, write_int_sets
 from pykd.gmm.tree_stats import (
     TidInfo,
@@ -48,9 +49,9 @@ from pykd.gmm.tree_stats import (
     split_to_phones,
     tid_info,
 )
-from pykd.io.atomic import atomic_write, atomic_write_text
-from pykd.io.compressed import kaldiio
+from pykd.io.atomic import atomic_write_text
 from pykd.io.datadir import read_table
+from pykd.io.jobs import DEFAULT_CMD, pykd_command, run_jobs
 from pykd.kaldi import model_io
 
 log = logging.getLogger(__name__)
@@ -76,7 +77,7 @@ class TriConfig:
     context_width: int = 3
     central_position: int = 1
     var_floor: float = 0.01  # acc-tree-stats --var-floor
-    nj: int | None = None  # worker processes; default: the source's num_jobs
+    cmd: str = DEFAULT_CMD  # job runner of the tree-statistics and alignment jobs
     extra: dict = field(default_factory=dict)
 
 
@@ -219,39 +220,60 @@ def _copy(src: Path, dst: Path) -> None:
     os.replace(tmp, dst)
 
 
-def write_occs(path: Path, occs: np.ndarray) -> None:
-    """A Kaldi binary Vector<BaseFloat> file (``--write-occs``)."""
-    with atomic_write(path, "wb") as fh:
-        kaldiio.save_mat(fh, np.asarray(occs, dtype=np.float32))
-
-
-def _tree_stats_job(
-    job: align.Job, info: TidInfo, alis: Mapping[str, np.ndarray], cfg: TriConfig, ci: list[int]
-) -> TreeStats | None:
-    """acc-tree-stats for one job; None when none of its utterances has an alignment."""
+def tree_stats_job(
+    data_dir: Path, src_model: Path, topo_file: Path, ali: Path, cmvn_opts: str,
+    context_width: int, central_position: int, ci_phones: list[int], out: Path,
+) -> int:  # fmt: skip
+    """acc-tree-stats for one job (run through ``$cmd`` by :func:`train_deltas`): writes
+    ``out`` (npz); returns the number of utterances with statistics."""
+    old_tm = model_io.read_transition_model(src_model)
+    info = tid_info(old_tm, model_io.read_topo(topo_file))
+    alis = model_io.read_alignments(ali)
     if not alis:
-        log.warning("job %d (%s): no alignments, no tree statistics", job.index, job.data_dir)
-        return None
-    feats = align.job_feats(job)
-    return accumulate_tree_stats(
-        info, alis, feats.items(), cfg.context_width, cfg.central_position, ci
+        raise em.TrainingError(f"{ali}: no alignments, no tree statistics")
+    feats = load_gmm_feats(data_dir, cmvn_opts)
+    stats = accumulate_tree_stats(
+        info, alis, feats.items(), context_width, central_position, ci_phones
     )
+    stats.save(out)
+    return sum(1 for utt in feats if utt in alis)
 
 
-def _realign(pool, jobs, ctx_dep, tm, am, opts, sil, exp: Path, x: int):
-    """gmm-align-compiled over all jobs at iteration ``x``; logs ``log/align.x.JOB.log``."""
-    res = align.run_jobs(pool, align.align_job, [(j, ctx_dep, tm, am, opts, sil) for j in jobs])
+def _tree_stats_all(
+    cfg: TriConfig, jobs: list[align.Job], src: Path, lang: Path, exp: Path
+) -> TreeStats:
+    """acc-tree-stats over every job through ``cfg.cmd``, summed (sum-tree-stats)."""
+    first = jobs[0]
+    ci = ":".join(map(str, _read_csl(lang / "phones" / "context_indep.csl")))
+    run_jobs(
+        cfg.cmd,
+        len(jobs),
+        exp / "log" / "acc_tree.JOB.log",
+        pykd_command(
+            "gmm-tree-stats-job", f"--context-width={cfg.context_width}",
+            f"--central-position={cfg.central_position}", f"--ci-phones={ci}",
+            f"--cmvn-opts={first.cmvn_opts}", str(src / "final.mdl"), str(lang / "topo"),
+            str(src / "ali.JOB.gz"), str(Path(first.data_dir).parent / "JOB"),
+            str(exp / "treeacc.JOB.npz"),
+        ),
+    )  # fmt: skip
+    parts = [exp / f"treeacc.{job.index}.npz" for job in jobs]
+    stats = merge_tree_stats(TreeStats.load(p) for p in parts)
+    for p in parts:
+        p.unlink()
+    return stats
+
+
+def _realign(cfg: TriConfig, jobs, tm, am, opts, exp: Path, x: int):
+    """gmm-align-compiled over all jobs at iteration ``x`` with ``x.mdl`` (deleted after);
+    logs ``log/align.x.JOB.log``."""
+    model = exp / f"{x}.mdl"
+    model_io.write_model(model, tm, am)
+    by_job, total = align.align_all(cfg.cmd, jobs, model, exp / "tree", opts, exp, str(x))
+    model.unlink()
     alis: dict[str, np.ndarray] = {}
-    total = em.AlignStats()
-    for job, (a, st, secs) in zip(jobs, res, strict=True):
-        alis.update(a)
-        total.add(st)
-        path = exp / "log" / f"align.{x}.{job.index}.log"
-        align.write_align_log(path, job, "gmm-align-compiled", st, secs)
-    if total.num_done == 0:
-        raise em.TrainingError(f"{exp}: no utterance could be aligned at iteration {x}")
-    if total.failed:
-        log.warning("iteration %d: %d utterances failed to align (skipped)", x, total.num_failed)
+    for job_alis in by_job.values():
+        alis.update(job_alis)
     log.info("iteration %d realigned: %s", x, total.summary().replace("\n", "; "))
     return alis, total
 
@@ -302,7 +324,6 @@ def train_deltas(
     check_inputs(data, lang, src)
     (exp / "log").mkdir(parents=True, exist_ok=True)
     src_nj = int((src / "num_jobs").read_text().split()[0])
-    nj_workers = cfg.nj or src_nj
     cmvn_file = src / "cmvn_opts"
     cmvn_opts = cmvn_file.read_text().strip() if cmvn_file.is_file() else ""
     atomic_write_text(exp / "cmvn_opts", cmvn_opts + "\n" if cmvn_opts else "")
@@ -317,67 +338,48 @@ def train_deltas(
     pieces = align.split_data(data, src_nj)
     jobs = [align.Job(i + 1, str(p), str(lang), cmvn_opts) for i, p in enumerate(pieces)]
     job_utts = [set(read_table(Path(j.data_dir) / "utt2spk")) for j in jobs]
-    ci = _read_csl(lang / "phones" / "context_indep.csl")
-    sil = _read_csl(lang / "phones" / "optional_silence.csl")
 
-    pool = align.make_pool(min(nj_workers, src_nj))
-    try:
-        # acc-tree-stats per job, summed
-        parts = align.run_jobs(
-            pool,
-            _tree_stats_job,
-            [
-                (j, old_info, {u: alis[u] for u in us if u in alis}, cfg, ci)
-                for j, us in zip(jobs, job_utts, strict=True)
-            ],
+    stats = _tree_stats_all(cfg, jobs, src, lang, exp)
+    stats.save(exp / "treeacc.npz")
+    result = build_tree_stage(stats, lang, topo, cfg, exp)
+    tm, am, occs = init_model_from_tree(result, stats, topo, cfg.var_floor)
+    num_gauss = result.num_leaves
+    inc_gauss = em.gauss_increment(cfg.tot_gauss, num_gauss, cfg.max_iter_inc)
+    am.split_by_count(occs.astype(np.float32), num_gauss, 0.01, cfg.power, 20.0)
+    cur = convert_alignments(alis, old_info, tm, result.tree, topo)
+    log.info("convert-ali: %d alignments converted to the new tree", len(cur))
+    all_feats = None
+    opts = em.AlignOptions(
+        beam=cfg.beam, retry_beam=cfg.retry_beam, careful=cfg.careful,
+        boost_silence=cfg.boost_silence,
+    )  # fmt: skip
+    last_align: em.AlignStats | None = None
+    for x in range(1, cfg.num_iters):
+        if x in cfg.realign_iters:
+            cur, last_align = _realign(cfg, jobs, tm, am, opts, exp, x)
+        if all_feats is None:
+            all_feats = {}
+            for job in jobs:
+                all_feats.update(align.job_feats(job))
+        acc, tcounts, astats = em.accumulate(tm, am, all_feats, cur)
+        ustats = em.update(tm, am, acc, tcounts, em.GmmEstOptions(mixup=num_gauss, power=cfg.power))
+        atomic_write_text(
+            exp / "log" / f"update.{x}.log",
+            f"# gmm-acc-stats-ali: {astats.num_done} utterances, log-like per frame "
+            f"{astats.like_per_frame():.6g} over {astats.num_frames} frames\n"
+            f"{ustats.summary()}\n",
         )
-        stats = merge_tree_stats(p for p in parts if p is not None)
-        stats.save(exp / "treeacc.npz")
-        result = build_tree_stage(stats, lang, topo, cfg, exp)
-        tm, am, occs = init_model_from_tree(result, stats, topo, cfg.var_floor)
-        ctx_dep = to_context_dependency(result.tree)
-        num_gauss = result.num_leaves
-        inc_gauss = em.gauss_increment(cfg.tot_gauss, num_gauss, cfg.max_iter_inc)
-        am.split_by_count(occs.astype(np.float32), num_gauss, 0.01, cfg.power, 20.0)
-        cur = convert_alignments(alis, old_info, tm, result.tree, topo)
-        log.info("convert-ali: %d alignments converted to the new tree", len(cur))
-        all_feats = None
-        opts = em.AlignOptions(
-            beam=cfg.beam, retry_beam=cfg.retry_beam, careful=cfg.careful,
-            boost_silence=cfg.boost_silence,
-        )  # fmt: skip
-        last_align: em.AlignStats | None = None
-        for x in range(1, cfg.num_iters):
-            if x in cfg.realign_iters:
-                cur, last_align = _realign(pool, jobs, ctx_dep, tm, am, opts, sil, exp, x)
-            if all_feats is None:
-                all_feats = {}
-                for job in jobs:
-                    all_feats.update(align.job_feats(job))
-            acc, tcounts, astats = em.accumulate(tm, am, all_feats, cur)
-            ustats = em.update(
-                tm, am, acc, tcounts, em.GmmEstOptions(mixup=num_gauss, power=cfg.power)
-            )
-            atomic_write_text(
-                exp / "log" / f"update.{x}.log",
-                f"# gmm-acc-stats-ali: {astats.num_done} utterances, log-like per frame "
-                f"{astats.like_per_frame():.6g} over {astats.num_frames} frames\n"
-                f"{ustats.summary()}\n",
-            )
-            log.info(
-                "iteration %d: like/frame %.4f, %d Gaussians",
-                x,
-                astats.like_per_frame(),
-                ustats.num_gauss,
-            )
-            occs = ustats.pdf_occs
-            if x <= cfg.max_iter_inc:
-                num_gauss += inc_gauss
-    finally:
-        if pool is not None:
-            pool.shutdown()
+        log.info(
+            "iteration %d: like/frame %.4f, %d Gaussians",
+            x,
+            astats.like_per_frame(),
+            ustats.num_gauss,
+        )
+        occs = ustats.pdf_occs
+        if x <= cfg.max_iter_inc:
+            num_gauss += inc_gauss
     model_io.write_model(exp / "final.mdl", tm, am)
-    write_occs(exp / "final.occs", occs)
+    model_io.write_occs(exp / "final.occs", occs)
     for job, us in zip(jobs, job_utts, strict=True):
         model_io.write_alignments(
             exp / f"ali.{job.index}.gz", {u: a for u, a in cur.items() if u in us}
@@ -394,61 +396,3 @@ def train_deltas(
     )
     log.info("%s: %s", exp, summary)
     return summary
-
-
-# --------------------------------------------------------------------------- CLI
-
-
-def _add_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--num-iters", type=int, default=35)
-    p.add_argument("--realign-iters", default="10 20 30")
-    p.add_argument("--max-iter-inc", type=int, default=25)
-    p.add_argument("--power", type=float, default=0.25)
-    p.add_argument("--beam", type=float, default=10.0)
-    p.add_argument("--retry-beam", type=float, default=40.0)
-    p.add_argument("--careful", default="false")
-    p.add_argument("--boost-silence", type=float, default=1.0)
-    p.add_argument("--split-thresh", type=float, default=300.0, help="build-tree --thresh")
-    p.add_argument("--cluster-thresh", type=float, default=-1.0)
-    p.add_argument("--min-leaf-count", type=float, default=0.0)
-    p.add_argument("--context-width", type=int, default=3)
-    p.add_argument("--central-position", type=int, default=1)
-    p.add_argument("--nj", type=int, default=0, help="worker processes (0: the source num_jobs)")
-    p.add_argument("num_leaves", type=int)
-    p.add_argument("tot_gauss", type=int)
-    p.add_argument("data")
-    p.add_argument("lang")
-    p.add_argument("ali_dir")
-    p.add_argument("exp_dir")
-
-
-def _run(args: argparse.Namespace) -> int:
-    cfg = TriConfig(
-        num_leaves=args.num_leaves,
-        tot_gauss=args.tot_gauss,
-        num_iters=args.num_iters,
-        realign_iters=tuple(int(x) for x in args.realign_iters.split()),
-        max_iter_inc=args.max_iter_inc,
-        power=args.power,
-        beam=args.beam,
-        retry_beam=args.retry_beam,
-        careful=args.careful.lower() == "true",
-        boost_silence=args.boost_silence,
-        split_thresh=args.split_thresh,
-        cluster_thresh=args.cluster_thresh,
-        min_leaf_count=args.min_leaf_count,
-        context_width=args.context_width,
-        central_position=args.central_position,
-        nj=args.nj or None,
-    )
-    train_deltas(args.data, args.lang, args.ali_dir, args.exp_dir, cfg)
-    return 0
-
-
-def register(subparsers) -> None:
-    """Adds ``pykd train-deltas`` (call from the gmm area's CLI module)."""
-    p = subparsers.add_parser(
-        "train-deltas", help="tied-state triphone GMM training (steps/train_deltas.sh)"
-    )
-    _add_args(p)
-    p.set_defaults(func=_run)

@@ -1,9 +1,12 @@
-"""Per-job outputs of a Kaldi-style directory (``lat.N.gz``, ``ali.N.gz``, ...), checked complete.
+"""Parallel jobs of a Kaldi-style step, and their per-job outputs, checked complete.
 
-A parallel step writes ``<name>.<N>.<ext>`` for jobs 1..``num_jobs`` and ``<dir>/num_jobs``. A
-reader that globbed whatever files exist would silently use a killed run's partial output (e.g.
-score a third of the test set and print a normal-looking WER); every reader gets its job files
-here instead, and a missing or truncated job file is an error naming it.
+A parallel step runs its jobs through the recipe's job runner (``$cmd``: Kaldi's ``run.pl``,
+``queue.pl``, ``slurm.pl``) as ``$cmd JOB=1:N log/x.JOB.log command ...`` (:func:`run_jobs`), so
+a cluster runner spreads them. It writes ``<name>.<N>.<ext>`` for jobs 1..``num_jobs`` and
+``<dir>/num_jobs``. A reader that globbed whatever files exist would silently use a killed
+run's partial output (e.g. score a third of the test set and print a normal-looking WER); every
+reader gets its job files here instead, and a missing or truncated job file is an error naming
+it.
 """
 
 from __future__ import annotations
@@ -11,8 +14,20 @@ from __future__ import annotations
 import gzip
 import os
 import re
+import shlex
+import shutil
+import subprocess
+import sys
 import zlib
+from collections.abc import Sequence
 from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_CMD = "run.pl"  # Kaldi's local runner; a recipe passes its $train_cmd / $decode_cmd
+
+
+class JobsFailedError(RuntimeError):
+    """Some jobs of a parallel step exited with an error (their logs say why)."""
 
 
 class IncompleteJobsError(RuntimeError):
@@ -70,3 +85,52 @@ def job_files(
         for f in files:
             check_gzip_complete(f)
     return files
+
+
+def recipe_tool(name: str) -> str:
+    """A recipe script (``run.pl``, ``split_data.sh``, ...): pykd's ``utils_kd/<name>`` in a
+    source checkout, else the one on PATH (``path.sh`` puts the recipe's ``utils/`` there)."""
+    ours = REPO_ROOT / "utils_kd" / name
+    if ours.is_file():
+        return str(ours)
+    found = shutil.which(name)
+    if found is None:
+        raise FileNotFoundError(f"{name} not found: source the recipe's path.sh")
+    return found
+
+
+def pykd_command(*args: str) -> list[str]:
+    """``pykd <args>`` run by this interpreter (the job gets the same environment)."""
+    return [sys.executable, "-m", "pykd", *args]
+
+
+def run_jobs(cmd: str, num_jobs: int, log: str | os.PathLike, argv: Sequence[str]) -> None:
+    """``<cmd> JOB=1:<num_jobs> <log> <argv...>``: ``JOB`` in ``log`` and ``argv`` becomes the
+    job number. ``cmd`` is a job runner with its options (``"queue.pl --mem 4G"``); a bare
+    ``run.pl`` that is not on PATH is pykd's. Raises :class:`JobsFailedError` naming the logs."""
+    runner = shlex.split(cmd) or [DEFAULT_CMD]
+    if "/" not in runner[0] and shutil.which(runner[0]) is None:
+        runner[0] = recipe_tool(runner[0])
+    proc = subprocess.run(
+        [*runner, f"JOB=1:{num_jobs}", os.fspath(log), *argv],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    if proc.returncode != 0:
+        why = [proc.stdout.strip() or f"{cmd}: jobs failed"]
+        for job in range(1, num_jobs + 1):
+            why += _failure_lines(Path(os.fspath(log).replace("JOB", str(job))))
+        raise JobsFailedError("\n".join(why))
+
+
+def _failure_lines(log: Path, keep: int = 3) -> list[str]:
+    """The last lines a failed job wrote before the runner's footer (none if it succeeded)."""
+    try:
+        lines = log.read_text(errors="replace").splitlines()
+    except OSError:
+        return [f"{log}: no log"]
+    if any(line.startswith("# Ended (code 0)") for line in lines[-3:]):
+        return []
+    body = [line for line in lines if line.strip() and not line.startswith("#")]
+    return [f"{log}: {line}" for line in body[-keep:]]

@@ -56,6 +56,7 @@ __all__ = [
     "make_diag_gmm",
     "read_alignments",
     "write_alignments",
+    "write_occs",
     "tid_to_pdf",
     "tid_to_phone",
     "tid_to_tstate",
@@ -740,6 +741,18 @@ def _write_am_gmm_to(out: _KaldiOut, am: khg.AmDiagGmm) -> None:
         out.float_matrix(np.asarray(g.inv_vars))
         out.token("</DiagGMM>")
         out.newline()
+
+
+# ---------------------------------------------------------------------------------------------
+# occupation counts
+# ---------------------------------------------------------------------------------------------
+
+
+def write_occs(path: str | os.PathLike, occs: np.ndarray) -> None:
+    """Per-pdf occupation counts as a Kaldi binary float vector (``gmm-est --write-occs``)."""
+    vec = np.asarray(occs, dtype="<f4")
+    with atomic_write(path, "wb") as f:
+        f.write(BINARY_HEADER + b"FV " + struct.pack("<bi", 4, len(vec)) + vec.tobytes())
 
 
 # ---------------------------------------------------------------------------------------------
