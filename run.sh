@@ -190,6 +190,7 @@ if begin_stage 5 "monophone GMM"; then
     data/lang exp/mono
   utils/mkgraph.sh data/lang_test exp/mono exp/mono/graph
   decode_sets exp/mono
+  declare_system gmm exp/mono
   end_stage 5 "monophone GMM"
 fi
 
@@ -199,12 +200,13 @@ if begin_stage 6 "triphone GMM"; then
     "$tri_leaves" "$tri_gauss" "$data/train" data/lang exp/mono_ali exp/tri1
   utils/mkgraph.sh data/lang_test exp/tri1 exp/tri1/graph
   decode_sets exp/tri1
+  declare_system gmm exp/tri1
   end_stage 6 "triphone GMM"
 fi
 
 if begin_stage 7 "triphone alignments and GMM results"; then
   steps_kd/align_si.sh --nj "$nj" --cmd "$train_cmd" "$data/train" data/lang exp/tri1 exp/tri1_ali
-  local/results.sh --gmm "exp/mono exp/tri1" > RESULTS.md.tmp && mv RESULTS.md.tmp RESULTS.md
+  local/results.sh --systems exp/systems.txt > RESULTS.md.tmp && mv RESULTS.md.tmp RESULTS.md
   cat RESULTS.md
   end_stage 7 "triphone alignments and GMM results"
 fi
@@ -224,6 +226,7 @@ train_and_decode() {
     steps_kd/decode_nnet.sh --nj "$decode_nj" --cmd "$decode_cmd" $decode_opts --gmm-dir exp/tri1 \
       exp/tri1/graph "$data/${x}_fbank" "$dir" "$dir/decode_$x"
   done
+  declare_system nnet "$dir"
 }
 
 if begin_stage 8 "teacher DNN (CE)"; then
@@ -240,18 +243,17 @@ if begin_stage 10 "student HDNN (KD)"; then
   [ -f exp/dnn/final.pt ] || { echo "$0: stage 10 needs the teacher exp/dnn/final.pt (stage 8)" >&2; exit 1; }
   train_and_decode exp/hdnn_kd "$student_config" --teacher exp/dnn/final.pt \
     --kd-p "$kd_p" --kd-temperature "$kd_temperature"
+  declare_system kd-pair exp/dnn exp/hdnn_ce exp/hdnn_kd
   end_stage 10 "student HDNN (KD)"
 fi
 
 if begin_stage 11 "WER table"; then
-  local/results.sh --gmm "exp/mono exp/tri1" --nnet "exp/dnn exp/hdnn_ce exp/hdnn_kd" \
-    --kd-pair "exp/dnn exp/hdnn_ce exp/hdnn_kd" > RESULTS.md.tmp && mv RESULTS.md.tmp RESULTS.md
+  local/results.sh --systems exp/systems.txt > RESULTS.md.tmp && mv RESULTS.md.tmp RESULTS.md
   cat RESULTS.md
   end_stage 11 "WER table"
 fi
 
 kd_check_seq_choice "$0" "$seq_criteria" "$seq_nets"
-seq_systems=$(seq_systems "$seq_criteria" "$seq_nets")
 if begin_stage 12 "sequence training ($seq_criteria)"; then
   local/run_seq.sh --nj "$nj" --decode-nj "$decode_nj" --train-cmd "$train_cmd" \
     --decode-cmd "$decode_cmd" --decode-opts "$decode_opts" --seed "$seed" \
@@ -271,16 +273,8 @@ if begin_stage 13 "speaker adaptation of the student's gates"; then
 fi
 
 if [ "$stage" -le 13 ] && [ "$stop_stage" -ge 12 ]; then
-  # RESULTS.md with every table whose systems exist.
-  nnet_sys="exp/dnn exp/hdnn_ce exp/hdnn_kd"
-  extra=()
-  seq_done=true
-  for sys in $seq_systems; do [ -f $sys/decode_eval/scoring_kaldi/best_wer ] || seq_done=false; done
-  if $seq_done; then nnet_sys="$nnet_sys $seq_systems"; extra+=(--epochs "$seq_systems"); fi
-  [ -f $base/decode_eval_half/scoring_kaldi/best_wer ] && extra+=(--adapt $base)
-  local/results.sh --gmm "exp/mono exp/tri1" --nnet "$nnet_sys" \
-    --kd-pair "exp/dnn exp/hdnn_ce exp/hdnn_kd" "${extra[@]}" > RESULTS.md.tmp \
-    && mv RESULTS.md.tmp RESULTS.md
+  # RESULTS.md with every system the stages declared finished (exp/systems.txt).
+  local/results.sh --systems exp/systems.txt > RESULTS.md.tmp && mv RESULTS.md.tmp RESULTS.md
   cat RESULTS.md
 fi
 

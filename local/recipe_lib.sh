@@ -30,6 +30,21 @@ train_once() {
   echo "$cmd_line" > "$dir/.recipe_args"   # (GMM scripts start from an empty dir)
 }
 
+# declare_system <kind> <dir> [args]: record a finished system in exp/systems.txt, the list the
+# results report reads (pykd/report/systems.py: gmm, nnet, seq, kd-pair, adapt). A line of the
+# same kind and first directory is replaced in place, so re-running a stage declares it once and
+# the tables keep the stages' order.
+declare_system() {
+  local file=exp/systems.txt
+  mkdir -p exp
+  touch "$file"
+  awk -v k="$1" -v d="$2" -v line="$*" '
+    $1 == k && $2 == d { if (!done) print line; done = 1; next }
+    { print }
+    END { if (!done) print line }' "$file" > "$file.tmp"
+  mv "$file.tmp" "$file"
+}
+
 # seq_dir <net> <criterion>: the experiment dir of one sequence-trained network.
 seq_dir() {
   case $1 in
@@ -55,13 +70,4 @@ kd_check_seq_choice() {
     *" student_kd "*) case " $3 " in *" teacher "*) ;;
       *) echo "$me: student_kd needs teacher (its sequence-trained teacher)" >&2; exit 1 ;; esac ;;
   esac
-}
-
-# seq_systems "<criteria>" "<nets>": the experiment dirs local/run_seq.sh makes, criterion by
-# criterion.
-seq_systems() {
-  local crit net
-  for crit in $1; do
-    for net in $2; do seq_dir "$net" "$crit"; done
-  done | tr '\n' ' '
 }

@@ -2,11 +2,12 @@
 # RESULTS.md: WER tables of the GMM and network systems (pykd results-table). The LM weight /
 # word insertion penalty is tuned on the tune set (dev); the test set (eval) is scored with
 # sclite at dev's setting, and eval's own best setting is shown beside it for comparison.
-#   local/results.sh [--gmm "exp/mono exp/tri1"] [--nnet "exp/dnn exp/hdnn_ce exp/hdnn_kd"]
+#   local/results.sh [--systems exp/systems.txt] [--gmm "exp/mono exp/tri1"] [--nnet "exp/dnn exp/hdnn_ce exp/hdnn_kd"]
 #     [--kd-pair "exp/dnn exp/hdnn_ce exp/hdnn_kd"] [--epochs "exp/dnn_smbr exp/hdnn_smbr"]
 #     [--adapt exp/hdnn_kd [--adapt-methods "teacher decode oracle"] [--adapt-tag TAG]] > RESULTS.md
 set -euo pipefail
 
+systems=
 gmm=
 nnet=
 kd_pair=
@@ -19,6 +20,9 @@ test_set=eval
 
 help_message="Usage: local/results.sh [options] > RESULTS.md
 Options:
+  --systems <file>         # the systems run.sh's stages declared (exp/systems.txt; lines
+                           # 'gmm DIR', 'nnet DIR', 'seq DIR', 'kd-pair T S_CE S_KD',
+                           # 'adapt DIR [METHOD ...]'), added to the options below
   --gmm \"<dir> ...\"        # GMM system dirs (final.mdl, decode_<set>/scoring_kaldi)
   --nnet \"<dir> ...\"       # network dirs (final.pt, summary.json, decode_<set>/scoring_kaldi)
   --kd-pair \"<teacher> <student-ce> <student-kd>\"  # KD gain / teacher-student gap paragraph
@@ -34,12 +38,13 @@ Options:
 [ -f ./path.sh ] && . ./path.sh
 . utils/parse_options.sh
 
-if [ $# -ne 0 ] || [ -z "$gmm$nnet$kd_pair$epochs$adapt" ]; then
+if [ $# -ne 0 ] || [ -z "$systems$gmm$nnet$kd_pair$epochs$adapt" ]; then
   printf '%s\n' "$help_message" >&2
   exit 1
 fi
 
 args=(--tune-set "$tune_set" --test-set "$test_set")
+[ -n "$systems" ] && args+=(--systems "$systems")
 read -r -a dirs <<< "$gmm"; [ ${#dirs[@]} -gt 0 ] && args+=(--gmm "${dirs[@]}")
 read -r -a dirs <<< "$nnet"; [ ${#dirs[@]} -gt 0 ] && args+=(--nnet "${dirs[@]}")
 read -r -a dirs <<< "$kd_pair"; [ ${#dirs[@]} -gt 0 ] && args+=(--kd-pair "${dirs[@]}")

@@ -24,6 +24,7 @@ Options: --nj N --decode-nj N --train-cmd CMD --decode-cmd CMD --decode-opts \"O
 [ -f ./path.sh ] && . ./path.sh
 . utils/parse_options.sh
 . steps_kd/lib.sh
+. local/recipe_lib.sh
 kd_check_options "$0" nj:pos_int decode_nj:pos_int epochs:pos_int
 kd_check_num_args 1 $#
 data=$1
@@ -66,4 +67,5 @@ for x in dev eval; do
       --spk-params $base/adapt_${m}_split_$x exp/tri1/graph $half $base $base/decode_${x}_half_adapt_$m
   done
 done
+declare_system adapt $base $methods
 echo "$0: done"

@@ -88,6 +88,7 @@ for crit in $criteria; do
   done
   for net in $nets; do
     decode_seq "$(seq_dir $net $crit)"
+    declare_system seq "$(seq_dir $net $crit)"
   done
 done
 echo "$0: done"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,7 @@ from pykd.report.results import (
     signed_change,
     sys_err_column,
 )
+from pykd.report.systems import SystemsFileError, read_systems
 
 needs_sclite = pytest.mark.skipif(find_sclite() is None, reason="sclite (sctk) not installed")
 
@@ -496,3 +498,44 @@ def test_adaptation_table_needs_results(tmp_path: Path, caplog: pytest.LogCaptur
     with caplog.at_level(logging.ERROR):
         assert main(["results-table", "--adapt", str(base), "--adapt-tag", "other"]) == 1
     assert f"{base}: no speaker adaptation results for methods teacher decode oracle" in caplog.text
+
+
+def test_declared_systems_make_the_same_tables(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """The recipe declares its finished systems (local/recipe_lib.sh declare_system ->
+    exp/systems.txt); `results-table --systems` gives the tables the explicit options give."""
+    exp = tmp_path / "exp"
+    hdnn = {"type": "hdnn", "hdnn": {"num_layers": 3, "hidden_dim": 16}}
+    for i, name in enumerate(("dnn", "hdnn_ce", "hdnn_kd")):
+        write_network(exp / name, hdnn, cv_acc=0.5)
+        make_system(exp / name, 3 + i, 4)
+    systems = [str(exp / s) for s in ("dnn", "hdnn_ce", "hdnn_kd")]
+    repo = Path(__file__).resolve().parents[1]
+    declare = [f"declare_system nnet {s}" for s in systems]
+    declare += [f"declare_system kd-pair {' '.join(systems)}", f"declare_system nnet {systems[0]}"]
+    subprocess.run(
+        ["bash", "-c", f". {repo}/local/recipe_lib.sh && " + " && ".join(declare)],
+        cwd=tmp_path, check=True,
+    )  # fmt: skip
+    lines = (exp / "systems.txt").read_text().splitlines()
+    # declared again: replaced in place, so the rows keep the stages' order
+    assert lines == [f"nnet {s}" for s in systems] + [f"kd-pair {' '.join(systems)}"]
+    assert main(["results-table", "--systems", str(exp / "systems.txt")]) == 0
+    assert capsys.readouterr().out == results_table(nnet=systems, kd_pair=systems)
+
+
+@pytest.mark.parametrize(
+    ("line", "error"),
+    [
+        ("gmm", "'gmm' takes one directory"),
+        ("kd-pair exp/a exp/b", "'kd-pair' takes TEACHER STUDENT_CE STUDENT_KD"),
+        ("adapt exp/a psychic", "'adapt' takes a directory and methods of teacher decode oracle"),
+        ("lstm exp/a", "unknown system kind 'lstm'"),
+    ],
+)
+def test_bad_systems_file_line_is_named(tmp_path: Path, line: str, error: str) -> None:
+    path = tmp_path / "systems.txt"
+    path.write_text(f"# finished systems\ngmm exp/mono\n{line}\n")
+    with pytest.raises(SystemsFileError, match=f"{path}:3: {error}"):
+        read_systems(path)

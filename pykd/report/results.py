@@ -8,9 +8,10 @@ of the eval decode dir, written here from ``scoring_kaldi/penalty_<P>/<L>.txt`` 
 does) when scoring did not already write it. Eval's own best setting (what Kaldi's ``best_wer``
 reports, an oracle) is shown in a separate column for comparison.
 
-* ``pykd results-table [--gmm DIR ...] [--nnet DIR ...] [--tune-set dev] [--test-set eval]
-  [--kd-pair TEACHER STUDENT_CE STUDENT_KD] [--epochs DIR ...] [--adapt BASE_DIR
-  [--adapt-methods teacher decode oracle] [--adapt-tag TAG]] [--title TEXT] > RESULTS.md``
+* ``pykd results-table [--systems exp/systems.txt] [--gmm DIR ...] [--nnet DIR ...]
+  [--tune-set dev] [--test-set eval] [--kd-pair TEACHER STUDENT_CE STUDENT_KD] [--epochs DIR ...]
+  [--adapt BASE_DIR [--adapt-methods teacher decode oracle] [--adapt-tag TAG]] [--title TEXT]
+  > RESULTS.md``
 
 GMM rows show the tied states (pdfs) and Gaussians of ``final.mdl``; network rows the model,
 size and training of ``final.pt`` (its ``meta``; sequence training as criterion, epochs and
@@ -46,11 +47,11 @@ from pykd.decode.score import (
     write_trn,
 )
 from pykd.io.atomic import atomic_write_text
+from pykd.report.systems import Systems, read_systems
+from pykd.train.options import ADAPT_METHODS, SEQ_CRITERIA
 
 log = logging.getLogger(__name__)
 
-SEQ_CRITERIA = {"smbr": "sMBR", "mpfe": "MPFE", "mmi": "MMI"}
-ADAPT_METHODS = ("teacher", "decode", "oracle")
 PROTOCOLS = {"same": "same utterances", "split": "split halves"}
 
 _BEST_RE = re.compile(r"wer_(\d+)_([0-9.]+)$")
@@ -822,17 +823,27 @@ def _run(args: argparse.Namespace) -> int:
         if args.non_scored_words is not None
         else DEFAULT_NON_SCORED
     )
+    systems = Systems(
+        gmm=list(args.gmm or ()),
+        nnet=list(args.nnet or ()),
+        epochs=list(args.epochs or ()),
+        kd_pair=args.kd_pair,
+        adapt=args.adapt,
+        adapt_methods=list(args.adapt_methods),
+    )
+    if args.systems:
+        read_systems(args.systems, into=systems)
     text = results_table(
-        gmm=args.gmm or (),
-        nnet=args.nnet or (),
+        gmm=systems.gmm,
+        nnet=systems.nnet,
         tune_set=args.tune_set,
         test_set=args.test_set,
-        kd_pair=args.kd_pair,
+        kd_pair=systems.kd_pair,
         title=args.title,
         non_scored=non_scored,
-        epochs=args.epochs or (),
-        adapt=args.adapt,
-        adapt_methods=args.adapt_methods,
+        epochs=systems.epochs,
+        adapt=systems.adapt,
+        adapt_methods=systems.adapt_methods,
         adapt_tag=args.adapt_tag,
     )
     print(text, end="")
@@ -845,6 +856,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "results-table",
         help="Markdown WER tables of GMM and network systems (LMWT/WIP tuned on the tune set)",
         description=__doc__.split("\n\n")[1],
+    )
+    p.add_argument(
+        "--systems",
+        metavar="FILE",
+        help="the systems a recipe declared (exp/systems.txt: lines 'gmm DIR', 'nnet DIR', "
+        "'seq DIR', 'kd-pair T S_CE S_KD', 'adapt DIR [METHOD ...]'), added to the options",
     )
     p.add_argument("--gmm", nargs="+", action="extend", metavar="DIR", help="GMM system dirs")
     p.add_argument("--nnet", nargs="+", action="extend", metavar="DIR", help="network dirs")

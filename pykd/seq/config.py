@@ -7,9 +7,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
-from pykd.train.options import KdOptions
+from pykd.train.options import SEQ_CRITERIA, KdOptions
 
-CRITERIA = ("smbr", "mpfe", "mmi")
+CRITERIA = tuple(SEQ_CRITERIA)
 
 
 class SeqTrainError(ValueError):

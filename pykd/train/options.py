@@ -6,6 +6,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# Names shared by the trainers, the recipe's checks and the results report (each list once).
+SEQ_CRITERIA = {"smbr": "sMBR", "mpfe": "MPFE", "mmi": "MMI"}  # criterion -> display name
+ADAPT_METHODS = ("teacher", "decode", "oracle")  # where speaker adaptation's targets come from
+
 
 @dataclass(frozen=True)
 class KdOptions:
