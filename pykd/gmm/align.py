@@ -118,29 +118,6 @@ def job_feats(job: Job) -> dict[str, np.ndarray]:
     return feats
 
 
-def align_piece(
-    data_dir: Path,
-    lang_dir: Path,
-    model: Path,
-    tree: Path,
-    cmvn_opts: str,
-    opts: em.AlignOptions | None,
-) -> tuple[dict[str, np.ndarray], em.AlignStats]:
-    """One job's work: compile-train-graphs, then align-equal-compiled (``opts`` None) or
-    gmm-align-compiled with ``model`` and the lang's optional silence boosted."""
-    tm, am = model_io.read_model(model)
-    ctx_dep = model_io.read_tree(tree)
-    text = data_dir / "text"
-    if not text.is_file():
-        raise FileNotFoundError(f"missing transcripts {text}")
-    compiler = em.GraphCompiler.load(lang_dir, ctx_dep, tm)
-    graphs, _failed = compiler.compile_texts(read_table(text, allow_empty_value=True))
-    feats = load_gmm_feats(data_dir, cmvn_opts)
-    if opts is None:
-        return em.equal_align(graphs, feats)
-    return em.align_utterances(tm, am, graphs, feats, opts, silence_phones(lang_dir))
-
-
 def align_all(
     cmd: str,
     jobs: Sequence[Job],
@@ -201,8 +178,21 @@ def align_job(
     ali_out: Path,
     stats_out: Path,
 ) -> em.AlignStats:
-    """One job of :func:`align_all`: :func:`align_piece`, then ``ali_out`` and ``stats_out``."""
-    alis, stats = align_piece(data_dir, lang_dir, model, tree, cmvn_opts, opts)
+    """One job of :func:`align_all`: compile-train-graphs, then align-equal-compiled (``opts``
+    None) or gmm-align-compiled with ``model`` and the lang's optional silence boosted; writes
+    the alignments to ``ali_out`` and the statistics (JSON) to ``stats_out``."""
+    tm, am = model_io.read_model(model)
+    ctx_dep = model_io.read_tree(tree)
+    text = data_dir / "text"
+    if not text.is_file():
+        raise FileNotFoundError(f"missing transcripts {text}")
+    compiler = em.GraphCompiler.load(lang_dir, ctx_dep, tm)
+    graphs, _failed = compiler.compile_texts(read_table(text, allow_empty_value=True))
+    feats = load_gmm_feats(data_dir, cmvn_opts)
+    if opts is None:
+        alis, stats = em.equal_align(graphs, feats)
+    else:
+        alis, stats = em.align_utterances(tm, am, graphs, feats, opts, silence_phones(lang_dir))
     model_io.write_alignments(ali_out, alis)
     atomic_write_text(stats_out, json.dumps(asdict(stats)) + "\n")
     return stats

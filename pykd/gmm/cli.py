@@ -9,7 +9,7 @@ import logging
 import time
 from pathlib import Path
 
-from pykd.cli_args import str_to_bool
+from pykd.cli_args import config_from_args, str_to_bool
 from pykd.gmm.align import align_job, align_si
 from pykd.gmm.em import AlignOptions
 from pykd.gmm.mono import REALIGN_ITERS, MonoOptions, train_mono
@@ -48,13 +48,18 @@ def cmd_train_mono(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_align(args: argparse.Namespace) -> int:
-    opts = AlignOptions(
+def align_options(args: argparse.Namespace) -> AlignOptions:
+    """The gmm-align-compiled options of :func:`add_align_args`."""
+    return AlignOptions(
         beam=args.beam,
         retry_beam=args.retry_beam,
         careful=args.careful,
         boost_silence=args.boost_silence,
     )
+
+
+def cmd_align(args: argparse.Namespace) -> int:
+    opts = align_options(args)
     result = align_si(args.data, args.lang, args.src_dir, args.ali_dir, args.nj, opts, args.cmd)
     st = result.stats
     print(
@@ -66,10 +71,7 @@ def cmd_align(args: argparse.Namespace) -> int:
 
 def cmd_align_job(args: argparse.Namespace) -> int:
     start = time.time()
-    opts = None if args.equal else AlignOptions(
-        beam=args.beam, retry_beam=args.retry_beam, careful=args.careful,
-        boost_silence=args.boost_silence,
-    )  # fmt: skip
+    opts = None if args.equal else align_options(args)
     stats = align_job(
         Path(args.data), Path(args.lang), Path(args.model), Path(args.tree), args.cmvn_opts,
         opts, Path(args.ali_out), Path(args.stats_out),
@@ -80,24 +82,7 @@ def cmd_align_job(args: argparse.Namespace) -> int:
 
 
 def cmd_train_deltas(args: argparse.Namespace) -> int:
-    cfg = TriConfig(
-        num_leaves=args.num_leaves,
-        tot_gauss=args.tot_gauss,
-        num_iters=args.num_iters,
-        realign_iters=args.realign_iters,
-        max_iter_inc=args.max_iter_inc,
-        power=args.power,
-        beam=args.beam,
-        retry_beam=args.retry_beam,
-        careful=args.careful,
-        boost_silence=args.boost_silence,
-        split_thresh=args.split_thresh,
-        cluster_thresh=args.cluster_thresh,
-        min_leaf_count=args.min_leaf_count,
-        context_width=args.context_width,
-        central_position=args.central_position,
-        cmd=args.cmd,
-    )
+    cfg = config_from_args(TriConfig, args)
     train_deltas(args.data, args.lang, args.ali_dir, args.exp_dir, cfg)
     return 0
 
