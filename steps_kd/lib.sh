@@ -55,6 +55,11 @@ kd_check_graph_pdfs() {
   fi
 }
 
+# kd_job_output_ok <file.gz>: true when one job's output exists and is a complete gzip file.
+kd_job_output_ok() {
+  [ -f "$1" ] && gzip -t "$1" 2>/dev/null
+}
+
 # kd_job_outputs_complete <dir> <name>: true when <dir>/<name>.N.gz exist for every job of
 # <dir>/num_jobs (or 1..N without a gap when there is no num_jobs) and each is a complete gzip
 # file; otherwise false, with what is wrong on stdout.
@@ -68,8 +73,10 @@ kd_job_outputs_complete() {
   [[ "$nj" =~ ^[1-9][0-9]*$ ]] || { echo "no $name.N.gz job outputs in $dir"; return 1; }
   for j in $(seq "$nj"); do
     f=$dir/$name.$j.gz
+    kd_job_output_ok "$f" && continue
     [ -f "$f" ] || { echo "$f missing (num_jobs $nj): a job did not finish; re-run it"; return 1; }
-    gzip -t "$f" 2>/dev/null || { echo "$f is truncated or corrupt: its job did not finish; re-run it"; return 1; }
+    echo "$f is truncated or corrupt: its job did not finish; re-run it"
+    return 1
   done
 }
 
@@ -146,8 +153,7 @@ kd_jobs_to_run() {
   mkdir -p "$dir"
   if [ -f "$dir/.inputs.pending" ] && [ "$(cat "$dir/.inputs.pending")" = "$stamp" ]; then
     for j in $(seq "$nj"); do
-      f=$dir/$name.$j.gz
-      { [ -f "$f" ] && gzip -t "$f" 2>/dev/null; } || todo="$todo $j"
+      kd_job_output_ok "$dir/$name.$j.gz" || todo="$todo $j"
     done
     echo "$me: continuing the interrupted run of these inputs in $dir: job(s)${todo:- none} of $nj left" >&2
   else

@@ -148,7 +148,10 @@ class GraphCompiler:
         return ids, oovs
 
     def compile(self, utt: str, words: list[str]) -> kaldifst.StdVectorFst:
-        graph = self.compiler.compile_graph_from_text(self.word_ids(utt, words)[0])
+        return self._compile_ids(utt, self.word_ids(utt, words)[0])
+
+    def _compile_ids(self, utt: str, ids: list[int]) -> kaldifst.StdVectorFst:
+        graph = self.compiler.compile_graph_from_text(ids)
         if graph.num_states == 0 or graph.start < 0:
             raise ValueError(f"utterance '{utt}': empty training graph")
         return graph
@@ -167,10 +170,10 @@ class GraphCompiler:
             if not words:
                 empty.append(utt)
             try:
-                _, utt_oovs = self.word_ids(utt, words)
+                ids, utt_oovs = self.word_ids(utt, words)
                 if utt_oovs:
                     oovs[utt] = utt_oovs
-                graphs[utt] = self.compile(utt, words)
+                graphs[utt] = self._compile_ids(utt, ids)
             except (KeyError, ValueError, RuntimeError) as err:
                 log.warning("compile-train-graphs: %s", err)
                 failed.append(utt)
