@@ -13,26 +13,28 @@ from pathlib import Path
 import kaldiio
 import numpy as np
 import pytest
+from lattice_reference import determinize_lattice
 
 from pykd import cli
 from pykd.decode.decoder import (
     DecodeError,
     DecodeOptions,
-    DeterminizeLimitError,
     GmmScorer,
     LatticeDecoder,
     best_path,
-    determinize_lattice,
     lattice_depth,
     load_graph,
     prune_lattice,
+    scale_acoustic,
 )
+from pykd.decode.latdet import DeterminizeLimitError, RawLattice
 from pykd.decode.score import ScoreOptions, compute_wer, edit_counts, score_dir
 from pykd.kaldi.lattice_io import (
     CompactLattice,
     Lattice,
     LatticeFormatError,
     encode_lattices,
+    lattice_to_binary,
     lattice_to_text,
     parse_text_lattice,
     read_lattice_dict,
@@ -243,7 +245,8 @@ def test_determinize_small_lattice():
         ],
         finals={3: (0.0, 0.0)},
     )
-    clat = determinize_lattice(prune_lattice(lat, 10.0))
+    clat = RawLattice.from_openfst(lattice_to_binary(lat)).determinize(10.0, 10_000, 1.0)
+    assert clat == reference_determinize(lat, 10.0, 1.0)
     assert _paths(clat) == {(7,): (pytest.approx(1.0 + 2.0 * ACWT), (1, 3))}
     words, tids, g, a = best_path(clat)
     assert (words, tids, g, a) == ([7], [1, 3], 1.0, 2.0)
@@ -253,16 +256,52 @@ def test_determinize_small_lattice():
     assert prune_lattice(lat, 0.4).num_arcs() == 2
 
 
+def reference_determinize(lat: Lattice, beam: float, acoustic_factor: float) -> CompactLattice:
+    """The Python reference of RawLattice.determinize: prune, determinise, prune, scale."""
+    clat = prune_lattice(determinize_lattice(prune_lattice(lat, beam)), beam)
+    scale_acoustic(clat, acoustic_factor)
+    return clat
+
+
+def test_compiled_determinization_equals_the_reference(ref: Path, tri1) -> None:
+    """On real raw lattices (Kaldi's network log-likelihoods through Kaldi's tri1 graph), the
+    compiled determinisation gives the Python reference's lattice: same states, arcs, strings,
+    and weights to float precision. Log-likelihoods flattened 10x make large lattices."""
+    _tm, _am, dec = tri1
+    checked = 0
+    for utt, ll in kaldiio.load_ark(str(ref / "nnet/rms3/loglikes.ark")):
+        mat = np.ascontiguousarray(0.1 * ACWT * ll[:, dec.tid2pdf[1:]], np.float32)
+        raw = dec._raw_lattice(mat, dec.opts.beam)
+        for beam in (2.0, 6.0, 10.0):
+            ours = raw.lattice.determinize(beam, 10**7, 1.0 / ACWT)
+            want = reference_determinize(raw.python_lattice(), beam, 1.0 / ACWT)
+            assert ours.start == want.start and ours.num_states == want.num_states, utt
+            for s, (arcs, want_arcs) in enumerate(zip(ours.arcs, want.arcs, strict=True)):
+                assert [(d, w, t) for d, w, _g, _a, t in arcs] == [
+                    (d, w, t) for d, w, _g, _a, t in want_arcs
+                ], (utt, s)
+                np.testing.assert_allclose(
+                    np.reshape([(g, a) for _d, _w, g, a, _t in arcs], (-1, 2)),
+                    np.reshape([(g, a) for _d, _w, g, a, _t in want_arcs], (-1, 2)),
+                    rtol=1e-9, atol=1e-9,
+                )  # fmt: skip
+            assert ours.finals.keys() == want.finals.keys()
+            checked += ours.num_arcs()
+    assert checked > 150, checked
+
+
 def test_determinization_blowup_reduces_lattice_beam(ref: Path, tri1, caplog):
     """A work bound stops the subset construction; the decoder then retries at a smaller
     lattice beam (as Kaldi's pruned determinisation does) and keeps the best path."""
     tm, _am, dec = tri1
     utt, ll = next(iter(kaldiio.load_ark(str(ref / "nnet/rms3/loglikes.ark"))))
-    raw, _ = dec._raw_lattice(
+    raw = dec._raw_lattice(
         np.ascontiguousarray(ACWT * ll[:, dec.tid2pdf[1:]], np.float32), dec.opts.beam
     )
     with pytest.raises(DeterminizeLimitError):
-        determinize_lattice(prune_lattice(raw, 6.0), max_work=10)
+        raw.lattice.determinize(6.0, 10, 1.0)
+    with pytest.raises(DeterminizeLimitError):
+        determinize_lattice(prune_lattice(raw.python_lattice(), 6.0), max_work=10)
     full = dec.decode(utt, ll)
     tight = LatticeDecoder(
         dec.graph, tm, DecodeOptions(det_min_work=300, det_max_work_per_frame=0.0)

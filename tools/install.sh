@@ -9,9 +9,10 @@ no_apt=false
 [ "${1:-}" = "--no-apt" ] && no_apt=true
 
 # --- Debian tools: TTS (flite), audio effects (sox), scoring (sctk: sclite), LM (irstlm),
-#     OpenFst command-line tools (libfst-tools: fstprint/fstinfo/fstconvert for inspecting graphs).
-deb_packages=(flite sox sctk irstlm libfst-tools)
-need_deb_binaries=(/usr/bin/flite /usr/bin/sox /usr/lib/sctk/bin/sclite /usr/lib/irstlm/bin/build-lm.sh /usr/bin/fstprint)
+#     OpenFst command-line tools (libfst-tools: fstprint/fstinfo/fstconvert for inspecting graphs),
+#     a C++ compiler (g++: pykd's lattice determinisation).
+deb_packages=(flite sox sctk irstlm libfst-tools g++)
+need_deb_binaries=(/usr/bin/flite /usr/bin/sox /usr/lib/sctk/bin/sclite /usr/lib/irstlm/bin/build-lm.sh /usr/bin/fstprint /usr/bin/g++)
 missing=()
 for i in "${!need_deb_binaries[@]}"; do
   [ -x "${need_deb_binaries[$i]}" ] || missing+=("${deb_packages[$i]}")
@@ -36,9 +37,16 @@ python=${PYTHON:-python3}
 if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 10))'; then
   echo "$0: $python is $("$python" --version 2>&1); pykd needs Python >= 3.10" >&2; exit 1
 fi
+# pykd's compiled lattice determinisation (pykd/decode/latdet.cpp -> _latdet.so; needs a C++
+# compiler: Debian g++). A no-op when the library is newer than its source.
+build_latdet() {
+  .venv/bin/python -m pykd.decode.latdet >/dev/null \
+    || { echo "$0: building pykd/decode/_latdet.so failed (see above)" >&2; exit 1; }
+}
 stamp=.venv/.pykd-install-stamp
 want=$(cat requirements.txt pyproject.toml | sha256sum | cut -d' ' -f1)
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -x .venv/bin/pykd ]; then
+  build_latdet
   exit 0
 fi
 [ -x .venv/bin/python ] || "$python" -m venv .venv
@@ -53,5 +61,6 @@ rm -f "$pip_log"
 # Fail loudly if the pinned Kaldi wrappers do not import together (docs/design.md §2).
 .venv/bin/python -c 'import kaldi_hmm_gmm, kaldifst, kaldi_decoder, kaldilm, kaldi_native_fbank, kaldiio, torch' \
   || { echo "$0: the Python dependencies do not import; see the errors above" >&2; exit 1; }
+build_latdet
 echo "$want" > "$stamp"
 echo "$0: done"

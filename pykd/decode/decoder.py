@@ -8,14 +8,15 @@ Per utterance (log-likelihoods ``T x num_pdfs``, natural log, unscaled):
 3. ``kaldi_decoder.LatticeSimpleDecoder`` gives the raw state-level lattice. Its pruning is harsher
    than the faster decoder's (on hard utterances it can lose the best path at beam 13), so when its
    best path is worse than step 2's, it is re-run with a wider beam (``beam * k``, k = 2, 4).
-4. Our lattice determinisation (:func:`determinize_lattice`): prune at ``lattice_beam``, determinise
-   on words in Kaldi's CompactLattice semiring (per word sequence the best path, transition-ids as
-   arc strings), prune again, then undo the acoustic scale (stored costs are unscaled, as Kaldi's).
+4. Our lattice determinisation, compiled (:mod:`pykd.decode.latdet`): prune at
+   ``lattice_beam``, determinise on words in Kaldi's CompactLattice semiring (per word sequence
+   the best path, transition-ids as arc strings), prune again, then undo the acoustic scale
+   (stored costs are unscaled, as Kaldi's).
 """
 
 from __future__ import annotations
 
-import heapq
+import io
 import logging
 import math
 import os
@@ -33,6 +34,7 @@ import kaldi_hmm_gmm as khg
 import kaldifst
 import numpy as np
 
+from pykd.decode.latdet import DeterminizeLimitError, RawLattice
 from pykd.io.atomic import atomic_write_text
 from pykd.kaldi.lattice_io import (
     INF,
@@ -43,8 +45,6 @@ from pykd.kaldi.lattice_io import (
 )
 
 log = logging.getLogger(__name__)
-
-_DELTA = 1.0 / 1024  # quantisation of weights when hashing determinised states (Kaldi's delta)
 
 
 class DecodeError(ValueError):
@@ -242,111 +242,6 @@ def prune_lattice(lat: Lattice | CompactLattice, beam: float) -> Lattice | Compa
     return out
 
 
-Elem = tuple[float, float, tuple[int, ...]]
-
-
-def _better(x: Elem, y: Elem) -> bool:
-    """Kaldi's CompactLatticeWeight order: lower graph+acoustic wins; ties by graph, string."""
-    return (x[0] + x[1], x[0], x[2]) < (y[0] + y[1], y[0], y[2])
-
-
-class DeterminizeLimitError(RuntimeError):
-    """Determinisation would take more than the allowed work."""
-
-
-def determinize_lattice(lat: Lattice, max_work: int | None = None) -> CompactLattice:
-    """Word-level determinisation of an acyclic state-level lattice into a CompactLattice.
-
-    Each word sequence keeps its best path (graph + acoustic as stored); transition-ids become
-    the arc strings, pushed as early as they are common to all paths. Input should be pruned.
-    Raises :class:`DeterminizeLimitError` after ``max_work`` closure steps (a weak model's
-    lattice can make the subset construction explode).
-    """
-    n = lat.num_states
-    if n == 0:
-        return CompactLattice()
-    order = _topo_order(n, [[a[0] for a in arcs] for arcs in lat.arcs], lat.start)
-    rank = {s: i for i, s in enumerate(order)}
-    is_output = [
-        bool(lat.arcs[s] and any(a[2] for a in lat.arcs[s])) or s in lat.finals for s in range(n)
-    ]
-
-    work = 0
-
-    def closure(subset: dict[int, Elem]) -> dict[int, Elem]:
-        nonlocal work
-        heap = [(rank[s], s) for s in subset]
-        heapq.heapify(heap)
-        done = set()
-        while heap:
-            _, s = heapq.heappop(heap)
-            if s in done:
-                continue
-            done.add(s)
-            work += 1
-            if max_work is not None and work > max_work:
-                raise DeterminizeLimitError(f"more than {max_work} closure steps")
-            g, a, tids = subset[s]
-            for d, tid, word, ag, aa in lat.arcs[s]:
-                if word:
-                    continue
-                e = (g + ag, a + aa, tids + (tid,) if tid else tids)
-                if d not in subset or _better(e, subset[d]):
-                    subset[d] = e
-                    heapq.heappush(heap, (rank[d], d))
-        return subset
-
-    def key_of(subset: dict[int, Elem]) -> tuple:
-        return tuple(
-            (s, round(g / _DELTA), round(a / _DELTA), t) for s, (g, a, t) in sorted(subset.items())
-        )
-
-    start = {s: e for s, e in closure({lat.start: (0.0, 0.0, ())}).items() if is_output[s]}
-    out = CompactLattice(start=0, arcs=[[]])
-    ids = {key_of(start): 0}
-    queue = [start]
-    while queue:
-        idx = len(out.arcs) - len(queue)  # det-states are processed in creation order
-        subset = queue.pop(0)
-        full = closure(dict(subset))
-        best_final: Elem | None = None
-        groups: dict[int, dict[int, Elem]] = {}
-        for s, (g, a, tids) in full.items():
-            if s in lat.finals:
-                fg, fa = lat.finals[s]
-                e = (g + fg, a + fa, tids)
-                if best_final is None or _better(e, best_final):
-                    best_final = e
-            for d, tid, word, ag, aa in lat.arcs[s]:
-                if not word:
-                    continue
-                e = (g + ag, a + aa, tids + (tid,) if tid else tids)
-                grp = groups.setdefault(word, {})
-                if d not in grp or _better(e, grp[d]):
-                    grp[d] = e
-        if best_final is not None:
-            out.finals[idx] = best_final
-        for word in sorted(groups):
-            dest = {s: e for s, e in closure(groups[word]).items() if is_output[s]}
-            if not dest:
-                continue
-            g0, a0, _ = min(dest.values(), key=lambda e: (e[0] + e[1], e[0], e[2]))
-            strings = [e[2] for e in dest.values()]
-            plen = 0
-            shortest = min(len(t) for t in strings)
-            while plen < shortest and all(t[plen] == strings[0][plen] for t in strings):
-                plen += 1
-            prefix = strings[0][:plen]
-            norm = {s: (g - g0, a - a0, t[plen:]) for s, (g, a, t) in dest.items()}
-            k = key_of(norm)
-            if k not in ids:
-                ids[k] = len(out.arcs)
-                out.arcs.append([])
-                queue.append(norm)
-            out.arcs[idx].append((ids[k], word, g0, a0, prefix))
-    return out
-
-
 def scale_acoustic(lat: CompactLattice | Lattice, factor: float) -> None:
     """Multiply acoustic costs by ``factor`` in place (``1/acwt`` undoes the decoding scale)."""
     comp = isinstance(lat, CompactLattice)
@@ -420,19 +315,34 @@ def lattice_depth(clat: CompactLattice, num_frames: int) -> tuple[float, float]:
 
 
 # ----------------------------------------------------------------------------- decoder
-def _kaldifst_lattice_to_py(raw: kaldifst.Lattice) -> Lattice:
-    """Copy a kaldifst.Lattice (via its OpenFst binary form: full float precision)."""
-    fd, tmp = tempfile.mkstemp(suffix=".lat", dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
-    os.close(fd)
-    try:
-        if not raw.write(tmp):
-            raise DecodeError("could not serialise the raw lattice")
-        with open(tmp, "rb") as fh:
-            lat = read_binary_lattice(fh, "raw lattice")
-    finally:
-        os.unlink(tmp)
-    assert isinstance(lat, Lattice)
-    return lat
+@dataclass
+class RawSearch:
+    """The raw state-level lattice of one search: its OpenFst bytes and the compiled copy."""
+
+    data: bytes
+    lattice: RawLattice
+    best_cost: float
+
+    @classmethod
+    def of(cls, raw: kaldifst.Lattice) -> RawSearch:
+        """Copy a kaldifst.Lattice (via its OpenFst binary form: full float precision)."""
+        fd, tmp = tempfile.mkstemp(
+            suffix=".lat", dir="/dev/shm" if os.path.isdir("/dev/shm") else None
+        )
+        os.close(fd)
+        try:
+            if not raw.write(tmp):
+                raise DecodeError("could not serialise the raw lattice")
+            data = Path(tmp).read_bytes()
+        finally:
+            os.unlink(tmp)
+        lat = RawLattice.from_openfst(data)
+        return cls(data, lat, lat.best_cost())
+
+    def python_lattice(self) -> Lattice:
+        lat = read_binary_lattice(io.BytesIO(self.data), "raw lattice")
+        assert isinstance(lat, Lattice)
+        return lat
 
 
 class LatticeDecoder:
@@ -471,19 +381,18 @@ class LatticeDecoder:
         )
         return ok, list(ali), list(words), float(like)
 
-    def _raw_lattice(self, mat: np.ndarray, beam: float) -> tuple[Lattice | None, float]:
+    def _raw_lattice(self, mat: np.ndarray, beam: float) -> RawSearch | None:
         cfg = kaldi_decoder.LatticeSimpleDecoderConfig(
             beam=beam, lattice_beam=self.opts.lattice_beam
         )
         dec = kaldi_decoder.LatticeSimpleDecoder(self.graph, cfg)
         dec.decode(kaldi_decoder.DecodableCtc(mat))
         if not self.opts.allow_partial and math.isinf(dec.final_relative_cost()):
-            return None, INF  # no final state reached (Kaldi: "not producing output")
+            return None  # no final state reached (Kaldi: "not producing output")
         ok, raw = dec.get_raw_lattice()
         if not ok or raw.num_states == 0:
-            return None, INF
-        lat = _kaldifst_lattice_to_py(raw)
-        return lat, _best_cost(lat)
+            return None
+        return RawSearch.of(raw)
 
     def decode(self, utt: str, loglikes: np.ndarray) -> DecodeResult:
         """Decode one utterance; ``loglikes`` is ``T x num_pdfs`` (natural log, unscaled)."""
@@ -512,13 +421,13 @@ class LatticeDecoder:
         else:
             target = INF  # no reference: the first lattice search that yields a lattice wins
         tol = 1e-3 + 1e-5 * abs(target) if math.isfinite(target) else 0.0  # float32 sums
-        lat: Lattice | None = None
+        lat: RawSearch | None = None
         best = INF
         for attempt in range(o.max_beam_widenings + 1):
             beam = o.beam * (2**attempt)
-            cand, cost = self._raw_lattice(mat, beam)
-            if cand is not None and (lat is None or cost < best):
-                lat, best, res.beam_used = cand, cost, beam
+            cand = self._raw_lattice(mat, beam)
+            if cand is not None and (lat is None or cand.best_cost < best):
+                lat, best, res.beam_used = cand, cand.best_cost, beam
             if lat is not None and best <= target + tol:
                 break
             log.debug("utterance %s: lattice search at beam %g missed the best path", utt, beam)
@@ -538,11 +447,11 @@ class LatticeDecoder:
                 res.beam_used,
             )
         if o.determinize_lattice:
-            res.lattice = self._determinize(utt, lat, res.num_frames)
+            res.lattice = self._determinize(utt, lat.lattice, res.num_frames)
             if not o.check_best_path:
                 self._fill_best_from_lattice(utt, res)
         else:
-            pruned = prune_lattice(lat, o.lattice_beam)
+            pruned = prune_lattice(lat.python_lattice(), o.lattice_beam)
             scale_acoustic(pruned, 1.0 / o.acoustic_scale)
             res.lattice = pruned
         return res
@@ -558,16 +467,14 @@ class LatticeDecoder:
         res.words, res.alignment = words, tids
         res.likelihood = -(g + self.opts.acoustic_scale * a)
 
-    def _determinize(self, utt: str, lat: Lattice, num_frames: int) -> CompactLattice:
+    def _determinize(self, utt: str, lat: RawLattice, num_frames: int) -> CompactLattice:
         """Prune at lattice-beam and determinise; on a state blow-up halve the beam and retry."""
         o = self.opts
         max_work = max(o.det_min_work, int(o.det_max_work_per_frame * num_frames))
         beam = o.lattice_beam
         while True:
-            pruned = prune_lattice(lat, beam)
             try:
-                clat = determinize_lattice(pruned, max_work)  # type: ignore[arg-type]
-                break
+                return lat.determinize(beam, max_work, 1.0 / o.acoustic_scale)
             except DeterminizeLimitError:
                 if beam < 0.01:
                     raise DecodeError(
@@ -582,22 +489,6 @@ class LatticeDecoder:
                     max_work,
                     beam,
                 )
-        clat = prune_lattice(clat, beam)  # type: ignore[assignment]
-        scale_acoustic(clat, 1.0 / o.acoustic_scale)
-        return clat
-
-
-def _best_cost(lat: Lattice | CompactLattice) -> float:
-    n = lat.num_states
-    if n == 0:
-        return INF
-    order = _topo_order(n, [[a[0] for a in arcs] for arcs in lat.arcs], lat.start)
-    alpha = [INF] * n
-    alpha[lat.start] = 0.0
-    for s in order:
-        for arc in lat.arcs[s]:
-            alpha[arc[0]] = min(alpha[arc[0]], alpha[s] + _arc_cost(lat, arc))
-    return min((alpha[s] + f[0] + f[1] for s, f in lat.finals.items()), default=INF)
 
 
 def decode_all(

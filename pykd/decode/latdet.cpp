@@ -1,0 +1,582 @@
+// Lattice pruning and word-level determinisation for pykd's builtin decoder (a C ABI loaded with
+// ctypes by pykd/decode/latdet.py; built by that module with the system C++ compiler).
+//
+// Written for pykd from the algorithm descriptions (pruning by forward-backward best costs;
+// determinisation of an acyclic lattice by subset construction over words in Kaldi's
+// CompactLattice semiring: per word sequence the best path, transition-ids as arc strings
+// pushed as early as they are common to all paths); it is a port of pykd's own Python version
+// (tests/lattice_reference.py), which the tests compare it with. No Kaldi code.
+//
+// Input: a state-level Kaldi lattice ("lattice4") in OpenFst's binary VectorFst form, as
+// kaldifst.Lattice.write() produces. Output: a CompactLattice read out through the export
+// functions. Weights are float32 in the files and summed in double here.
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <limits>
+#include <map>
+#include <queue>
+#include <string>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+namespace {
+
+const double kInf = std::numeric_limits<double>::infinity();
+const double kDelta = 1.0 / 1024;  // weight quantisation when comparing determinised states
+
+struct Arc {
+  int dst, tid, word;
+  double g, a;
+};
+
+struct Lat {
+  int start = 0;
+  std::vector<std::vector<Arc>> arcs;
+  std::vector<char> is_final;
+  std::vector<double> fg, fa;
+  int num_states() const { return static_cast<int>(arcs.size()); }
+};
+
+struct Elem {
+  double g = 0, a = 0;
+  std::vector<int> t;
+};
+
+// Kaldi's CompactLatticeWeight order: lower graph+acoustic wins; ties by graph, then string.
+bool Better(const Elem &x, const Elem &y) {
+  double sx = x.g + x.a, sy = y.g + y.a;
+  if (sx != sy) return sx < sy;
+  if (x.g != y.g) return x.g < y.g;
+  return x.t < y.t;
+}
+
+struct CArc {
+  int dst, word;
+  double g, a;
+  std::vector<int> t;
+};
+
+struct CLat {
+  int start = 0;
+  std::vector<std::vector<CArc>> arcs;
+  std::map<int, Elem> finals;
+  int num_states() const { return static_cast<int>(arcs.size()); }
+};
+
+// ---------------------------------------------------------------------------- parsing
+
+struct Reader {
+  const char *p, *end;
+  bool ok = true;
+  template <typename T>
+  T get() {
+    T v{};
+    if (end - p < static_cast<long>(sizeof(T))) {
+      ok = false;
+      return v;
+    }
+    std::memcpy(&v, p, sizeof(T));
+    p += sizeof(T);
+    return v;
+  }
+  std::string str() {
+    int32_t n = get<int32_t>();
+    if (!ok || n < 0 || end - p < n) {
+      ok = false;
+      return "";
+    }
+    std::string s(p, p + n);
+    p += n;
+    return s;
+  }
+};
+
+const int32_t kFstMagic = 2125659606;
+
+// ---------------------------------------------------------------------------- topological order
+
+// States reachable from start in topological order (DFS for reachability, then Kahn's
+// algorithm with a stack), as the Python reference orders them. Empty on a cycle.
+template <typename ArcT>
+std::vector<int> TopoOrder(const std::vector<std::vector<ArcT>> &arcs, int start, bool *cyclic) {
+  int n = static_cast<int>(arcs.size());
+  std::vector<char> seen(n, 0);
+  std::vector<int> stack{start}, reach;
+  seen[start] = 1;
+  while (!stack.empty()) {
+    int s = stack.back();
+    stack.pop_back();
+    reach.push_back(s);
+    for (const auto &arc : arcs[s])
+      if (!seen[arc.dst]) {
+        seen[arc.dst] = 1;
+        stack.push_back(arc.dst);
+      }
+  }
+  std::vector<int> indeg(n, 0);
+  for (int s : reach)
+    for (const auto &arc : arcs[s]) indeg[arc.dst]++;
+  std::vector<int> queue, order;
+  for (int s : reach)
+    if (indeg[s] == 0) queue.push_back(s);
+  while (!queue.empty()) {
+    int s = queue.back();
+    queue.pop_back();
+    order.push_back(s);
+    for (const auto &arc : arcs[s])
+      if (--indeg[arc.dst] == 0) queue.push_back(arc.dst);
+  }
+  *cyclic = order.size() != reach.size();
+  return order;
+}
+
+// ---------------------------------------------------------------------------- pruning
+
+// Forward (alpha) and backward (beta) best costs; arc cost = g + a, final cost = g + a.
+template <typename L, typename ArcCost, typename FinalOf>
+void AlphaBeta(const L &lat, const std::vector<int> &order, ArcCost arc_cost, FinalOf final_of,
+               std::vector<double> *alpha, std::vector<double> *beta) {
+  int n = lat.num_states();
+  alpha->assign(n, kInf);
+  beta->assign(n, kInf);
+  (*alpha)[lat.start] = 0.0;
+  for (int s : order) {
+    if ((*alpha)[s] == kInf) continue;
+    for (const auto &arc : lat.arcs[s]) {
+      double c = (*alpha)[s] + arc_cost(arc);
+      if (c < (*alpha)[arc.dst]) (*alpha)[arc.dst] = c;
+    }
+  }
+  for (auto it = order.rbegin(); it != order.rend(); ++it) {
+    int s = *it;
+    double fg, fa;
+    double b = final_of(s, &fg, &fa) ? fg + fa : kInf;
+    for (const auto &arc : lat.arcs[s]) b = std::min(b, arc_cost(arc) + (*beta)[arc.dst]);
+    (*beta)[s] = b;
+  }
+}
+
+// Keep arcs and finals on a path within `beam` of the best; states renumbered in topological
+// order (start 0). Returns false on a cycle.
+bool PruneLat(const Lat &lat, double beam, Lat *out) {
+  *out = Lat();
+  int n = lat.num_states();
+  if (n == 0) return true;
+  bool cyclic;
+  std::vector<int> order = TopoOrder(lat.arcs, lat.start, &cyclic);
+  if (cyclic) return false;
+  auto cost = [](const Arc &a) { return a.g + a.a; };
+  auto fin = [&lat](int s, double *g, double *a) {
+    if (!lat.is_final[s]) return false;
+    *g = lat.fg[s];
+    *a = lat.fa[s];
+    return true;
+  };
+  std::vector<double> alpha, beta;
+  AlphaBeta(lat, order, cost, fin, &alpha, &beta);
+  double best = beta[lat.start];
+  if (best == kInf) return true;
+  double limit = best + beam;
+  std::vector<int> new_id(n, -1);
+  int m = 0;
+  for (int s : order)
+    if (alpha[s] + beta[s] <= limit) new_id[s] = m++;
+  out->start = 0;
+  out->arcs.assign(m, {});
+  out->is_final.assign(m, 0);
+  out->fg.assign(m, kInf);
+  out->fa.assign(m, kInf);
+  for (int s : order) {
+    int ns = new_id[s];
+    if (ns < 0) continue;
+    for (const Arc &arc : lat.arcs[s]) {
+      int d = arc.dst;
+      if (new_id[d] >= 0 && alpha[s] + cost(arc) + beta[d] <= limit) {
+        Arc c = arc;
+        c.dst = new_id[d];
+        out->arcs[ns].push_back(c);
+      }
+    }
+    if (lat.is_final[s] && alpha[s] + lat.fg[s] + lat.fa[s] <= limit) {
+      out->is_final[ns] = 1;
+      out->fg[ns] = lat.fg[s];
+      out->fa[ns] = lat.fa[s];
+    }
+  }
+  return true;
+}
+
+bool PruneCLat(const CLat &lat, double beam, CLat *out) {
+  *out = CLat();
+  int n = lat.num_states();
+  if (n == 0) return true;
+  bool cyclic;
+  std::vector<int> order = TopoOrder(lat.arcs, lat.start, &cyclic);
+  if (cyclic) return false;
+  auto cost = [](const CArc &a) { return a.g + a.a; };
+  auto fin = [&lat](int s, double *g, double *a) {
+    auto it = lat.finals.find(s);
+    if (it == lat.finals.end()) return false;
+    *g = it->second.g;
+    *a = it->second.a;
+    return true;
+  };
+  std::vector<double> alpha, beta;
+  AlphaBeta(lat, order, cost, fin, &alpha, &beta);
+  double best = beta[lat.start];
+  if (best == kInf) return true;
+  double limit = best + beam;
+  std::vector<int> new_id(n, -1);
+  int m = 0;
+  for (int s : order)
+    if (alpha[s] + beta[s] <= limit) new_id[s] = m++;
+  out->start = 0;
+  out->arcs.assign(m, {});
+  for (int s : order) {
+    int ns = new_id[s];
+    if (ns < 0) continue;
+    for (const CArc &arc : lat.arcs[s]) {
+      int d = arc.dst;
+      if (new_id[d] >= 0 && alpha[s] + cost(arc) + beta[d] <= limit) {
+        CArc c = arc;
+        c.dst = new_id[d];
+        out->arcs[ns].push_back(c);
+      }
+    }
+    auto it = lat.finals.find(s);
+    if (it != lat.finals.end() && alpha[s] + it->second.g + it->second.a <= limit)
+      out->finals[ns] = it->second;
+  }
+  return true;
+}
+
+// ---------------------------------------------------------------------------- determinisation
+
+using Subset = std::map<int, Elem>;
+using Key = std::vector<std::tuple<int, int64_t, int64_t, std::vector<int>>>;
+
+struct LimitExceeded {};
+
+class Determinizer {
+ public:
+  Determinizer(const Lat &lat, int64_t max_work) : lat_(lat), max_work_(max_work) {}
+
+  // Returns false on a cycle; throws LimitExceeded past max_work closure steps.
+  bool Run(CLat *out) {
+    *out = CLat();
+    int n = lat_.num_states();
+    if (n == 0) return true;
+    bool cyclic;
+    std::vector<int> order = TopoOrder(lat_.arcs, lat_.start, &cyclic);
+    if (cyclic) return false;
+    rank_.assign(n, 0);
+    for (size_t i = 0; i < order.size(); ++i) rank_[order[i]] = static_cast<int>(i);
+    is_output_.assign(n, 0);
+    done_in_.assign(n, -1);
+    for (int s = 0; s < n; ++s) {
+      bool word_arc = false;
+      for (const Arc &a : lat_.arcs[s]) word_arc = word_arc || a.word != 0;
+      is_output_[s] = word_arc || lat_.is_final[s];
+    }
+    Subset start;
+    start[lat_.start] = Elem();
+    Closure(&start);
+    Subset start_out = OutputsOf(start);
+    out->start = 0;
+    out->arcs.emplace_back();
+    std::map<Key, int> ids;
+    ids[KeyOf(start_out)] = 0;
+    std::vector<Subset> queue{start_out};
+    size_t next = 0;
+    while (next < queue.size()) {
+      int idx = static_cast<int>(next);
+      Subset full = queue[next++];
+      Closure(&full);
+      bool have_final = false;
+      Elem best_final;
+      std::map<int, Subset> groups;
+      for (const auto &[s, e] : full) {
+        if (lat_.is_final[s]) {
+          Elem f{e.g + lat_.fg[s], e.a + lat_.fa[s], e.t};
+          if (!have_final || Better(f, best_final)) {
+            best_final = f;
+            have_final = true;
+          }
+        }
+        for (const Arc &arc : lat_.arcs[s]) {
+          if (!arc.word) continue;
+          Elem x = Extend(e, arc);
+          Subset &grp = groups[arc.word];
+          auto it = grp.find(arc.dst);
+          if (it == grp.end() || Better(x, it->second)) grp[arc.dst] = std::move(x);
+        }
+      }
+      if (have_final) out->finals[idx] = best_final;
+      for (auto &[word, grp] : groups) {  // std::map: words in increasing order
+        Closure(&grp);
+        Subset dest = OutputsOf(grp);
+        if (dest.empty()) continue;
+        const Elem *best = nullptr;
+        for (const auto &[s, e] : dest)
+          if (best == nullptr || Better(e, *best)) best = &e;
+        double g0 = best->g, a0 = best->a;
+        size_t shortest = std::numeric_limits<size_t>::max();
+        for (const auto &[s, e] : dest) shortest = std::min(shortest, e.t.size());
+        const std::vector<int> &first = dest.begin()->second.t;
+        size_t plen = 0;
+        while (plen < shortest) {
+          bool same = true;
+          for (const auto &[s, e] : dest) same = same && e.t[plen] == first[plen];
+          if (!same) break;
+          ++plen;
+        }
+        std::vector<int> prefix(first.begin(), first.begin() + plen);
+        Subset norm;
+        for (const auto &[s, e] : dest)
+          norm[s] = Elem{e.g - g0, e.a - a0, std::vector<int>(e.t.begin() + plen, e.t.end())};
+        Key k = KeyOf(norm);
+        auto it = ids.find(k);
+        int dst;
+        if (it == ids.end()) {
+          dst = static_cast<int>(out->arcs.size());
+          ids.emplace(std::move(k), dst);
+          out->arcs.emplace_back();
+          queue.push_back(std::move(norm));
+        } else {
+          dst = it->second;
+        }
+        out->arcs[idx].push_back(CArc{dst, word, g0, a0, std::move(prefix)});
+      }
+    }
+    return true;
+  }
+
+ private:
+  static Elem Extend(const Elem &e, const Arc &arc) {
+    Elem x{e.g + arc.g, e.a + arc.a, e.t};
+    if (arc.tid) x.t.push_back(arc.tid);
+    return x;
+  }
+
+  // Epsilon (word 0) closure in topological order, keeping per state the best element.
+  void Closure(Subset *subset) {
+    using Item = std::pair<int, int>;  // (rank, state)
+    std::priority_queue<Item, std::vector<Item>, std::greater<Item>> heap;
+    for (const auto &kv : *subset) heap.emplace(rank_[kv.first], kv.first);
+    ++closure_id_;
+    while (!heap.empty()) {
+      int s = heap.top().second;
+      heap.pop();
+      if (done_in_[s] == closure_id_) continue;
+      done_in_[s] = closure_id_;
+      if (++work_ > max_work_) throw LimitExceeded();
+      const Elem e = (*subset)[s];
+      for (const Arc &arc : lat_.arcs[s]) {
+        if (arc.word) continue;
+        Elem x = Extend(e, arc);
+        auto it = subset->find(arc.dst);
+        if (it == subset->end() || Better(x, it->second)) {
+          (*subset)[arc.dst] = std::move(x);
+          heap.emplace(rank_[arc.dst], arc.dst);
+        }
+      }
+    }
+  }
+
+  Subset OutputsOf(const Subset &subset) const {
+    Subset out;
+    for (const auto &kv : subset)
+      if (is_output_[kv.first]) out.insert(kv);
+    return out;
+  }
+
+  static Key KeyOf(const Subset &subset) {
+    Key k;
+    k.reserve(subset.size());
+    for (const auto &[s, e] : subset)
+      k.emplace_back(s, static_cast<int64_t>(std::nearbyint(e.g / kDelta)),
+                     static_cast<int64_t>(std::nearbyint(e.a / kDelta)), e.t);
+    return k;
+  }
+
+  const Lat &lat_;
+  int64_t max_work_;
+  int64_t work_ = 0;
+  std::vector<int> rank_;
+  std::vector<char> is_output_;
+  std::vector<int64_t> done_in_;  // the closure that last finished each state
+  int64_t closure_id_ = 0;
+};
+
+void CopyError(const std::string &msg, char *err, int errlen) {
+  if (err == nullptr || errlen <= 0) return;
+  std::strncpy(err, msg.c_str(), errlen - 1);
+  err[errlen - 1] = '\0';
+}
+
+}  // namespace
+
+extern "C" {
+
+// A state-level lattice from its OpenFst binary form; nullptr (and a message) on bad input.
+void *latdet_parse(const char *data, long len, char *err, int errlen) {
+  Reader r{data, data + len};
+  if (r.get<int32_t>() != kFstMagic) {
+    CopyError("not an OpenFst binary FST", err, errlen);
+    return nullptr;
+  }
+  std::string fst_type = r.str(), arc_type = r.str();
+  if (!r.ok || fst_type != "vector" || arc_type != "lattice4") {
+    CopyError("expected a 'vector' FST of arc type 'lattice4', got '" + fst_type + "' / '" +
+                  arc_type + "'",
+              err, errlen);
+    return nullptr;
+  }
+  r.get<int32_t>();  // version
+  r.get<int32_t>();  // flags
+  r.get<uint64_t>();  // properties
+  int64_t start = r.get<int64_t>(), nstates = r.get<int64_t>();
+  r.get<int64_t>();  // number of arcs
+  if (!r.ok || nstates < 0 || start >= nstates) {
+    CopyError("bad FST header", err, errlen);
+    return nullptr;
+  }
+  auto *lat = new Lat();
+  lat->start = start < 0 ? 0 : static_cast<int>(start);
+  lat->arcs.resize(nstates);
+  lat->is_final.assign(nstates, 0);
+  lat->fg.assign(nstates, kInf);
+  lat->fa.assign(nstates, kInf);
+  for (int64_t s = 0; s < nstates && r.ok; ++s) {
+    float g = r.get<float>(), a = r.get<float>();
+    if (!(std::isinf(g) && g > 0)) {
+      lat->is_final[s] = 1;
+      lat->fg[s] = g;
+      lat->fa[s] = a;
+    }
+    int64_t narcs = r.get<int64_t>();
+    if (!r.ok || narcs < 0) break;
+    lat->arcs[s].reserve(narcs);
+    for (int64_t i = 0; i < narcs && r.ok; ++i) {
+      int32_t il = r.get<int32_t>(), ol = r.get<int32_t>();
+      float ag = r.get<float>(), aa = r.get<float>();
+      int32_t d = r.get<int32_t>();
+      if (d < 0 || d >= nstates) r.ok = false;
+      lat->arcs[s].push_back(Arc{d, il, ol, ag, aa});
+    }
+  }
+  if (!r.ok) {
+    delete lat;
+    CopyError("truncated or corrupt lattice", err, errlen);
+    return nullptr;
+  }
+  return lat;
+}
+
+void latdet_free_lattice(void *lat) { delete static_cast<Lat *>(lat); }
+
+// Best path cost (graph + acoustic as stored); +inf when no final state is reachable, NaN on
+// a cycle.
+double latdet_best_cost(void *handle) {
+  const Lat &lat = *static_cast<Lat *>(handle);
+  if (lat.num_states() == 0) return kInf;
+  bool cyclic;
+  std::vector<int> order = TopoOrder(lat.arcs, lat.start, &cyclic);
+  if (cyclic) return std::nan("");
+  std::vector<double> alpha(lat.num_states(), kInf);
+  alpha[lat.start] = 0.0;
+  for (int s : order)
+    for (const Arc &arc : lat.arcs[s]) alpha[arc.dst] = std::min(alpha[arc.dst], alpha[s] + (arc.g + arc.a));
+  double best = kInf;
+  for (int s = 0; s < lat.num_states(); ++s)
+    if (lat.is_final[s]) best = std::min(best, alpha[s] + lat.fg[s] + lat.fa[s]);
+  return best;
+}
+
+// Prune at `beam`, determinise, prune the result at `beam`, multiply acoustic costs by
+// `acoustic_factor`. status: 0 done, 1 more than max_work closure steps, 2 cycle.
+void *latdet_determinize(void *handle, double beam, long max_work, double acoustic_factor,
+                         int *status) {
+  const Lat &lat = *static_cast<Lat *>(handle);
+  Lat pruned;
+  CLat det;
+  if (!PruneLat(lat, beam, &pruned)) {
+    *status = 2;
+    return nullptr;
+  }
+  try {
+    Determinizer d(pruned, max_work);
+    if (!d.Run(&det)) {
+      *status = 2;
+      return nullptr;
+    }
+  } catch (const LimitExceeded &) {
+    *status = 1;
+    return nullptr;
+  }
+  auto *out = new CLat();
+  if (!PruneCLat(det, beam, out)) {
+    delete out;
+    *status = 2;
+    return nullptr;
+  }
+  for (auto &arcs : out->arcs)
+    for (CArc &arc : arcs) arc.a *= acoustic_factor;
+  for (auto &kv : out->finals) kv.second.a *= acoustic_factor;
+  *status = 0;
+  return out;
+}
+
+void latdet_free_compact(void *clat) { delete static_cast<CLat *>(clat); }
+
+// sizes[0..4] = states, start, arcs, finals, transition-ids on arcs and finals.
+void latdet_compact_sizes(void *handle, long *sizes) {
+  const CLat &c = *static_cast<CLat *>(handle);
+  long arcs = 0, tids = 0;
+  for (const auto &v : c.arcs) {
+    arcs += static_cast<long>(v.size());
+    for (const CArc &a : v) tids += static_cast<long>(a.t.size());
+  }
+  for (const auto &kv : c.finals) tids += static_cast<long>(kv.second.t.size());
+  sizes[0] = c.num_states();
+  sizes[1] = c.start;
+  sizes[2] = arcs;
+  sizes[3] = static_cast<long>(c.finals.size());
+  sizes[4] = tids;
+}
+
+// Arcs in state order (arc_src, arc_dst, arc_word, arc_g, arc_a; their strings are
+// tids[tid_off[i]:tid_off[i+1]]), then finals (fin_state, fin_g, fin_a; strings after the arcs'
+// at index arcs + j). tid_off has arcs + finals + 1 entries.
+void latdet_compact_export(void *handle, int *arc_src, int *arc_dst, int *arc_word, double *arc_g,
+                           double *arc_a, int *fin_state, double *fin_g, double *fin_a,
+                           long *tid_off, int *tids) {
+  const CLat &c = *static_cast<CLat *>(handle);
+  long i = 0, t = 0;
+  tid_off[0] = 0;
+  for (int s = 0; s < c.num_states(); ++s)
+    for (const CArc &a : c.arcs[s]) {
+      arc_src[i] = s;
+      arc_dst[i] = a.dst;
+      arc_word[i] = a.word;
+      arc_g[i] = a.g;
+      arc_a[i] = a.a;
+      for (int x : a.t) tids[t++] = x;
+      tid_off[++i] = t;
+    }
+  long j = 0;
+  for (const auto &[s, e] : c.finals) {
+    fin_state[j] = s;
+    fin_g[j] = e.g;
+    fin_a[j] = e.a;
+    for (int x : e.t) tids[t++] = x;
+    tid_off[i + (++j)] = t;
+  }
+}
+
+}  // extern "C"
