@@ -264,9 +264,18 @@ struct LimitExceeded {};
 
 class Determinizer {
  public:
-  Determinizer(const Lat &lat, int64_t max_work) : lat_(lat), max_work_(max_work) {}
+  // Paths of the result cost at most best + beam (+ a small slack); the caller prunes it at
+  // `beam` again, so the slack only keeps a few arcs that pruning removes.
+  Determinizer(const Lat &lat, double beam, int64_t max_work)
+      : lat_(lat), beam_(beam), max_work_(max_work) {}
 
   // Returns false on a cycle; throws LimitExceeded past max_work closure steps.
+  //
+  // Pruned determinisation: det-states are expanded best-first by the cost of the best complete
+  // path through them (forward cost of the det-state + the best completion of its elements,
+  // exact from the input's backward costs), and none whose best path lies outside the beam is
+  // made. The part of the result within the beam is the full determinisation's: after pruning
+  // both are the same lattice.
   bool Run(CLat *out) {
     *out = CLat();
     int n = lat_.num_states();
@@ -283,6 +292,17 @@ class Determinizer {
       for (const Arc &a : lat_.arcs[s]) word_arc = word_arc || a.word != 0;
       is_output_[s] = word_arc || lat_.is_final[s];
     }
+    beta_.assign(n, kInf);
+    for (auto it = order.rbegin(); it != order.rend(); ++it) {
+      int s = *it;
+      double b = lat_.is_final[s] ? lat_.fg[s] + lat_.fa[s] : kInf;
+      for (const Arc &arc : lat_.arcs[s]) b = std::min(b, (arc.g + arc.a) + beta_[arc.dst]);
+      beta_[s] = b;
+    }
+    if (beta_[lat_.start] == kInf) return true;
+    double cutoff = beta_[lat_.start] + beam_;
+    cutoff += 1e-3 + 1e-6 * std::fabs(cutoff);
+
     Subset start;
     start[lat_.start] = Elem();
     Closure(&start);
@@ -291,20 +311,27 @@ class Determinizer {
     out->arcs.emplace_back();
     std::map<Key, int> ids;
     ids[KeyOf(start_out)] = 0;
-    std::vector<Subset> queue{start_out};
-    size_t next = 0;
-    while (next < queue.size()) {
-      int idx = static_cast<int>(next);
-      Subset full = queue[next++];
+    std::vector<Subset> subsets{start_out};
+    std::vector<double> fwd{0.0};
+    std::vector<char> expanded{0};
+    using Item = std::pair<double, int>;  // (cost of the best path through, det-state)
+    std::priority_queue<Item, std::vector<Item>, std::greater<Item>> queue;
+    queue.emplace(Completion(start_out), 0);
+    while (!queue.empty()) {
+      auto [f, idx] = queue.top();
+      queue.pop();
+      if (expanded[idx] || f != fwd[idx] + Completion(subsets[idx])) continue;  // stale
+      expanded[idx] = 1;
+      Subset full = subsets[idx];
       Closure(&full);
       bool have_final = false;
       Elem best_final;
       std::map<int, Subset> groups;
       for (const auto &[s, e] : full) {
         if (lat_.is_final[s]) {
-          Elem f{e.g + lat_.fg[s], e.a + lat_.fa[s], e.t};
-          if (!have_final || Better(f, best_final)) {
-            best_final = f;
+          Elem fin{e.g + lat_.fg[s], e.a + lat_.fa[s], e.t};
+          if (!have_final || Better(fin, best_final)) {
+            best_final = fin;
             have_final = true;
           }
         }
@@ -335,10 +362,12 @@ class Determinizer {
           if (!same) break;
           ++plen;
         }
-        std::vector<int> prefix(first.begin(), first.begin() + plen);
         Subset norm;
         for (const auto &[s, e] : dest)
           norm[s] = Elem{e.g - g0, e.a - a0, std::vector<int>(e.t.begin() + plen, e.t.end())};
+        double child_fwd = fwd[idx] + (g0 + a0);
+        double child_f = child_fwd + Completion(norm);
+        if (child_f > cutoff) continue;  // every path through this arc is outside the beam
         Key k = KeyOf(norm);
         auto it = ids.find(k);
         int dst;
@@ -346,11 +375,18 @@ class Determinizer {
           dst = static_cast<int>(out->arcs.size());
           ids.emplace(std::move(k), dst);
           out->arcs.emplace_back();
-          queue.push_back(std::move(norm));
+          subsets.push_back(std::move(norm));
+          fwd.push_back(child_fwd);
+          expanded.push_back(0);
+          queue.emplace(child_f, dst);
         } else {
           dst = it->second;
+          if (!expanded[dst] && child_fwd < fwd[dst]) {
+            fwd[dst] = child_fwd;
+            queue.emplace(child_f, dst);
+          }
         }
-        out->arcs[idx].push_back(CArc{dst, word, g0, a0, std::move(prefix)});
+        out->arcs[idx].push_back(CArc{dst, word, g0, a0, std::vector<int>(first.begin(), first.begin() + plen)});
       }
     }
     return true;
@@ -388,6 +424,13 @@ class Determinizer {
     }
   }
 
+  // Cost of the best complete path from a det-state's elements (residual + backward cost).
+  double Completion(const Subset &subset) const {
+    double c = kInf;
+    for (const auto &[s, e] : subset) c = std::min(c, (e.g + e.a) + beta_[s]);
+    return c;
+  }
+
   Subset OutputsOf(const Subset &subset) const {
     Subset out;
     for (const auto &kv : subset)
@@ -405,7 +448,9 @@ class Determinizer {
   }
 
   const Lat &lat_;
+  double beam_;
   int64_t max_work_;
+  std::vector<double> beta_;
   int64_t work_ = 0;
   std::vector<int> rank_;
   std::vector<char> is_output_;
@@ -510,7 +555,7 @@ void *latdet_determinize(void *handle, double beam, long max_work, double acoust
     return nullptr;
   }
   try {
-    Determinizer d(pruned, max_work);
+    Determinizer d(pruned, beam, max_work);
     if (!d.Run(&det)) {
       *status = 2;
       return nullptr;
