@@ -40,7 +40,7 @@ seq_epochs=2         # epochs (nnet1 uses 4 on AMI; 2 is the best sMBR setting o
 seq_gates_lr=0.05    # SGD lr of the gates-only student (0.01, the all-parameter default, barely
                      # moved the gates: embedded dev 7.01 -> 6.83 sMBR; 0.05: 6.39)
 seq_kd_q=0.5         # student seq+KD: L = (1-q) L_seq + q CE(teacher sequence-trained the same way)
-seq_decode_epochs=true   # decode dev after every epoch
+seq_decode_epochs=false  # also decode dev after every epoch but the last (a learning curve)
 adapt_methods="teacher decode oracle"   # HDNN gate adaptation targets
 adapt_epochs=3
 skip_install=false
@@ -69,6 +69,7 @@ help_message="Usage: $0 [options]
                                teacher student student_kd student_gates; student_kd needs teacher)
   --seq-epochs N --seq-kd-q Q  their epochs (default: 2) and KD weight of student seq+KD (0.5)
   --seq-gates-lr LR            learning rate of the gates-only student (default: 0.05)
+  --seq-decode-epochs B        also decode dev after each earlier epoch (default: false)
   --adapt-methods "..."        gate adaptation targets: teacher decode oracle (default: all)
 Stages (tools/install.sh runs first unless --skip-install true):
         1 data dirs, 2 dictionary + lang, 3 LM + lang_test, 4 features (MFCC + CMVN for the GMM, fbank + CMVN for the networks),
@@ -77,8 +78,8 @@ Stages (tools/install.sh runs first unless --skip-install true):
         8 teacher DNN (CE) + decode, 9 student HDNN (CE) + decode,
         10 student HDNN (KD from the teacher) + decode, 11 WER table RESULTS.md,
         12 sequence training: unigram graph, denominator lattices, then per criterion
-           (sMBR, MMI) teacher, student, student+KD, student gates only, decoded after
-           every epoch,
+           (sMBR, MMI) teacher, student, student+KD, student gates only, decoded
+           (after every epoch with --seq-decode-epochs true),
         13 speaker adaptation of the KD student's gates (two protocols), RESULTS.md again"
 
 cd "$(dirname "$0")"
