@@ -242,7 +242,11 @@ fi
 
 if begin_stage 10 "student HDNN (KD)"; then
   [ -f exp/dnn/final.pt ] || { echo "$0: stage 10 needs the teacher exp/dnn/final.pt (stage 8)" >&2; exit 1; }
-  train_and_decode exp/hdnn_kd "$student_config" --teacher exp/dnn/final.pt \
+  # The teacher's posteriors over the training data, once (top 20 per frame): the student reads
+  # them like alignments instead of running the teacher on every batch.
+  steps_kd/make_teacher_posts.sh --cmd "$train_cmd" --device "$nnet_device" \
+    --num-threads "$nnet_threads" exp/dnn/final.pt "$data/train_fbank" exp/dnn/posts_train
+  train_and_decode exp/hdnn_kd "$student_config" --teacher-posts exp/dnn/posts_train \
     --kd-p "$kd_p" --kd-temperature "$kd_temperature"
   declare_system kd-pair exp/dnn exp/hdnn_ce exp/hdnn_kd
   end_stage 10 "student HDNN (KD)"

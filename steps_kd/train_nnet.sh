@@ -8,6 +8,7 @@ cmd=run.pl
 model_config=conf/teacher_dnn.yaml
 train_config=
 teacher=
+teacher_posts=
 kd_p=            # default: pykd train-nnet's (pykd/train/options.py)
 kd_temperature=
 lr=
@@ -32,6 +33,7 @@ Options:
   --model-config <yaml>         # model: section (default: $model_config)
   --train-config <yaml>         # train: section (TrainConfig fields)
   --teacher <final.pt>          # train with knowledge distillation from this network
+  --teacher-posts <dir>         # ... from its cached top-k posteriors (make_teacher_posts.sh)
   --kd-p <f>                    # KD weight p (default: pykd train-nnet's, see its --help)
   --kd-temperature <f>          # KD temperature (default: pykd train-nnet's)
   --lr <f> --max-epochs <n> --batch-size <n> --buffer-frames <n> --seed <n>  # overrides
@@ -53,13 +55,14 @@ gmmdir=$3
 dir=$4
 
 kd_require_files "$me" "$data/feats.scp" "$gmmdir/final.mdl" "$model_config" ${teacher:+"$teacher"} \
-  ${train_config:+"$train_config"}
+  ${teacher_posts:+"$teacher_posts/post.scp"} ${train_config:+"$train_config"}
+[ -n "$teacher" ] && [ -n "$teacher_posts" ] && { echo "$me: give --teacher or --teacher-posts, not both" >&2; exit 1; }
 ls "$alidir"/ali.*.gz >/dev/null 2>&1 || { echo "$me: no ali.*.gz in $alidir" >&2; exit 1; }
 
 opts=(--model-config "$model_config" ${device:+--device "$device"} --num-threads "$num_threads")
 [ -n "$train_config" ] && opts+=(--train-config "$train_config")
-if [ -n "$teacher" ]; then
-  opts+=(--teacher "$teacher")
+if [ -n "$teacher$teacher_posts" ]; then
+  opts+=(${teacher:+--teacher "$teacher"} ${teacher_posts:+--teacher-posts "$teacher_posts"})
   [ -n "$kd_p" ] && opts+=(--kd-p "$kd_p")
   [ -n "$kd_temperature" ] && opts+=(--kd-temperature "$kd_temperature")
 fi

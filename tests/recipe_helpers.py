@@ -60,6 +60,7 @@ def run_tiny_recipe_all_stages(
     )  # fmt: skip
     run_recipe(
         recipe, "--stage", "12", "--stop-stage", "13", "--seq-epochs", "2", "--seq-criteria",
-        seq_criteria, "--seq-decode-epochs", "true", "--adapt-epochs", "1", "--adapt-methods", "teacher decode",
+        seq_criteria, "--seq-decode-epochs", "true", "--adapt-epochs", "1", "--adapt-methods",
+        "teacher decode",
         *TINY_DECODE_OPTS, kaldi_root=kaldi_root,
     )  # fmt: skip

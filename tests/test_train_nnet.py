@@ -123,6 +123,43 @@ def test_kd_training(setup: dict[str, Path], teacher: Path) -> None:
     assert summary["history"][-1]["cv_loss"] < summary["history"][0]["cv_loss"]
 
 
+def test_cached_teacher_posteriors_train_the_same_student(
+    setup: dict[str, Path], teacher: Path
+) -> None:
+    """KD from the teacher's cached posteriors (`pykd teacher-posts`, all pdfs kept) trains the
+    same student as KD with the teacher run on every batch: the same CV losses and weights (to
+    float rounding); with top-k the mass left out is reported and training runs."""
+    from pykd.kaldi.posterior_io import PosteriorTable  # noqa: PLC0415
+    from pykd.nnet.teacher_posts import write_teacher_posts  # noqa: PLC0415
+
+    posts = setup["root"] / "posts_all"
+    info = write_teacher_posts(teacher / "final.pt", setup["data"], posts, top_k=N_PDFS + 5)
+    assert info["top_k"] == N_PDFS and info["kept_mass"] == pytest.approx(1.0, abs=1e-5)
+    assert len(PosteriorTable(posts / "post.scp")) == info["utterances"] == N_UTTS
+    runs = {}
+    for name, extra in (
+        ("online", ["--teacher", str(teacher / "final.pt")]),
+        ("cached", ["--teacher-posts", str(posts)]),
+    ):
+        out = setup["root"] / f"kd_{name}"
+        args = _args(setup, out, *extra, "--kd-p", "0.7", "--kd-temperature", "2")
+        assert args.func(args) == 0
+        runs[name] = torch.load(out / "final.pt", weights_only=False)
+    hist = [[h["cv_loss"] for h in runs[n]["summary"]["history"]] for n in ("online", "cached")]
+    assert hist[0] == pytest.approx(hist[1], rel=1e-4)
+    for key, tensor in runs["online"]["model"].items():
+        torch.testing.assert_close(runs["cached"]["model"][key], tensor, rtol=1e-3, atol=1e-4)
+    assert runs["cached"]["meta"]["teacher"] == str(teacher / "final.pt")
+    assert runs["cached"]["meta"]["teacher_top_k"] == N_PDFS
+
+    top3 = write_teacher_posts(teacher / "final.pt", setup["data"], setup["root"] / "posts3", 3)
+    assert top3["top_k"] == 3 and 0.0 < top3["kept_mass"] < 1.0
+    assert top3["bytes_per_frame"] == pytest.approx(5 + 10 * 3, abs=1.0)
+    out = setup["root"] / "kd_top3"
+    args = _args(setup, out, "--teacher-posts", str(setup["root"] / "posts3"), "--kd-p", "1")
+    assert args.func(args) == 0
+
+
 def test_teacher_pdf_mismatch(setup: dict[str, Path], teacher: Path, tmp_path: Path) -> None:
     from pykd.models import build_model, model_config_from_dict  # noqa: PLC0415
 

@@ -18,9 +18,11 @@ the rows of the batch being yielded, so it needs about ``(buffer_frames + longes
 same as Kaldi keeping alignments in memory) scale with the corpus.
 
 Batches are ``(x, y)``: ``x`` float32 ``(B, feat_dim * (left + 1 + right))``, ``y`` int64
-``(B,)``. For knowledge distillation the trainer calls the teacher on ``x`` itself (teacher and
-student see the same spliced input); or pass ``soft_targets=fn`` and batches become
-``(x, y, fn(x))``.
+``(B,)``. For knowledge distillation either the trainer calls the teacher on ``x`` itself
+(teacher and student see the same spliced input), or the source has the teacher's cached top-k
+posteriors (``teacher_posts``, a :class:`pykd.kaldi.posterior_io.PosteriorTable`) and batches
+are ``(x, y, teacher_ids, teacher_probs)`` (``(B, k)`` int64 / float32), shuffled with their
+frames.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from pykd.frontend.spec import InputSpec
 from pykd.frontend.splice import pad_edges, splice, splice_padded
 from pykd.io.compressed import kaldiio
 from pykd.io.datadir import c_sorted, read_table
+from pykd.kaldi.posterior_io import Posterior
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +86,8 @@ class UtteranceSource:
 
     ``targets`` maps utterance -> pdf-ids (see :func:`pykd.data.targets.load_pdf_alignments`);
     None gives features only (y is None). ``cmvn_scp`` None: no normalisation.
+    ``teacher_posts`` maps utterance -> the teacher's cached top-k posteriors: the targets
+    then come as one structured row per frame (fields ``y``, ``ids``, ``probs``).
     """
 
     def __init__(
@@ -96,9 +101,11 @@ class UtteranceSource:
         left_context: int = 5,
         right_context: int = 5,
         length_tolerance: int = 2,
+        teacher_posts: Mapping[str, Posterior] | None = None,
     ) -> None:
         self.feats_scp = os.fspath(feats_scp)
         self.targets = targets
+        self.teacher_posts = teacher_posts
         self.left = int(left_context)
         self.right = int(right_context)
         if self.left < 0 or self.right < 0:
@@ -120,6 +127,7 @@ class UtteranceSource:
         targets: Mapping[str, np.ndarray] | None,
         spec: InputSpec,
         length_tolerance: int = 2,
+        teacher_posts: Mapping[str, Posterior] | None = None,
     ) -> UtteranceSource:
         """``data_dir``'s utterances as a network of input ``spec`` reads them (feats.scp;
         cmvn.scp by utt2spk unless the spec's CMVN is none)."""
@@ -138,6 +146,7 @@ class UtteranceSource:
             left_context=spec.splice,
             right_context=spec.splice,
             length_tolerance=length_tolerance,
+            teacher_posts=teacher_posts,
         )
 
     def __getstate__(self) -> dict:  # DataLoader workers: reopen the scp in the worker
@@ -199,12 +208,42 @@ class UtteranceSource:
                 stats.trimmed_utts += 1
                 stats.trimmed_frames += abs(len(feats) - len(y))
             feats, y = matched
+            if self.teacher_posts is not None:
+                packed = self._with_teacher_posts(utt, y, stats)
+                if packed is None:
+                    return None
+                feats, y = feats[: len(packed)], packed
         if len(feats) == 0:
             return None
         if stats is not None:
             stats.utts_used += 1
             stats.frames += len(feats)
         return feats, y
+
+    def _with_teacher_posts(
+        self, utt: str, y: np.ndarray, stats: EpochStats | None
+    ) -> np.ndarray | None:
+        """``y`` with the utterance's cached teacher posteriors, one structured row per frame
+        (lengths matched as for the alignments); None (counted) when they are missing."""
+        assert self.teacher_posts is not None
+        if utt not in self.teacher_posts:
+            log.warning("%s: no cached teacher posteriors, skipped", utt)
+            if stats is not None:
+                stats.no_alignment += 1
+                stats.skipped.append(utt)
+            return None
+        ids, probs = self.teacher_posts[utt]
+        if abs(len(ids) - len(y)) > self.length_tolerance:
+            log.warning("%s: %d frames vs %d teacher posteriors, skipped", utt, len(y), len(ids))
+            if stats is not None:
+                stats.length_mismatch += 1
+                stats.skipped.append(utt)
+            return None
+        n = min(len(ids), len(y))
+        k = ids.shape[1]
+        rows = np.empty(n, dtype=[("y", "<i8"), ("ids", "<i4", (k,)), ("probs", "<f4", (k,))])
+        rows["y"], rows["ids"], rows["probs"] = y[:n], ids[:n], probs[:n]
+        return rows
 
     def spliced(self, utt: str) -> np.ndarray:
         """Whole utterance, CMVN'd and spliced (for a forward pass / log-likelihoods)."""
@@ -256,7 +295,11 @@ class _FrameDataset(IterableDataset):
     def _batch(self, x: np.ndarray, y: np.ndarray | None) -> Batch:
         xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
         out: list[torch.Tensor] = [xt]
-        if y is not None:
+        if y is not None and y.dtype.names:  # with cached teacher posteriors
+            out.append(torch.from_numpy(np.ascontiguousarray(y["y"])))
+            out.append(torch.from_numpy(np.ascontiguousarray(y["ids"], dtype=np.int64)))
+            out.append(torch.from_numpy(np.ascontiguousarray(y["probs"])))
+        elif y is not None:
             out.append(torch.from_numpy(np.ascontiguousarray(y, dtype=np.int64)))
         if self.soft_targets is not None:
             out.append(self.soft_targets(xt))

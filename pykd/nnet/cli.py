@@ -1,4 +1,5 @@
-"""``pykd make-loglikes`` and ``pykd validate-loglikes`` (used by steps_kd/make_loglikes.sh)."""
+"""``pykd make-loglikes`` and ``pykd validate-loglikes`` (used by steps_kd/make_loglikes.sh),
+``pykd teacher-posts`` (steps_kd/make_teacher_posts.sh)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import time
 from pathlib import Path
 
 from pykd.cli_args import add_torch_args
+from pykd.train.options import KdOptions
 
 log = logging.getLogger(__name__)
 
@@ -108,8 +110,33 @@ def _validate_loglikes(args: argparse.Namespace) -> int:
     return 0
 
 
+def _teacher_posts(args: argparse.Namespace) -> int:
+    from pykd.nnet.teacher_posts import write_teacher_posts  # noqa: PLC0415
+    from pykd.train.distributed import setup_torch  # noqa: PLC0415
+
+    device = setup_torch(args.num_threads, args.device)
+    write_teacher_posts(args.teacher, args.data_dir, args.out_dir, args.top_k, device)
+    return 0
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``make-loglikes`` and ``validate-loglikes``."""
+    """Add ``make-loglikes``, ``validate-loglikes`` and ``teacher-posts``."""
+    top_k = KdOptions().top_k
+    p = subparsers.add_parser(
+        "teacher-posts",
+        help="a teacher's top-k posteriors over a data dir, cached for KD (Kaldi Posterior table)",
+        description="Writes <out-dir>/post.ark + post.scp (copy-post reads them) and info.json "
+        "(top-k, kept probability mass, bytes per frame).",
+    )
+    p.add_argument(
+        "--top-k", type=int, default=top_k, help=f"pdfs kept per frame (default {top_k})",
+    )  # fmt: skip
+    add_torch_args(p, num_threads=1)
+    p.add_argument("teacher", help="teacher checkpoint, e.g. exp/dnn/final.pt")
+    p.add_argument("data_dir", help="data dir with feats.scp (+ cmvn.scp, utt2spk)")
+    p.add_argument("out_dir")
+    p.set_defaults(func=_teacher_posts)
+
     p = subparsers.add_parser(
         "make-loglikes",
         help="network log-likelihoods over pdfs (log-softmax minus scaled log-prior) as ark+scp",

@@ -1,4 +1,5 @@
-"""``pykd train-nnet``: train a frame-level acoustic network (CE, or KD from a teacher).
+"""``pykd train-nnet``: train a frame-level acoustic network (CE, or KD from a teacher: run on
+every batch, or its posteriors cached by ``pykd teacher-posts``).
 
 Glue between the recipe's files and the building blocks: fbank data dir (feats.scp, optional
 cmvn.scp + utt2spk) -> CMVN'd, spliced frames (:mod:`pykd.data`); ``ali.*.gz`` + ``final.mdl``
@@ -39,6 +40,7 @@ class NnetJob:
     train: Any  # pykd.train.trainer.TrainConfig (torch-heavy module: imported when run)
     data_opts: DataOptions = DataOptions()
     teacher: str | None = None  # KD from this checkpoint
+    teacher_posts: Path | None = None  # KD from its cached posteriors (pykd teacher-posts)
     kd: KdOptions = KdOptions()
     num_threads: int = 0  # 0: torch's default
 
@@ -46,9 +48,12 @@ class NnetJob:
     def from_args(cls, args: argparse.Namespace) -> NnetJob:
         """The job of ``pykd train-nnet``'s options (the train config YAML read here)."""
         train, data_opts = _train_config(args)
+        if args.teacher and args.teacher_posts:
+            raise TrainNnetError("give --teacher or --teacher-posts, not both")
         return cls(
             Path(args.data), Path(args.ali_dir), Path(args.gmm_dir), Path(args.out),
             args.model_config, train, data_opts, args.teacher,
+            Path(args.teacher_posts) if args.teacher_posts else None,
             KdOptions(float(args.kd_p), float(args.kd_temperature)), args.num_threads,
         )  # fmt: skip
 
@@ -145,14 +150,16 @@ def train_nnet(job: NnetJob) -> dict[str, Any]:
     from pykd.io.atomic import atomic_write_text  # noqa: PLC0415
     from pykd.io.datadir import read_table  # noqa: PLC0415
     from pykd.kaldi.model_io import alignment_files  # noqa: PLC0415
+    from pykd.kaldi.posterior_io import PosteriorTable  # noqa: PLC0415
     from pykd.models import (  # noqa: PLC0415
         build_model,
         count_parameters,
         load_model_config,
         mflops_per_frame,
     )
+    from pykd.nnet.teacher_posts import read_info  # noqa: PLC0415
     from pykd.train.distributed import current_info  # noqa: PLC0415
-    from pykd.train.losses import ce_loss, kd_loss  # noqa: PLC0415
+    from pykd.train.losses import cached_kd_loss, ce_loss, kd_loss  # noqa: PLC0415
     from pykd.train.trainer import Trainer, seed_everything  # noqa: PLC0415
 
     data, ali_dir, gmm_dir, out = job.data, job.ali_dir, job.gmm_dir, job.out
@@ -175,7 +182,16 @@ def train_nnet(job: NnetJob) -> dict[str, Any]:
     check_targets(targets, n_pdfs)
     # per-speaker mean normalisation when the data dir has CMVN stats
     spec = InputSpec(cmvn="mean" if (data / "cmvn.scp").is_file() else "none")
-    source = UtteranceSource.of_data_dir(data, targets, spec)
+    posts_info, posts = None, None
+    if job.teacher_posts is not None:
+        posts_info = read_info(job.teacher_posts)
+        if posts_info["num_pdfs"] != n_pdfs:
+            raise TrainNnetError(
+                f"{job.teacher_posts}: the teacher has {posts_info['num_pdfs']} outputs but {mdl} "
+                f"has {n_pdfs} pdfs (train the teacher on the same tree)"
+            )
+        posts = PosteriorTable(job.teacher_posts / "post.scp")
+    source = UtteranceSource.of_data_dir(data, targets, spec, teacher_posts=posts)
     utts = [u for u in source.utterances if u in targets]
     if len(utts) < 2:
         raise TrainNnetError(f"only {len(utts)} utterances of {feats_scp} have alignments")
@@ -240,6 +256,25 @@ def train_nnet(job: NnetJob) -> dict[str, Any]:
             kd_temperature=temp,
         )
         log.info("KD from %s (%s): p=%g T=%g", job.teacher, t_meta["model_config"], p, temp)
+    elif posts_info is not None:
+        p, temp = job.kd.p, job.kd.temperature
+
+        def loss_fn(out_, y, t_ids, t_probs):  # type: ignore[no-redef,misc]
+            return cached_kd_loss(out_, y, t_ids, t_probs, p, temp)
+
+        meta.update(
+            loss="kd",
+            teacher=posts_info["teacher"],
+            teacher_posts=os.fspath(job.teacher_posts),
+            teacher_top_k=posts_info["top_k"],
+            kd_p=p,
+            kd_temperature=temp,
+        )
+        log.info(
+            "KD from the cached posteriors of %s (%s, top %d, %.4f of the mass): p=%g T=%g",
+            posts_info["teacher"], job.teacher_posts, posts_info["top_k"],
+            posts_info["kept_mass"], p, temp,
+        )  # fmt: skip
     else:
         loss_fn = ce_loss  # type: ignore[assignment]
 
@@ -293,7 +328,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--cv-fraction", type=float, help=f"held-out share, by speaker (default {data.cv_fraction})"
     )
     p.add_argument("--seed", type=int, help="random seed (overrides the YAML)")
-    p.add_argument("--teacher", help="teacher final.pt: train with KD")
+    p.add_argument("--teacher", help="teacher final.pt: train with KD (teacher run on each batch)")
+    p.add_argument(
+        "--teacher-posts",
+        help="dir of `pykd teacher-posts` (post.scp, info.json): KD from the teacher's cached "
+        "top-k posteriors",
+    )
     kd = KdOptions()
     p.add_argument("--kd-p", type=float, default=kd.p, help=f"KD weight p (default {kd.p})")
     p.add_argument(

@@ -82,6 +82,33 @@ def kd_loss(
     return (1.0 - p) * ce_loss(student_logits, targets, ignore_index) + p * soft
 
 
+def cached_kd_loss(
+    student_logits: torch.Tensor,
+    targets: torch.Tensor | None,
+    teacher_ids: torch.Tensor,
+    teacher_probs: torch.Tensor,
+    p: float,
+    temperature: float = 1.0,
+    ignore_index: int = IGNORE_INDEX,
+) -> torch.Tensor:
+    """:func:`kd_loss` with the teacher's posteriors cached sparse: per frame the ids ``(N, k)``
+    and ``T = 1`` probabilities ``(N, k)`` of its top k pdfs. ``softmax(z_t / T)`` over them is
+    ``probs^(1/T)`` renormalised; with k = all pdfs this is :func:`kd_loss` exactly."""
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"KD weight p must be in [0, 1], got {p}")
+    if temperature <= 0:
+        raise ValueError(f"temperature must be positive, got {temperature}")
+    q = teacher_probs.double().clamp_min(0.0) ** (1.0 / temperature)
+    q = (q / q.sum(dim=-1, keepdim=True).clamp_min(1e-30)).to(student_logits.dtype)
+    log_r = F.log_softmax(student_logits / temperature, dim=-1)
+    soft = -(q * log_r.gather(1, teacher_ids.long())).sum(dim=-1).mean() * temperature**2
+    if p == 1.0:
+        return soft
+    if targets is None:
+        raise ValueError(f"p = {p} < 1 needs hard targets")
+    return (1.0 - p) * ce_loss(student_logits, targets, ignore_index) + p * soft
+
+
 @torch.no_grad()
 def frame_correct(
     logits: torch.Tensor, targets: torch.Tensor, ignore_index: int = IGNORE_INDEX

@@ -18,6 +18,7 @@ class KdOptions:
 
     p: float = 0.5
     temperature: float = 1.0
+    top_k: int = 20  # teacher posteriors kept per frame when they are cached (teacher-posts)
 
 
 @dataclass(frozen=True)

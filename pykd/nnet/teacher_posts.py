@@ -1,0 +1,96 @@
+"""Cached teacher targets for knowledge distillation: the teacher's posteriors over a data dir,
+computed once, kept sparse (the top k pdfs of each frame) in a Kaldi Posterior table.
+
+A KD student then reads them like alignments instead of running the teacher on every batch of
+every epoch. ``softmax(z / T)`` for any temperature comes from the stored ``T = 1`` posteriors
+``p`` as ``p^(1/T)`` renormalised over the kept pdfs (exact up to the mass left out, which
+:func:`write_teacher_posts` reports). Files in ``<out>``: ``post.ark`` + ``post.scp`` (readable
+by Kaldi's ``copy-post``), ``info.json`` (teacher, k, frames, kept mass, bytes per frame).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pykd.frontend.features import iter_network_inputs
+from pykd.frontend.model import file_sha256, load_acoustic_model, module_forward
+from pykd.frontend.spec import InputSpec
+from pykd.io.atomic import atomic_write_text
+from pykd.kaldi.posterior_io import Posterior, write_posteriors
+from pykd.train.options import KdOptions
+
+log = logging.getLogger(__name__)
+
+
+def top_k_posteriors(logits: torch.Tensor, k: int) -> Posterior:
+    """``(ids, probs)`` of the k most probable pdfs per row of ``logits`` (softmax, T = 1),
+    highest first."""
+    probs = torch.softmax(logits.double(), dim=-1)
+    top = torch.topk(probs, min(k, probs.shape[-1]), dim=-1)
+    return top.indices.int().numpy(), top.values.float().numpy()
+
+
+def write_teacher_posts(
+    teacher: str | os.PathLike,
+    data_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    top_k: int = KdOptions().top_k,
+    device: str = "cpu",
+) -> dict:
+    """The teacher's top-k posteriors over every utterance of ``data_dir`` into ``out_dir``
+    (see the module doc); returns the ``info.json`` content."""
+    if top_k < 1:
+        raise ValueError(f"top-k must be >= 1, got {top_k}")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    start = time.time()
+    model, meta = load_acoustic_model(teacher, device=device)
+    forward = module_forward(model, device)
+    kept: list[float] = []
+
+    def items() -> Iterator[tuple[str, Posterior]]:
+        for utt, x in iter_network_inputs(data_dir, InputSpec.from_meta(meta)):
+            ids, probs = top_k_posteriors(forward(x), top_k)
+            kept.append(float(probs.sum(dtype=np.float64)))
+            yield utt, (ids, probs)
+
+    frames = write_posteriors(out / "post.ark", out / "post.scp", items())
+    size = (out / "post.ark").stat().st_size
+    info = {
+        "teacher": os.fspath(teacher),
+        "teacher_sha256": file_sha256(teacher),
+        "data": os.fspath(data_dir),
+        "top_k": min(top_k, int(meta["num_pdfs"])),
+        "num_pdfs": int(meta["num_pdfs"]),
+        "utterances": len(kept),
+        "frames": frames,
+        "kept_mass": sum(kept) / frames if frames else 0.0,
+        "bytes_per_frame": size / frames if frames else 0.0,
+        "seconds": round(time.time() - start, 1),
+    }
+    atomic_write_text(out / "info.json", json.dumps(info, indent=1) + "\n")
+    log.info(
+        "teacher posteriors of %s: %d utterances, %d frames, top %d keep %.4f of the mass, "
+        "%.0f bytes/frame (%.1f GB for AMI's 29M frames), %.1f s",
+        data_dir, len(kept), frames, info["top_k"], info["kept_mass"], info["bytes_per_frame"],
+        info["bytes_per_frame"] * 29e6 / 1e9, info["seconds"],
+    )  # fmt: skip
+    return info
+
+
+def read_info(posts_dir: str | os.PathLike) -> dict:
+    """``info.json`` of a teacher-posteriors dir (FileNotFoundError naming it when missing)."""
+    path = Path(posts_dir) / "info.json"
+    if not path.is_file() or not (Path(posts_dir) / "post.scp").is_file():
+        raise FileNotFoundError(
+            f"{posts_dir} has no info.json / post.scp: make it with steps_kd/make_teacher_posts.sh"
+        )
+    return json.loads(path.read_text())
