@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import kaldi_hmm_gmm as khg
+import kaldifst
 import numpy as np
 
 from pykd.gmm import em
@@ -126,10 +127,13 @@ def align_all(
     opts: em.AlignOptions | None,
     exp: Path,
     tag: str,
+    cache_graphs: bool = False,
 ) -> tuple[dict[int, dict[str, np.ndarray]], em.AlignStats]:
     """Align every job through ``cmd``: equal alignment when ``opts`` is None, else Viterbi
     with ``model``. Writes ``exp/ali.JOB.gz`` and ``exp/log/align.<tag>.JOB.log`` (an empty
-    ``tag`` gives align_si's ``align.JOB.log``). Returns (job index -> alignments, totals);
+    ``tag`` gives align_si's ``align.JOB.log``). ``cache_graphs``: the jobs keep their training
+    graphs in ``exp/fsts.JOB.gz`` (compiled on the first pass; the caller removes them when the
+    tree changes). Returns (job index -> alignments, totals);
     raises :class:`em.TrainingError` only when no utterance at all could be aligned."""
     what = "align-equal-compiled" if opts is None else "gmm-align-compiled"
     name = f"align.{tag}.JOB" if tag else "align.JOB"
@@ -145,7 +149,9 @@ def align_all(
         exp / "log" / f"{name}.log",
         pykd_command(
             "gmm-align-job", *args, f"--cmvn-opts={first.cmvn_opts}",
-            f"--stats-out={exp / 'log' / name}.json", str(model), str(tree), first.lang_dir,
+            f"--stats-out={exp / 'log' / name}.json",
+            *([f"--graphs={exp / 'fsts.JOB.gz'}"] if cache_graphs else []),
+            str(model), str(tree), first.lang_dir,
             data_pattern, str(exp / "ali.JOB.gz"),
         ),
     )  # fmt: skip
@@ -168,6 +174,45 @@ def align_all(
     return alis, total
 
 
+def compile_graphs(
+    data_dir: Path, lang_dir: Path, ctx_dep: khg.ContextDependency, tm: khg.TransitionModel
+) -> dict[str, kaldifst.StdVectorFst]:
+    """compile-train-graphs for ``data_dir/text`` (failures warned about and left out)."""
+    text = data_dir / "text"
+    if not text.is_file():
+        raise FileNotFoundError(f"missing transcripts {text}")
+    compiler = em.GraphCompiler.load(lang_dir, ctx_dep, tm)
+    graphs, _failed = compiler.compile_texts(read_table(text, allow_empty_value=True))
+    return graphs
+
+
+def remove_graphs(exp: Path) -> None:
+    """Delete the training graphs the jobs of ``exp`` cached (``fsts.JOB.gz``)."""
+    for path in exp.glob("fsts.*.gz"):
+        path.unlink()
+
+
+def write_graphs(path: Path, graphs: dict[str, kaldifst.StdVectorFst]) -> None:
+    """Training graphs as a gzipped FST archive (Kaldi's fsts.JOB.gz), atomically."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    writer = kaldifst.VectorFstWriter(f"ark:| gzip -c > {tmp}")
+    for utt, graph in graphs.items():
+        writer.write(utt, graph)
+    writer.close()
+    os.replace(tmp, path)
+
+
+def read_graphs(path: Path) -> dict[str, kaldifst.StdVectorFst]:
+    """The training graphs of :func:`write_graphs` (or Kaldi's compile-train-graphs)."""
+    reader = kaldifst.SequentialVectorFstReader(f"ark:gunzip -c {path}|")
+    graphs = {}
+    while not reader.done:
+        graphs[reader.key] = kaldifst.StdVectorFst(reader.value)  # a copy: value is reused
+        reader.next()
+    reader.close()
+    return graphs
+
+
 def align_job(
     data_dir: Path,
     lang_dir: Path,
@@ -177,17 +222,20 @@ def align_job(
     opts: em.AlignOptions | None,
     ali_out: Path,
     stats_out: Path,
+    graphs_file: Path | None = None,
 ) -> em.AlignStats:
     """One job of :func:`align_all`: compile-train-graphs, then align-equal-compiled (``opts``
     None) or gmm-align-compiled with ``model`` and the lang's optional silence boosted; writes
-    the alignments to ``ali_out`` and the statistics (JSON) to ``stats_out``."""
+    the alignments to ``ali_out`` and the statistics (JSON) to ``stats_out``. With
+    ``graphs_file`` (Kaldi's ``fsts.JOB.gz``) the training graphs are compiled once: read from
+    it when it exists, else written to it."""
     tm, am = model_io.read_model(model)
-    ctx_dep = model_io.read_tree(tree)
-    text = data_dir / "text"
-    if not text.is_file():
-        raise FileNotFoundError(f"missing transcripts {text}")
-    compiler = em.GraphCompiler.load(lang_dir, ctx_dep, tm)
-    graphs, _failed = compiler.compile_texts(read_table(text, allow_empty_value=True))
+    if graphs_file is not None and graphs_file.is_file():
+        graphs = read_graphs(graphs_file)
+    else:
+        graphs = compile_graphs(data_dir, lang_dir, model_io.read_tree(tree), tm)
+        if graphs_file is not None:
+            write_graphs(graphs_file, graphs)
     feats = load_gmm_feats(data_dir, cmvn_opts)
     if opts is None:
         alis, stats = em.equal_align(graphs, feats)

@@ -75,6 +75,7 @@ def cmd_align_job(args: argparse.Namespace) -> int:
     stats = align_job(
         Path(args.data), Path(args.lang), Path(args.model), Path(args.tree), args.cmvn_opts,
         opts, Path(args.ali_out), Path(args.stats_out),
+        Path(args.graphs) if args.graphs else None,
     )  # fmt: skip
     what = "align-equal-compiled" if opts is None else "gmm-align-compiled"
     print(f"{what} ({args.data}): {stats.summary()}\n{what}: {time.time() - start:.1f} s")
@@ -165,6 +166,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_align_args(p)
     p.add_argument("--cmvn-opts", default="", help="apply-cmvn options of the model")
     p.add_argument("--stats-out", required=True, help="JSON file for the alignment statistics")
+    p.add_argument(
+        "--graphs", help="fsts.JOB.gz: training graphs read from it, or compiled and written"
+    )
     p.add_argument("model")
     p.add_argument("tree")
     p.add_argument("lang")

@@ -24,7 +24,15 @@ import kaldi_hmm_gmm as khg
 import numpy as np
 
 from pykd.gmm import em
-from pykd.gmm.align import Job, accumulate_all, align_all, check_inputs, job_feats, split_data
+from pykd.gmm.align import (
+    Job,
+    accumulate_all,
+    align_all,
+    check_inputs,
+    job_feats,
+    remove_graphs,
+    split_data,
+)
 from pykd.io.atomic import atomic_write_text
 from pykd.io.jobs import DEFAULT_CMD
 from pykd.kaldi import model_io
@@ -138,6 +146,7 @@ def train_mono(
     atomic_write_text(exp / "cmvn_opts", opts.cmvn_opts + "\n" if opts.cmvn_opts else "")
     pieces = split_data(data, opts.nj)
     jobs = [Job(i + 1, str(p), str(lang), opts.cmvn_opts) for i, p in enumerate(pieces)]
+    remove_graphs(exp)  # compiled for this tree on the first alignment pass
     result = MonoResult()
 
     ctx_dep, tm, am = init_mono(lang, job_feats(jobs[0]), opts.num_init_utts)
@@ -168,7 +177,7 @@ def train_mono(
                 boost_silence=opts.boost_silence,
             )  # fmt: skip
             alis, align_stats = align_all(
-                opts.cmd, jobs, exp / f"{x}.mdl", exp / "tree", aopts, exp, str(x)
+                opts.cmd, jobs, exp / f"{x}.mdl", exp / "tree", aopts, exp, str(x), True
             )
             if x > 0:
                 result.last_align = align_stats
@@ -198,6 +207,7 @@ def train_mono(
             num_gauss += inc_gauss
         if x >= 1:
             beam = opts.beam
+    remove_graphs(exp)
     link_final(exp, "final.mdl", f"{opts.num_iters}.mdl")
     link_final(exp, "final.occs", f"{opts.num_iters}.occs")
     result.seconds = time.time() - start

@@ -269,7 +269,7 @@ def _realign(cfg: TriConfig, jobs, tm, am, opts, exp: Path, x: int):
     logs ``log/align.x.JOB.log``."""
     model = exp / f"{x}.mdl"
     model_io.write_model(model, tm, am)
-    by_job, total = align.align_all(cfg.cmd, jobs, model, exp / "tree", opts, exp, str(x))
+    by_job, total = align.align_all(cfg.cmd, jobs, model, exp / "tree", opts, exp, str(x), True)
     model.unlink()
     alis: dict[str, np.ndarray] = {}
     for job_alis in by_job.values():
@@ -339,6 +339,7 @@ def train_deltas(
     jobs = [align.Job(i + 1, str(p), str(lang), cmvn_opts) for i, p in enumerate(pieces)]
     job_utts = [set(read_table(Path(j.data_dir) / "utt2spk")) for j in jobs]
 
+    align.remove_graphs(exp)  # compiled for the new tree on the first realignment
     stats = _tree_stats_all(cfg, jobs, src, lang, exp)
     stats.save(exp / "treeacc.npz")
     result = build_tree_stage(stats, lang, topo, cfg, exp)
@@ -378,6 +379,7 @@ def train_deltas(
         occs = ustats.pdf_occs
         if x <= cfg.max_iter_inc:
             num_gauss += inc_gauss
+    align.remove_graphs(exp)
     model_io.write_model(exp / "final.mdl", tm, am)
     model_io.write_occs(exp / "final.occs", occs)
     for job, us in zip(jobs, job_utts, strict=True):
