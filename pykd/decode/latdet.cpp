@@ -458,6 +458,235 @@ class Determinizer {
   int64_t closure_id_ = 0;
 };
 
+
+// ---------------------------------------------------------------------------- lattice search
+
+// A decoding graph (HCLG: input labels transition-ids, output labels words, tropical weights).
+struct Graph {
+  int start = -1;
+  std::vector<float> final_cost;            // +inf: not final
+  std::vector<int64_t> arc_begin;           // arcs of state s: [arc_begin[s], arc_begin[s+1])
+  std::vector<int> ilabel, olabel, next;
+  std::vector<float> weight;
+  int num_states() const { return static_cast<int>(final_cost.size()); }
+};
+
+struct Token {
+  int state;
+  double cost;  // best total (graph + acoustic) cost of a path to it
+  bool expanded = false;  // its input-epsilon arcs followed (links made)
+};
+
+struct Link {
+  int from, to, ilabel, olabel;
+  float g, a;
+};
+
+// Frame-synchronous Viterbi beam search over the graph with max-active pruning that keeps
+// every token-to-token link within the beam: a state-level lattice (one lattice state per
+// token, one arc per link), as a lattice-generating decoder produces before determinisation.
+class Search {
+ public:
+  Search(const Graph &g, const float *mat, int frames, int cols, double beam, int max_active,
+         int min_active)
+      : g_(g), mat_(mat), frames_(frames), cols_(cols), beam_(beam), max_active_(max_active),
+        min_active_(min_active), tok_of_(g.num_states(), -1) {}
+
+  // Returns false when a transition-id exceeds the matrix columns (*bad_label set).
+  bool Run(int *bad_label) {
+    std::vector<int> cur;  // tokens of the current frame
+    cur.push_back(NewToken(g_.start, 0.0));
+    phase_begin_.push_back(0);  // phases of links: closure 0, emitting 0->1, closure 1, ...
+    if (!Closure(&cur, kInf, bad_label)) return false;
+    for (int t = 0; t < frames_; ++t) {
+      double cutoff = Cutoff(cur);
+      for (int tok : cur) tok_of_[tokens_[tok].state] = -1;
+      std::vector<int> next;
+      phase_begin_.push_back(static_cast<int64_t>(links_.size()));  // emitting t -> t+1
+      double next_cutoff = kInf;
+      const float *row = mat_ + static_cast<int64_t>(t) * cols_;
+      for (int tok : cur) {
+        double c = tokens_[tok].cost;
+        if (c > cutoff) continue;
+        int s = tokens_[tok].state;
+        for (int64_t i = g_.arc_begin[s]; i < g_.arc_begin[s + 1]; ++i) {
+          int il = g_.ilabel[i];
+          if (il == 0) continue;
+          if (il > cols_) {
+            *bad_label = il;
+            return false;
+          }
+          float ac = -row[il - 1];
+          double nc = c + g_.weight[i] + ac;
+          if (nc > next_cutoff) continue;
+          if (nc + beam_ < next_cutoff) next_cutoff = nc + beam_;
+          int d = g_.next[i];
+          int dt = tok_of_[d];
+          if (dt < 0) {
+            dt = NewToken(d, nc);
+            tok_of_[d] = dt;
+            next.push_back(dt);
+          } else if (nc < tokens_[dt].cost) {
+            tokens_[dt].cost = nc;
+          }
+          links_.push_back(Link{tok, dt, il, g_.olabel[i], g_.weight[i], ac});
+        }
+      }
+      cur.swap(next);
+      if (cur.empty()) break;
+      phase_begin_.push_back(static_cast<int64_t>(links_.size()));  // closure t+1
+      if (!Closure(&cur, next_cutoff, bad_label)) return false;
+      last_frame_ = t + 1;
+    }
+    for (int tok : cur) tok_of_[tokens_[tok].state] = -1;
+    final_tokens_ = cur;
+    return true;
+  }
+
+  // The lattice within `lattice_beam` of the best path; `*reached_final` says whether a final
+  // state was reached at the last frame (if not, every last-frame token is final with cost 0,
+  // a partial result). Pruned on the flat token/link arrays: forward costs are the tokens'
+  // costs; backward costs come from one pass over the link phases in reverse (closure links of
+  // a frame relaxed until they settle). Returns an empty lattice when nothing is left.
+  Lat PrunedLattice(double lattice_beam, bool *reached_final) const {
+    Lat lat;
+    *reached_final = false;
+    int n = static_cast<int>(tokens_.size());
+    if (last_frame_ != frames_ || n == 0) return lat;  // every token pruned away
+    std::vector<double> fin(n, kInf);
+    for (int tok : final_tokens_) {
+      float f = g_.final_cost[tokens_[tok].state];
+      if (f != std::numeric_limits<float>::infinity()) {
+        fin[tok] = f;
+        *reached_final = true;
+      }
+    }
+    if (!*reached_final)
+      for (int tok : final_tokens_) fin[tok] = 0.0;
+    std::vector<double> beta(fin);
+    int64_t end = static_cast<int64_t>(links_.size());
+    for (int ph = static_cast<int>(phase_begin_.size()) - 1; ph >= 0; --ph) {
+      int64_t begin = phase_begin_[ph];
+      bool closure = ph % 2 == 0;
+      bool changed = true;
+      while (changed) {
+        changed = false;
+        for (int64_t i = end - 1; i >= begin; --i) {
+          const Link &l = links_[i];
+          double b = (static_cast<double>(l.g) + l.a) + beta[l.to];
+          if (b < beta[l.from]) {
+            beta[l.from] = b;
+            changed = closure;
+          }
+        }
+      }
+      end = begin;
+    }
+    double best = beta[0];
+    if (best == kInf) return lat;
+    double limit = best + lattice_beam;
+    std::vector<int> new_id(n, -1);
+    int m = 0;
+    for (int t = 0; t < n; ++t)
+      if (tokens_[t].cost + beta[t] <= limit) new_id[t] = m++;
+    lat.start = 0;
+    lat.arcs.assign(m, {});
+    lat.is_final.assign(m, 0);
+    lat.fg.assign(m, kInf);
+    lat.fa.assign(m, kInf);
+    for (const Link &l : links_) {
+      if (new_id[l.from] < 0 || new_id[l.to] < 0) continue;
+      if (tokens_[l.from].cost + (static_cast<double>(l.g) + l.a) + beta[l.to] > limit) continue;
+      lat.arcs[new_id[l.from]].push_back(Arc{new_id[l.to], l.ilabel, l.olabel, l.g, l.a});
+    }
+    for (int tok : final_tokens_) {
+      int id = new_id[tok];
+      if (id >= 0 && fin[tok] != kInf && tokens_[tok].cost + fin[tok] <= limit) {
+        lat.is_final[id] = 1;
+        lat.fg[id] = fin[tok];
+        lat.fa[id] = 0.0;
+      }
+    }
+    return lat;
+  }
+
+ private:
+  int NewToken(int state, double cost) {
+    tokens_.push_back(Token{state, cost, false});
+    return static_cast<int>(tokens_.size()) - 1;
+  }
+
+  // Pruning threshold of a frame's tokens: best + beam, tightened to the max_active-th best
+  // cost when there are more tokens (never below the min_active-th).
+  double Cutoff(const std::vector<int> &toks) const {
+    std::vector<double> costs;
+    costs.reserve(toks.size());
+    double best = kInf;
+    for (int t : toks) {
+      costs.push_back(tokens_[t].cost);
+      best = std::min(best, tokens_[t].cost);
+    }
+    double cutoff = best + beam_;
+    if (max_active_ > 0 && static_cast<int>(costs.size()) > max_active_) {
+      std::nth_element(costs.begin(), costs.begin() + max_active_, costs.end());
+      cutoff = std::min(cutoff, costs[max_active_]);
+    }
+    if (min_active_ > 0 && static_cast<int>(costs.size()) > min_active_) {
+      std::nth_element(costs.begin(), costs.begin() + min_active_, costs.end());
+      cutoff = std::max(cutoff, costs[min_active_]);
+    }
+    return cutoff;
+  }
+
+  // Follow input-epsilon arcs (words, no frame) within the frame: relaxation with a queue,
+  // tokens whose cost improves are expanded again.
+  bool Closure(std::vector<int> *toks, double cutoff, int *bad_label) {
+    (void)bad_label;
+    for (int tok : *toks) tok_of_[tokens_[tok].state] = tok;
+    std::vector<int> queue(*toks);
+    while (!queue.empty()) {
+      int tok = queue.back();
+      queue.pop_back();
+      double c = tokens_[tok].cost;
+      if (c > cutoff) continue;
+      // A token expanded again (its cost improved) passes the cost on; its links exist.
+      bool expanded = tokens_[tok].expanded;
+      tokens_[tok].expanded = true;
+      int s = tokens_[tok].state;
+      for (int64_t i = g_.arc_begin[s]; i < g_.arc_begin[s + 1]; ++i) {
+        if (g_.ilabel[i] != 0) continue;
+        double nc = c + g_.weight[i];
+        if (nc > cutoff) continue;
+        int d = g_.next[i];
+        int dt = tok_of_[d];
+        if (dt < 0) {
+          dt = NewToken(d, nc);
+          tok_of_[d] = dt;
+          toks->push_back(dt);
+          queue.push_back(dt);
+        } else if (nc < tokens_[dt].cost) {
+          tokens_[dt].cost = nc;
+          queue.push_back(dt);
+        }
+        if (!expanded) links_.push_back(Link{tok, dt, 0, g_.olabel[i], g_.weight[i], 0.0f});
+      }
+    }
+    return true;
+  }
+
+  const Graph &g_;
+  const float *mat_;
+  int frames_, cols_;
+  double beam_;
+  int max_active_, min_active_;
+  std::vector<int> tok_of_;  // graph state -> its token in the frame being built, or -1
+  std::vector<Token> tokens_;
+  std::vector<Link> links_;
+  std::vector<int64_t> phase_begin_;  // first link of each phase (closure, emitting, ...)
+  std::vector<int> final_tokens_;
+  int last_frame_ = 0;
+};
+
 void CopyError(const std::string &msg, char *err, int errlen) {
   if (err == nullptr || errlen <= 0) return;
   std::strncpy(err, msg.c_str(), errlen - 1);
@@ -525,6 +754,96 @@ void *latdet_parse(const char *data, long len, char *err, int errlen) {
 
 void latdet_free_lattice(void *lat) { delete static_cast<Lat *>(lat); }
 
+// A decoding graph from its OpenFst binary form (VectorFst, arc type "standard"); nullptr and a
+// message on bad input.
+void *latdet_graph_parse(const char *data, long len, char *err, int errlen) {
+  Reader r{data, data + len};
+  if (r.get<int32_t>() != kFstMagic) {
+    CopyError("not an OpenFst binary FST", err, errlen);
+    return nullptr;
+  }
+  std::string fst_type = r.str(), arc_type = r.str();
+  if (!r.ok || fst_type != "vector" || arc_type != "standard") {
+    CopyError("expected a 'vector' FST of arc type 'standard', got '" + fst_type + "' / '" +
+                  arc_type + "'",
+              err, errlen);
+    return nullptr;
+  }
+  r.get<int32_t>();  // version
+  int32_t flags = r.get<int32_t>();
+  r.get<uint64_t>();  // properties
+  int64_t start = r.get<int64_t>(), nstates = r.get<int64_t>();
+  r.get<int64_t>();  // number of arcs
+  if (!r.ok || (flags & 3) != 0) {
+    CopyError(r.ok ? "graphs with symbol tables are not supported" : "bad FST header", err,
+              errlen);
+    return nullptr;
+  }
+  if (nstates <= 0 || start < 0 || start >= nstates) {
+    CopyError("empty graph or bad start state", err, errlen);
+    return nullptr;
+  }
+  auto *g = new Graph();
+  g->start = static_cast<int>(start);
+  g->final_cost.resize(nstates);
+  g->arc_begin.assign(nstates + 1, 0);
+  for (int64_t s = 0; s < nstates && r.ok; ++s) {
+    g->final_cost[s] = r.get<float>();
+    int64_t narcs = r.get<int64_t>();
+    if (!r.ok || narcs < 0) {
+      r.ok = false;
+      break;
+    }
+    g->arc_begin[s + 1] = g->arc_begin[s] + narcs;
+    for (int64_t i = 0; i < narcs && r.ok; ++i) {
+      int32_t il = r.get<int32_t>(), ol = r.get<int32_t>();
+      float w = r.get<float>();
+      int32_t d = r.get<int32_t>();
+      if (d < 0 || d >= nstates || il < 0) r.ok = false;
+      g->ilabel.push_back(il);
+      g->olabel.push_back(ol);
+      g->weight.push_back(w);
+      g->next.push_back(d);
+    }
+  }
+  if (!r.ok) {
+    delete g;
+    CopyError("truncated or corrupt graph", err, errlen);
+    return nullptr;
+  }
+  return g;
+}
+
+void latdet_graph_free(void *g) { delete static_cast<Graph *>(g); }
+
+// Search `mat` (frames x cols, row-major; column j = transition-id j+1, scaled log-likelihoods)
+// through the graph: the raw state-level lattice pruned to `lattice_beam` (free with
+// latdet_free_lattice), or nullptr.
+// status: 0 a final state reached, 1 no final state (every last-frame token made final with
+// cost 0, a partial result), 2 every token pruned before the last frame, 3 a transition-id of
+// the graph beyond the matrix columns (*bad_label).
+void *latdet_search(void *graph, const float *mat, int frames, int cols, double beam,
+                    int max_active, int min_active, double lattice_beam, int *status,
+                    int *bad_label) {
+  const Graph &g = *static_cast<Graph *>(graph);
+  Search search(g, mat, frames, cols, beam, max_active, min_active);
+  if (!search.Run(bad_label)) {
+    *status = 3;
+    return nullptr;
+  }
+  bool reached_final = false;
+  Lat lat = search.PrunedLattice(lattice_beam, &reached_final);
+  bool any_final = false;
+  for (char f : lat.is_final) any_final = any_final || f;
+  if (!any_final) {
+    *status = 2;
+    return nullptr;
+  }
+  *status = reached_final ? 0 : 1;
+  return new Lat(std::move(lat));
+}
+
+
 // Best path cost (graph + acoustic as stored); +inf when no final state is reachable, NaN on
 // a cycle.
 double latdet_best_cost(void *handle) {
@@ -578,6 +897,44 @@ void *latdet_determinize(void *handle, double beam, long max_work, double acoust
 }
 
 void latdet_free_compact(void *clat) { delete static_cast<CLat *>(clat); }
+
+// sizes[0..3] = states, start, arcs, finals of a state-level lattice.
+void latdet_lattice_sizes(void *handle, long *sizes) {
+  const Lat &lat = *static_cast<Lat *>(handle);
+  long arcs = 0, finals = 0;
+  for (const auto &v : lat.arcs) arcs += static_cast<long>(v.size());
+  for (char f : lat.is_final) finals += f ? 1 : 0;
+  sizes[0] = lat.num_states();
+  sizes[1] = lat.start;
+  sizes[2] = arcs;
+  sizes[3] = finals;
+}
+
+// Arcs in state order (src, dst, ilabel = transition-id, olabel = word, graph and acoustic
+// cost), then the final states and their costs.
+void latdet_lattice_export(void *handle, int *arc_src, int *arc_dst, int *arc_il, int *arc_ol,
+                           double *arc_g, double *arc_a, int *fin_state, double *fin_g,
+                           double *fin_a) {
+  const Lat &lat = *static_cast<Lat *>(handle);
+  long i = 0, j = 0;
+  for (int s = 0; s < lat.num_states(); ++s) {
+    for (const Arc &a : lat.arcs[s]) {
+      arc_src[i] = s;
+      arc_dst[i] = a.dst;
+      arc_il[i] = a.tid;
+      arc_ol[i] = a.word;
+      arc_g[i] = a.g;
+      arc_a[i] = a.a;
+      ++i;
+    }
+    if (lat.is_final[s]) {
+      fin_state[j] = s;
+      fin_g[j] = lat.fg[s];
+      fin_a[j] = lat.fa[s];
+      ++j;
+    }
+  }
+}
 
 // sizes[0..4] = states, start, arcs, finals, transition-ids on arcs and finals.
 void latdet_compact_sizes(void *handle, long *sizes) {

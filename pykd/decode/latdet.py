@@ -1,13 +1,16 @@
-"""Lattice pruning and determinisation in compiled code (``latdet.cpp``), for the decoder.
+"""The decoder's lattice search, pruning and determinisation in compiled code (``latdet.cpp``).
 
-No Python package does Kaldi's lattice determinisation (words, transition-id strings, the
-CompactLattice semiring), so pykd has its own, written in C++ with a plain C interface and loaded
-with ctypes: the decoder's hot path has no per-arc Python loop. The library is built from
+No Python package offers a lattice-generating search with max-active pruning or Kaldi's lattice
+determinisation (words, transition-id strings, the CompactLattice semiring), so pykd has its own,
+written in C++ with a plain C interface and loaded with ctypes: the decoder's hot path has no
+per-token or per-arc Python loop. The library is built from
 ``latdet.cpp`` with the system C++ compiler (``c++``/``g++``, C++17) into ``_latdet.so`` next to
 it: by ``tools/install.sh`` (``python -m pykd.decode.latdet``), or on first use when it is missing
 or older than the source.
 
-    raw = RawLattice.from_openfst(data)            # kaldifst.Lattice.write() bytes
+    graph = DecodingGraph.from_fst(hclg)           # a kaldifst.StdVectorFst
+    raw, status = graph.search(mat, beam, max_active, min_active, lattice_beam)
+    raw = RawLattice.from_openfst(data)            # or: kaldifst.Lattice.write() bytes
     raw.best_cost()                                # graph + acoustic of the best path
     clat = raw.determinize(beam, max_work, 1/acwt)  # CompactLattice, acoustic costs unscaled
 """
@@ -22,9 +25,10 @@ import sys
 import tempfile
 from pathlib import Path
 
+import kaldifst
 import numpy as np
 
-from pykd.kaldi.lattice_io import CompactLattice
+from pykd.kaldi.lattice_io import CompactLattice, Lattice
 
 SOURCE = Path(__file__).with_name("latdet.cpp")
 LIBRARY = Path(__file__).with_name("_latdet.so")
@@ -84,6 +88,18 @@ def _library() -> ctypes.CDLL:
         lib.latdet_compact_export.argtypes = [
             vp, p_int, p_int, p_int, p_dbl, p_dbl, p_int, p_dbl, p_dbl, p_long, p_int,
         ]  # fmt: skip
+        lib.latdet_lattice_sizes.argtypes = [vp, p_long]
+        lib.latdet_lattice_export.argtypes = [
+            vp, p_int, p_int, p_int, p_int, p_dbl, p_dbl, p_int, p_dbl, p_dbl,
+        ]  # fmt: skip
+        p_flt = np.ctypeslib.ndpointer(np.float32, flags="C_CONTIGUOUS")
+        lib.latdet_graph_parse.argtypes = [ctypes.c_char_p, lp, ctypes.c_char_p, ip]
+        lib.latdet_graph_parse.restype = vp
+        lib.latdet_graph_free.argtypes = [vp]
+        lib.latdet_search.argtypes = [
+            vp, p_flt, ip, ip, dp, ip, ip, dp, ctypes.POINTER(ip), ctypes.POINTER(ip),
+        ]  # fmt: skip
+        lib.latdet_search.restype = vp
         _lib = lib
     return _lib
 
@@ -109,6 +125,24 @@ class RawLattice:
             _library().latdet_free_lattice(self._handle)
             self._handle = None
 
+    def to_lattice(self) -> Lattice:
+        """A Python copy (state-level :class:`Lattice`)."""
+        lib = _library()
+        sizes = np.zeros(4, dtype=np.int64)
+        lib.latdet_lattice_sizes(self._handle, sizes)
+        num_states, start, num_arcs, num_finals = (int(x) for x in sizes)
+        src, dst, il, ol = (np.empty(num_arcs, np.int32) for _ in range(4))
+        g, a = np.empty(num_arcs), np.empty(num_arcs)
+        fin, fg, fa = np.empty(num_finals, np.int32), np.empty(num_finals), np.empty(num_finals)
+        lib.latdet_lattice_export(self._handle, src, dst, il, ol, g, a, fin, fg, fa)
+        lat = Lattice(start=start, arcs=[[] for _ in range(num_states)])
+        cols = (src, dst, il, ol, g, a)
+        for s_, d, i, o, gg, aa in zip(*(c.tolist() for c in cols), strict=True):
+            lat.arcs[s_].append((d, i, o, gg, aa))
+        for s_, gg, aa in zip(fin.tolist(), fg.tolist(), fa.tolist(), strict=True):
+            lat.finals[s_] = (gg, aa)
+        return lat
+
     def best_cost(self) -> float:
         """Graph + acoustic cost of the best path (inf without a successful path)."""
         cost = _library().latdet_best_cost(self._handle)
@@ -133,6 +167,72 @@ class RawLattice:
             return _export(lib, handle)
         finally:
             lib.latdet_free_compact(handle)
+
+
+class SearchStatus:
+    """What :meth:`DecodingGraph.search` reports."""
+
+    FINAL = 0  # a final state was reached
+    PARTIAL = 1  # no final state at the last frame: every last-frame token made final
+    PRUNED = 2  # every token was pruned before the last frame: no lattice
+
+
+class DecodingGraph:
+    """An HCLG graph held by the compiled library for :meth:`search`."""
+
+    def __init__(self, handle: int, num_states: int) -> None:
+        self._handle = handle
+        self.num_states = num_states
+
+    @classmethod
+    def from_fst(cls, fst: kaldifst.StdVectorFst) -> DecodingGraph:
+        """From a kaldifst.StdVectorFst (copied through its OpenFst binary form)."""
+        shm = "/dev/shm" if os.path.isdir("/dev/shm") else None
+        fd, tmp = tempfile.mkstemp(suffix=".fst", dir=shm)
+        os.close(fd)
+        try:
+            if not fst.write(tmp):
+                raise ValueError("could not serialise the decoding graph")
+            data = Path(tmp).read_bytes()
+        finally:
+            os.unlink(tmp)
+        lib = _library()
+        err = ctypes.create_string_buffer(256)
+        handle = lib.latdet_graph_parse(data, len(data), err, len(err))
+        if not handle:
+            raise ValueError(f"decoding graph: {err.value.decode()}")
+        return cls(handle, fst.num_states)
+
+    def __del__(self) -> None:
+        if getattr(self, "_handle", None):
+            _library().latdet_graph_free(self._handle)
+            self._handle = None
+
+    def search(
+        self,
+        mat: np.ndarray,
+        beam: float,
+        max_active: int,
+        min_active: int,
+        lattice_beam: float,
+    ) -> tuple[RawLattice | None, int]:
+        """Beam search of ``mat`` (frames x transition-ids, scaled log-likelihoods, column j =
+        transition-id j+1) with max-active pruning: the raw state-level lattice, pruned to
+        ``lattice_beam`` (None when every token was pruned), and a :class:`SearchStatus`."""
+        mat = np.ascontiguousarray(mat, dtype=np.float32)
+        if mat.ndim != 2:
+            raise ValueError(f"expected a (frames, transition-ids) matrix, got {mat.shape}")
+        status, bad = ctypes.c_int(0), ctypes.c_int(0)
+        handle = _library().latdet_search(
+            self._handle, mat, mat.shape[0], mat.shape[1], beam, max_active, min_active,
+            lattice_beam, ctypes.byref(status), ctypes.byref(bad),
+        )  # fmt: skip
+        if status.value == 3:
+            raise ValueError(
+                f"the graph has transition-id {bad.value}; the likelihoods have {mat.shape[1]} "
+                "(graph and model do not match)"
+            )
+        return (RawLattice(handle) if handle else None), status.value
 
 
 def _export(lib: ctypes.CDLL, handle: int) -> CompactLattice:
