@@ -505,6 +505,20 @@ class Search {
       phase_begin_.push_back(static_cast<int64_t>(links_.size()));  // emitting t -> t+1
       double next_cutoff = kInf;
       const float *row = mat_ + static_cast<int64_t>(t) * cols_;
+      // As Kaldi's decoders do: a first bound on the next frame's cutoff from the best token's
+      // arcs (which tokens are pruned depends on it, as on the beam).
+      int best_tok = -1;
+      for (int tok : cur)
+        if (best_tok < 0 || tokens_[tok].cost < tokens_[best_tok].cost) best_tok = tok;
+      if (best_tok >= 0) {
+        int s = tokens_[best_tok].state;
+        for (int64_t i = g_.arc_begin[s]; i < g_.arc_begin[s + 1]; ++i) {
+          int il = g_.ilabel[i];
+          if (il == 0 || il > cols_) continue;
+          double nc = tokens_[best_tok].cost + g_.weight[i] - row[il - 1];
+          next_cutoff = std::min(next_cutoff, nc + beam_);
+        }
+      }
       for (int tok : cur) {
         double c = tokens_[tok].cost;
         if (c > cutoff) continue;
