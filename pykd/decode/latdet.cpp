@@ -161,71 +161,46 @@ void AlphaBeta(const L &lat, const std::vector<int> &order, ArcCost arc_cost, Fi
   }
 }
 
-// Keep arcs and finals on a path within `beam` of the best; states renumbered in topological
-// order (start 0). Returns false on a cycle.
-bool PruneLat(const Lat &lat, double beam, Lat *out) {
-  *out = Lat();
-  int n = lat.num_states();
-  if (n == 0) return true;
-  bool cyclic;
-  std::vector<int> order = TopoOrder(lat.arcs, lat.start, &cyclic);
-  if (cyclic) return false;
-  auto cost = [](const Arc &a) { return a.g + a.a; };
-  auto fin = [&lat](int s, double *g, double *a) {
-    if (!lat.is_final[s]) return false;
-    *g = lat.fg[s];
-    *a = lat.fa[s];
-    return true;
-  };
-  std::vector<double> alpha, beta;
-  AlphaBeta(lat, order, cost, fin, &alpha, &beta);
-  double best = beta[lat.start];
-  if (best == kInf) return true;
-  double limit = best + beam;
-  std::vector<int> new_id(n, -1);
-  int m = 0;
-  for (int s : order)
-    if (alpha[s] + beta[s] <= limit) new_id[s] = m++;
-  out->start = 0;
-  out->arcs.assign(m, {});
-  out->is_final.assign(m, 0);
-  out->fg.assign(m, kInf);
-  out->fa.assign(m, kInf);
-  for (int s : order) {
-    int ns = new_id[s];
-    if (ns < 0) continue;
-    for (const Arc &arc : lat.arcs[s]) {
-      int d = arc.dst;
-      if (new_id[d] >= 0 && alpha[s] + cost(arc) + beta[d] <= limit) {
-        Arc c = arc;
-        c.dst = new_id[d];
-        out->arcs[ns].push_back(c);
-      }
-    }
-    if (lat.is_final[s] && alpha[s] + lat.fg[s] + lat.fa[s] <= limit) {
-      out->is_final[ns] = 1;
-      out->fg[ns] = lat.fg[s];
-      out->fa[ns] = lat.fa[s];
-    }
-  }
+// Final weights of the two lattice types, for the generic pruning below.
+bool FinalOf(const Lat &lat, int s, double *g, double *a) {
+  if (!lat.is_final[s]) return false;
+  *g = lat.fg[s];
+  *a = lat.fa[s];
   return true;
 }
+bool FinalOf(const CLat &lat, int s, double *g, double *a) {
+  auto it = lat.finals.find(s);
+  if (it == lat.finals.end()) return false;
+  *g = it->second.g;
+  *a = it->second.a;
+  return true;
+}
+void ResizeStates(Lat *lat, int m) {
+  lat->arcs.assign(m, {});
+  lat->is_final.assign(m, 0);
+  lat->fg.assign(m, kInf);
+  lat->fa.assign(m, kInf);
+}
+void ResizeStates(CLat *lat, int m) { lat->arcs.assign(m, {}); }
+void CopyFinal(const Lat &from, int s, Lat *to, int t) {
+  to->is_final[t] = 1;
+  to->fg[t] = from.fg[s];
+  to->fa[t] = from.fa[s];
+}
+void CopyFinal(const CLat &from, int s, CLat *to, int t) { to->finals[t] = from.finals.at(s); }
 
-bool PruneCLat(const CLat &lat, double beam, CLat *out) {
-  *out = CLat();
+// Keep arcs and finals on a path within `beam` of the best (cost g + a); states renumbered in
+// topological order (start 0). Returns false on a cycle.
+template <typename L>
+bool Prune(const L &lat, double beam, L *out) {
+  *out = L();
   int n = lat.num_states();
   if (n == 0) return true;
   bool cyclic;
   std::vector<int> order = TopoOrder(lat.arcs, lat.start, &cyclic);
   if (cyclic) return false;
-  auto cost = [](const CArc &a) { return a.g + a.a; };
-  auto fin = [&lat](int s, double *g, double *a) {
-    auto it = lat.finals.find(s);
-    if (it == lat.finals.end()) return false;
-    *g = it->second.g;
-    *a = it->second.a;
-    return true;
-  };
+  auto cost = [](const auto &a) { return a.g + a.a; };
+  auto fin = [&lat](int s, double *g, double *a) { return FinalOf(lat, s, g, a); };
   std::vector<double> alpha, beta;
   AlphaBeta(lat, order, cost, fin, &alpha, &beta);
   double best = beta[lat.start];
@@ -236,21 +211,20 @@ bool PruneCLat(const CLat &lat, double beam, CLat *out) {
   for (int s : order)
     if (alpha[s] + beta[s] <= limit) new_id[s] = m++;
   out->start = 0;
-  out->arcs.assign(m, {});
+  ResizeStates(out, m);
   for (int s : order) {
     int ns = new_id[s];
     if (ns < 0) continue;
-    for (const CArc &arc : lat.arcs[s]) {
+    for (const auto &arc : lat.arcs[s]) {
       int d = arc.dst;
       if (new_id[d] >= 0 && alpha[s] + cost(arc) + beta[d] <= limit) {
-        CArc c = arc;
+        auto c = arc;
         c.dst = new_id[d];
         out->arcs[ns].push_back(c);
       }
     }
-    auto it = lat.finals.find(s);
-    if (it != lat.finals.end() && alpha[s] + it->second.g + it->second.a <= limit)
-      out->finals[ns] = it->second;
+    double fg, fa;
+    if (FinalOf(lat, s, &fg, &fa) && alpha[s] + fg + fa <= limit) CopyFinal(lat, s, out, ns);
   }
   return true;
 }
@@ -707,6 +681,41 @@ void CopyError(const std::string &msg, char *err, int errlen) {
   err[errlen - 1] = '\0';
 }
 
+struct FstHeader {
+  int32_t flags = 0;
+  int64_t start = -1, nstates = 0;
+};
+
+// OpenFst's binary header of a VectorFst of the given arc type; false (and a message) if not.
+bool ReadFstHeader(Reader *r, const std::string &arc_type, FstHeader *h, char *err, int errlen) {
+  if (r->get<int32_t>() != kFstMagic) {
+    CopyError("not an OpenFst binary FST", err, errlen);
+    return false;
+  }
+  std::string fst_type = r->str(), arcs = r->str();
+  if (!r->ok || fst_type != "vector" || arcs != arc_type) {
+    CopyError("expected a 'vector' FST of arc type '" + arc_type + "', got '" + fst_type +
+                  "' / '" + arcs + "'",
+              err, errlen);
+    return false;
+  }
+  r->get<int32_t>();  // version
+  h->flags = r->get<int32_t>();
+  r->get<uint64_t>();  // properties
+  h->start = r->get<int64_t>();
+  h->nstates = r->get<int64_t>();
+  r->get<int64_t>();  // number of arcs
+  if (!r->ok || h->nstates < 0 || h->start >= h->nstates) {
+    CopyError("bad FST header", err, errlen);
+    return false;
+  }
+  if ((h->flags & 3) != 0) {
+    CopyError("FSTs with symbol tables are not supported", err, errlen);
+    return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 extern "C" {
@@ -714,26 +723,9 @@ extern "C" {
 // A state-level lattice from its OpenFst binary form; nullptr (and a message) on bad input.
 void *latdet_parse(const char *data, long len, char *err, int errlen) {
   Reader r{data, data + len};
-  if (r.get<int32_t>() != kFstMagic) {
-    CopyError("not an OpenFst binary FST", err, errlen);
-    return nullptr;
-  }
-  std::string fst_type = r.str(), arc_type = r.str();
-  if (!r.ok || fst_type != "vector" || arc_type != "lattice4") {
-    CopyError("expected a 'vector' FST of arc type 'lattice4', got '" + fst_type + "' / '" +
-                  arc_type + "'",
-              err, errlen);
-    return nullptr;
-  }
-  r.get<int32_t>();  // version
-  r.get<int32_t>();  // flags
-  r.get<uint64_t>();  // properties
-  int64_t start = r.get<int64_t>(), nstates = r.get<int64_t>();
-  r.get<int64_t>();  // number of arcs
-  if (!r.ok || nstates < 0 || start >= nstates) {
-    CopyError("bad FST header", err, errlen);
-    return nullptr;
-  }
+  FstHeader h;
+  if (!ReadFstHeader(&r, "lattice4", &h, err, errlen)) return nullptr;
+  int64_t start = h.start, nstates = h.nstates;
   auto *lat = new Lat();
   lat->start = start < 0 ? 0 : static_cast<int>(start);
   lat->arcs.resize(nstates);
@@ -772,27 +764,9 @@ void latdet_free_lattice(void *lat) { delete static_cast<Lat *>(lat); }
 // message on bad input.
 void *latdet_graph_parse(const char *data, long len, char *err, int errlen) {
   Reader r{data, data + len};
-  if (r.get<int32_t>() != kFstMagic) {
-    CopyError("not an OpenFst binary FST", err, errlen);
-    return nullptr;
-  }
-  std::string fst_type = r.str(), arc_type = r.str();
-  if (!r.ok || fst_type != "vector" || arc_type != "standard") {
-    CopyError("expected a 'vector' FST of arc type 'standard', got '" + fst_type + "' / '" +
-                  arc_type + "'",
-              err, errlen);
-    return nullptr;
-  }
-  r.get<int32_t>();  // version
-  int32_t flags = r.get<int32_t>();
-  r.get<uint64_t>();  // properties
-  int64_t start = r.get<int64_t>(), nstates = r.get<int64_t>();
-  r.get<int64_t>();  // number of arcs
-  if (!r.ok || (flags & 3) != 0) {
-    CopyError(r.ok ? "graphs with symbol tables are not supported" : "bad FST header", err,
-              errlen);
-    return nullptr;
-  }
+  FstHeader h;
+  if (!ReadFstHeader(&r, "standard", &h, err, errlen)) return nullptr;
+  int64_t start = h.start, nstates = h.nstates;
   if (nstates <= 0 || start < 0 || start >= nstates) {
     CopyError("empty graph or bad start state", err, errlen);
     return nullptr;
@@ -883,7 +857,7 @@ void *latdet_determinize(void *handle, double beam, long max_work, double acoust
   const Lat &lat = *static_cast<Lat *>(handle);
   Lat pruned;
   CLat det;
-  if (!PruneLat(lat, beam, &pruned)) {
+  if (!Prune(lat, beam, &pruned)) {
     *status = 2;
     return nullptr;
   }
@@ -898,7 +872,7 @@ void *latdet_determinize(void *handle, double beam, long max_work, double acoust
     return nullptr;
   }
   auto *out = new CLat();
-  if (!PruneCLat(det, beam, out)) {
+  if (!Prune(det, beam, out)) {
     delete out;
     *status = 2;
     return nullptr;
