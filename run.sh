@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # pykd recipe: embedded meeting corpus (default) or AMI, Kaldi style.
-#   ./run.sh [--stage N] [--stop-stage M] [--corpus embedded|ami] [--size default|tiny] ...
+#   ./run.sh [--stage N] [--stop-stage M] [--corpus embedded|ami] [--size default|tiny|double] ...
 # Each stage calls one local/, steps_kd/ or utils/ script and leaves its outputs as files
 # under data/ and exp/, so any stage can be re-run, or done by real Kaldi instead.
 set -euo pipefail
@@ -48,7 +48,7 @@ skip_install=false
 help_message="Usage: $0 [options]
   --stage N / --stop-stage M   run stages N..M (default 0..100)
   --corpus embedded|ami        corpus (default: embedded)
-  --size default|tiny          embedded corpus size (default: default)
+  --size default|tiny|double   embedded corpus size (default: default; double: twice its train hours)
   --seed N                     embedded corpus seed (default: 1)
   --ami-dir DIR --mic ihm|sdm1 AMI corpus copy and microphone
   --nj N                       parallel jobs (default: 2)
@@ -86,7 +86,7 @@ cd "$(dirname "$0")"
 . ./utils_kd/parse_options.sh   # our own; utils/ may not exist before path.sh runs
 . ./steps_kd/lib.sh
 . ./local/recipe_lib.sh
-kd_check_options "$0" stage:int stop_stage:int 'corpus:embedded|ami' 'size:default|tiny' seed:int \
+kd_check_options "$0" stage:int stop_stage:int 'corpus:embedded|ami' 'size:default|tiny|double' seed:int \
   'mic:ihm|sdm1' nj:pos_int lm_order:pos_int 'lm_prune_threshold:nonneg_float?' tri_leaves:pos_int \
   tri_gauss:pos_int decode_nj:pos_int 'nnet_max_epochs:pos_int?' kd_p:nonneg_float \
   kd_temperature:pos_float 'nnet_device:auto|cpu|cuda' nnet_threads:nonneg_int nnet_procs:pos_int \
@@ -176,14 +176,25 @@ if begin_stage 4 "features"; then
   end_stage 4 "features"
 fi
 
-# decode_sets <system-dir>: graph exists; decode dev and eval, score with sclite.
+# decode_sets <system-dir>: graph exists; decode dev and eval (at once), score with sclite.
 decode_sets() {
-  local sys=$1 x
-  for x in dev eval; do
-    steps_kd/decode.sh --nj "$decode_nj" --cmd "$decode_cmd" $decode_opts "$sys/graph" "$data/$x" \
-      "$sys/decode_$x"
-    cat "$sys/decode_$x/scoring_kaldi/best_wer"
-  done
+  gmm_sys=$1
+  for_sets decode_gmm_set dev eval
+}
+decode_gmm_set() {
+  steps_kd/decode.sh --nj "$decode_nj" --cmd "$decode_cmd" $decode_opts "$gmm_sys/graph" \
+    "$data/$1" "$gmm_sys/decode_$1"
+  cat "$gmm_sys/decode_$1/scoring_kaldi/best_wer"
+}
+
+# decode_nnet_sets <nnet-dir>: decode dev and eval (at once) with its final.pt through tri1's graph.
+decode_nnet_sets() {
+  nnet_sys=$1
+  for_sets decode_nnet_set dev eval
+}
+decode_nnet_set() {
+  steps_kd/decode_nnet.sh --nj "$decode_nj" --cmd "$decode_cmd" $decode_opts --gmm-dir exp/tri1 \
+    exp/tri1/graph "$data/${1}_fbank" "$nnet_sys" "$nnet_sys/decode_$1"
 }
 
 if begin_stage 5 "monophone GMM"; then
@@ -215,7 +226,7 @@ fi
 # train_and_decode <out-dir> <model-config> [train_nnet.sh options]: a network on the fbank
 # features with the tri1 alignments as targets, then decode dev and eval through tri1's graph.
 train_and_decode() {
-  local dir=$1 model_config=$2 x
+  local dir=$1 model_config=$2
   shift 2
   local opts=(--cmd "$train_cmd" --model-config "$model_config" --train-config "$nnet_train_config"
               --device "$nnet_device" --num-threads "$nnet_threads" --seed "$seed"
@@ -223,10 +234,7 @@ train_and_decode() {
   [ -n "$nnet_max_epochs" ] && opts+=(--max-epochs "$nnet_max_epochs")
   train_once "$dir" final.pt steps_kd/train_nnet.sh "${opts[@]}" "$@" "$data/train_fbank" exp/tri1_ali \
     exp/tri1 "$dir"
-  for x in dev eval; do
-    steps_kd/decode_nnet.sh --nj "$decode_nj" --cmd "$decode_cmd" $decode_opts --gmm-dir exp/tri1 \
-      exp/tri1/graph "$data/${x}_fbank" "$dir" "$dir/decode_$x"
-  done
+  decode_nnet_sets "$dir"
   declare_system nnet "$dir"
 }
 

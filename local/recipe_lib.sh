@@ -71,3 +71,24 @@ kd_check_seq_choice() {
       *) echo "$me: student_kd needs teacher (its sequence-trained teacher)" >&2; exit 1 ;; esac ;;
   esac
 }
+
+# for_sets <function> <set>...: "<function> <set>" for every set, all at once as background jobs
+# when the machine has more than one core (one after the other otherwise); fails if any failed.
+# Decoding dev and eval together fills the cores that one decode leaves idle while its slowest
+# job (or its single-process scoring) finishes.
+for_sets() {
+  local fn=$1 set pids=() rc=0 pid
+  shift
+  if [ "$(nproc 2>/dev/null || echo 1)" -lt 2 ]; then
+    for set in "$@"; do "$fn" "$set"; done
+    return 0
+  fi
+  for set in "$@"; do
+    "$fn" "$set" &
+    pids+=($!)
+  done
+  for pid in "${pids[@]}"; do
+    wait "$pid" || rc=1
+  done
+  return $rc
+}

@@ -41,19 +41,21 @@ for f in exp/dnn/final.pt exp/hdnn_kd/final.pt exp/tri1/final.mdl; do
 done
 
 # decode_seq <dir>: dev after every epoch (the last one = final.pt) and eval with final.pt:
-# <dir>/decode_dev_ep<N>, <dir>/decode_dev, <dir>/decode_eval.
+# <dir>/decode_dev_ep<N>, <dir>/decode_dev, <dir>/decode_eval (dev and eval at once).
 decode_seq() {
-  local dir=$1 n x
+  local dir=$1 n
   if [ "$decode_epochs" = true ]; then
     for n in $(seq 1 $((epochs - 1))); do
       steps_kd/decode_nnet.sh --nj "$decode_nj" --cmd "$decode_cmd" $decode_opts --gmm-dir exp/tri1 \
         --model "$dir/epoch$n.pt" exp/tri1/graph "$data/dev_fbank" "$dir" "$dir/decode_dev_ep$n"
     done
   fi
-  for x in dev eval; do
-    steps_kd/decode_nnet.sh --nj "$decode_nj" --cmd "$decode_cmd" $decode_opts --gmm-dir exp/tri1 \
-      exp/tri1/graph "$data/${x}_fbank" "$dir" "$dir/decode_$x"
-  done
+  seq_sys=$dir
+  for_sets decode_seq_set dev eval
+}
+decode_seq_set() {
+  steps_kd/decode_nnet.sh --nj "$decode_nj" --cmd "$decode_cmd" $decode_opts --gmm-dir exp/tri1 \
+    exp/tri1/graph "$data/${1}_fbank" "$seq_sys" "$seq_sys/decode_$1"
 }
 
 # Denominator lattices through a unigram-LM graph, with each initial network; all criteria share

@@ -14,7 +14,9 @@ from pykd.seq import (
     arc_posteriors,
     lattice_to_graph,
     mmi,
+    mmi_batch,
     smbr,
+    smbr_batch,
 )
 
 # A small fake model: transition-ids 1..12 -> pdfs 0..5 / phones 1..4 (phone 1 = silence);
@@ -191,6 +193,44 @@ def test_smbr_matches_brute_force(kind: str, seed: int, criterion: str, one_sil:
     assert loss.item() == pytest.approx(-bf_e.item(), abs=1e-9)
     assert stats.objective == pytest.approx(bf_e.item(), abs=1e-9)
     assert torch.allclose(grad, bf_grad, atol=1e-10)
+
+
+@pytest.mark.parametrize("criterion", ["mmi", "bmmi", "smbr", "mpfe"])
+def test_batch_equals_one_utterance_at_a_time(criterion: str) -> None:
+    """B utterances of different lengths and kinds in one forward-backward: each utterance's
+    loss, stats and gradient rows are those of its own call; a weighted sum of the losses
+    back-propagates each weight to its own rows only."""
+    cases = [
+        make_case(kind, seed, T)
+        for kind, seed, T in [("lat", 21, 5), ("clat", 22, 9), ("lat", 23, 3), ("clat", 24, 6)]
+    ]
+    one = {"mmi": mmi, "bmmi": mmi, "smbr": smbr, "mpfe": smbr}[criterion]
+    many = {"mmi": mmi_batch, "bmmi": mmi_batch, "smbr": smbr_batch, "mpfe": smbr_batch}[criterion]
+    opts: dict = {"kappa": 0.6, "silence_phones": SIL, "drop_frames": criterion != "bmmi"}
+    if criterion == "bmmi":
+        opts["boost"] = 0.4
+    if criterion == "mpfe":
+        opts["criterion"] = "mpfe"
+    weights = torch.tensor([0.5, 2.0, 0.0, 1.0], dtype=torch.float64)
+    expect_grads = []
+    expect = []
+    for (_, graph, _, _, ref, x), w in zip(cases, weights, strict=True):
+        loss, st = one(graph, x, ref, **opts)
+        (g,) = torch.autograd.grad(loss * w, x)
+        expect.append((loss.item(), st))
+        expect_grads.append(g)
+    x_all = torch.cat([c[5].detach() for c in cases]).requires_grad_(True)
+    losses, stats = many([c[1] for c in cases], x_all, [c[4] for c in cases], **opts)
+    assert losses.shape == (4,)
+    (grad,) = torch.autograd.grad((losses * weights).sum(), x_all)
+    for (loss, st), got_loss, got_st in zip(expect, losses.tolist(), stats, strict=True):
+        assert got_loss == pytest.approx(loss, abs=1e-9)
+        assert got_st.objective == pytest.approx(st.objective, abs=1e-9)
+        assert (got_st.frames, got_st.dropped_frames) == (st.frames, st.dropped_frames)
+    assert torch.allclose(grad, torch.cat(expect_grads), atol=1e-10)
+    assert float(grad[14:17].abs().sum()) == 0.0  # the utterance with weight 0
+    with pytest.raises(LatticeGraphError, match="4 utterances"):
+        many([c[1] for c in cases], x_all[:-1], [c[4] for c in cases], **opts)
 
 
 @pytest.mark.parametrize("kind", ["lat", "clat"])

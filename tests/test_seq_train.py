@@ -281,14 +281,18 @@ def test_gates_need_an_hdnn(tiny: dict, tmp_path: Path) -> None:
         train_seq(_args(tiny, tmp_path / "x", params="gates"))
 
 
-def test_resume_reaches_the_same_state(tiny: dict, tmp_path: Path) -> None:
+@pytest.mark.parametrize("per_step", [1, 3])
+def test_resume_reaches_the_same_state(tiny: dict, tmp_path: Path, per_step: int) -> None:
+    """Killed mid-epoch and resumed: the same weights as one run (per-utterance updates, and
+    3 utterances per batched update: steps of 3 + 1 per epoch, the cut inside epoch 2)."""
     from pykd.seq.cli import train_seq
 
-    ref = train_seq(_args(tiny, tmp_path / "ref", epochs=2, optimizer="adam", lr=1e-3))
-    part = train_seq(_args(tiny, tmp_path / "cut", epochs=2, optimizer="adam", lr=1e-3,
-                           stop_after_utts=5))  # fmt: skip
+    opts = {"epochs": 2, "optimizer": "adam", "lr": 1e-3, "utts_per_step": per_step}
+    ref = train_seq(_args(tiny, tmp_path / "ref", **opts))
+    part = train_seq(_args(tiny, tmp_path / "cut", stop_after_utts=5, **opts))
     assert part["status"] == "interrupted" and not (tmp_path / "cut/final.pt").exists()
-    done = train_seq(_args(tiny, tmp_path / "cut", "--resume", epochs=2, optimizer="adam", lr=1e-3))
+    assert part["global_utts"] == (5 if per_step == 1 else 7)
+    done = train_seq(_args(tiny, tmp_path / "cut", "--resume", **opts))
     assert done["status"] == "finished"
     a, b = _state(tmp_path / "ref/final.pt"), _state(tmp_path / "cut/final.pt")
     assert all(torch.equal(a[k], b[k]) for k in a)
@@ -376,19 +380,19 @@ def test_nonfinite_gradient_skips_the_utterance(
     import pykd.seq.train as seq_train
     from pykd.seq.cli import train_seq
 
-    real_smbr = seq_train.smbr
+    real_smbr = seq_train.smbr_batch
     bad_utt = UTTS[2]
 
-    def smbr_with_inf_grad(graph, loglikes, *a, **kw):  # noqa: ANN001, ANN202
-        loss, st = real_smbr(graph, loglikes, *a, **kw)
-        if graph.utt == bad_utt:
+    def smbr_with_inf_grad(graphs, loglikes, *a, **kw):  # noqa: ANN001, ANN202
+        loss, st = real_smbr(graphs, loglikes, *a, **kw)
+        if any(g.utt == bad_utt for g in graphs):
             loss = loss + _InfGradFn.apply(loglikes)
         return loss, st
 
-    monkeypatch.setattr(seq_train, "smbr", smbr_with_inf_grad)
+    monkeypatch.setattr(seq_train, "smbr_batch", smbr_with_inf_grad)
     out = tmp_path / "nf"
-    with caplog.at_level("WARNING"):
-        summary = train_seq(_args(tiny, out))
+    with caplog.at_level("WARNING"):  # one utterance per step: only the bad one is lost
+        summary = train_seq(_args(tiny, out, utts_per_step=1))
     row = summary["history"][0]
     assert row["skipped"]["nonfinite"] == 1 and row["utts"] == 3
     assert any(bad_utt in r.getMessage() and "gradient" in r.getMessage() for r in caplog.records)

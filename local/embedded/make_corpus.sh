@@ -18,7 +18,7 @@ utt2spk, spk2utt, spk2gender, utt2dur) and <data-dir>/local/{lm/train_text.txt,
 corpus_words.txt,corpus_speakers.txt,corpus_stats.txt}. Re-running reuses finished wavs.
 wav.scp paths are written as <corpus-dir> is given: use a path relative to the recipe root.
 Options:
-  --size <tiny|default>      # corpus size (default: $size)
+  --size <tiny|default|double> # corpus size (default: $size; double: twice default's train)
   --seed <int>               # random seed (default: $seed)
   --nj <int>                 # parallel synthesis workers (default: $nj)
   --train-minutes <float>    # override the size's train minutes (likewise --dev-minutes,
@@ -40,7 +40,7 @@ data_dir=$2
 for tool in flite sox pykd; do
   command -v $tool >/dev/null || { echo "$0: '$tool' not found on PATH" >&2; exit 1; }
 done
-case "$size" in tiny|default) ;; *) echo "$0: bad --size '$size'" >&2; exit 1;; esac
+case "$size" in tiny|default|double) ;; *) echo "$0: bad --size '$size'" >&2; exit 1;; esac
 
 opts=()
 [ -n "$train_minutes" ] && opts+=(--train-minutes "$train_minutes")

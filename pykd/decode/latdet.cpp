@@ -969,4 +969,85 @@ void latdet_compact_export(void *handle, int *arc_src, int *arc_dst, int *arc_wo
   }
 }
 
+// Levels of an acyclic lattice state graph for the sequence objectives (pykd/seq/lattice_graph.py):
+// arcs (src[i], dst[i]); emit[i] != 0 if arc i consumes a frame. A state is live if it lies on a
+// path from `start` to a final state (is_final[s] != 0). For the live states: level = longest path
+// from the start in arcs, time = number of emitting arcs before the state (every path must agree);
+// dead states get level -1. Returns 0; 1 if no final state is reachable; 2 if the live part has a
+// cycle; 3 if a state is reached after different numbers of frames (info = state, t1, t2).
+long latdet_graph_levels(long n, long m, const long *src, const long *dst, const char *emit,
+                         long start, const char *is_final, long *level, long *time, long *info) {
+  std::vector<long> out_off(n + 1, 0), in_off(n + 1, 0), out_arc(m), in_arc(m);
+  for (long i = 0; i < m; ++i) {
+    ++out_off[src[i] + 1];
+    ++in_off[dst[i] + 1];
+  }
+  for (long s = 0; s < n; ++s) {
+    out_off[s + 1] += out_off[s];
+    in_off[s + 1] += in_off[s];
+  }
+  {
+    std::vector<long> o(out_off.begin(), out_off.end() - 1), p(in_off.begin(), in_off.end() - 1);
+    for (long i = 0; i < m; ++i) {
+      out_arc[o[src[i]]++] = i;
+      in_arc[p[dst[i]]++] = i;
+    }
+  }
+  // forward reach from the start, backward reach from the finals
+  std::vector<char> fwd(n, 0), bwd(n, 0);
+  std::vector<long> stack{start};
+  fwd[start] = 1;
+  while (!stack.empty()) {
+    long s = stack.back();
+    stack.pop_back();
+    for (long k = out_off[s]; k < out_off[s + 1]; ++k) {
+      long d = dst[out_arc[k]];
+      if (!fwd[d]) fwd[d] = 1, stack.push_back(d);
+    }
+  }
+  for (long s = 0; s < n; ++s)
+    if (is_final[s] && fwd[s]) bwd[s] = 1, stack.push_back(s);
+  if (stack.empty()) return 1;
+  while (!stack.empty()) {
+    long s = stack.back();
+    stack.pop_back();
+    for (long k = in_off[s]; k < in_off[s + 1]; ++k) {
+      long a = in_arc[k], p = src[a];
+      if (fwd[p] && !bwd[p]) bwd[p] = 1, stack.push_back(p);
+    }
+  }
+  // Kahn's algorithm over the live arcs: level = longest path, time = frames so far
+  std::vector<long> indeg(n, 0), order;
+  long live = 0;
+  for (long s = 0; s < n; ++s) {
+    level[s] = -1;
+    time[s] = -1;
+    live += bwd[s];
+  }
+  for (long i = 0; i < m; ++i)
+    if (bwd[src[i]] && bwd[dst[i]]) ++indeg[dst[i]];
+  if (indeg[start]) return 2;
+  level[start] = 0;
+  time[start] = 0;
+  order.reserve(live);
+  order.push_back(start);
+  for (size_t q = 0; q < order.size(); ++q) {
+    long s = order[q];
+    for (long k = out_off[s]; k < out_off[s + 1]; ++k) {
+      long a = out_arc[k], d = dst[a];
+      if (!bwd[d]) continue;
+      long t = time[s] + (emit[a] ? 1 : 0);
+      if (time[d] < 0) {
+        time[d] = t;
+      } else if (time[d] != t) {
+        info[0] = d, info[1] = std::min(time[d], t), info[2] = std::max(time[d], t);
+        return 3;
+      }
+      level[d] = std::max(level[d], level[s] + 1);
+      if (--indeg[d] == 0) order.push_back(d);
+    }
+  }
+  return static_cast<long>(order.size()) == live ? 0 : 2;
+}
+
 }  // extern "C"

@@ -76,6 +76,7 @@ def _library() -> ctypes.CDLL:
         p_int = np.ctypeslib.ndpointer(np.int32, flags="C_CONTIGUOUS")
         p_dbl = np.ctypeslib.ndpointer(np.float64, flags="C_CONTIGUOUS")
         p_long = np.ctypeslib.ndpointer(np.int64, flags="C_CONTIGUOUS")
+        p_chr = np.ctypeslib.ndpointer(np.int8, flags="C_CONTIGUOUS")
         lib.latdet_parse.argtypes = [ctypes.c_char_p, lp, ctypes.c_char_p, ip]
         lib.latdet_parse.restype = vp
         lib.latdet_free_lattice.argtypes = [vp]
@@ -100,6 +101,8 @@ def _library() -> ctypes.CDLL:
             vp, p_flt, ip, ip, dp, ip, ip, dp, ctypes.POINTER(ip), ctypes.POINTER(ip),
         ]  # fmt: skip
         lib.latdet_search.restype = vp
+        lib.latdet_graph_levels.argtypes = [lp, lp, p_long, p_long, p_chr, lp, p_chr] + [p_long] * 3
+        lib.latdet_graph_levels.restype = lp
         _lib = lib
     return _lib
 
@@ -266,3 +269,54 @@ if __name__ == "__main__":  # tools/install.sh: build (or rebuild with --force)
         print(f"{build(force='--force' in sys.argv[1:])}: up to date")
     except LatdetBuildError as err:
         sys.exit(str(err))
+
+
+class GraphLevelsError(ValueError):
+    """A lattice graph without a complete path, with a cycle, or with paths of unequal length."""
+
+    def __init__(self, message: str, kind: str) -> None:
+        super().__init__(message)
+        self.kind = kind  # "empty" | "cyclic" | "uneven"
+
+
+def graph_levels(
+    num_states: int,
+    src: np.ndarray,
+    dst: np.ndarray,
+    emit: np.ndarray,
+    start: int,
+    is_final: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per state of an acyclic lattice graph: level (longest path from ``start`` in arcs; -1 for
+    a state on no complete path) and time (frames consumed before it; -1 for dead states).
+
+    Raises :class:`GraphLevelsError` if no final state is reachable, the live part has a cycle,
+    or a state is reached after different numbers of frames.
+    """
+    lib = _library()
+    level = np.empty(num_states, dtype=np.int64)
+    time = np.empty(num_states, dtype=np.int64)
+    info = np.zeros(3, dtype=np.int64)
+    status = lib.latdet_graph_levels(
+        num_states,
+        int(src.shape[0]),
+        np.ascontiguousarray(src, dtype=np.int64),
+        np.ascontiguousarray(dst, dtype=np.int64),
+        np.ascontiguousarray(emit, dtype=np.int8),
+        int(start),
+        np.ascontiguousarray(is_final, dtype=np.int8),
+        level,
+        time,
+        info,
+    )
+    if status == 1:
+        raise GraphLevelsError("empty lattice (no path from the start to a final state)", "empty")
+    if status == 2:
+        raise GraphLevelsError("lattice is cyclic", "cyclic")
+    if status == 3:
+        raise GraphLevelsError(
+            "lattice paths do not all have the same number of frames "
+            f"(a state is reached after {info[1]} and after {info[2]} frames)",
+            "uneven",
+        )
+    return level, time

@@ -18,7 +18,9 @@ _EXPORTS = {
     "boost_frame_error": "pykd.seq.objectives",
     "frame_accuracy": "pykd.seq.objectives",
     "mmi": "pykd.seq.objectives",
+    "mmi_batch": "pykd.seq.objectives",
     "smbr": "pykd.seq.objectives",
+    "smbr_batch": "pykd.seq.objectives",
 }
 
 __all__ = sorted(_EXPORTS)

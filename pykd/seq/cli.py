@@ -261,6 +261,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--lr", type=float, default=d.lr, help="(default %(default)s)")
     p.add_argument("--momentum", type=float, default=d.momentum)
     p.add_argument("--epochs", type=int, default=d.epochs, help="(default %(default)s)")
+    p.add_argument(
+        "--utts-per-step", type=int, default=d.utts_per_step,
+        help="utterances per update, their lattices in one batched forward-backward (1: "
+        "nnet1's per-utterance SGD; default %(default)s)",
+    )  # fmt: skip
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--shuffle", type=str_to_bool, default=d.shuffle, help="utterances per epoch")
     p.add_argument("--prior-scale", type=float, default=d.prior_scale)

@@ -34,6 +34,7 @@ class SeqTrainConfig:
     lr: float = 0.01  # SGD, loss per frame (docs/sequence.md)
     momentum: float = 0.0
     epochs: int = 4
+    utts_per_step: int = 32  # utterances per update, one batched forward-backward (1: nnet1)
     seed: int = 0
     shuffle: bool = True
     prior_scale: float = 1.0
@@ -55,8 +56,8 @@ class SeqTrainConfig:
             raise SeqTrainError("params must be 'all' or 'gates'")
         if self.optimizer not in ("sgd", "adam"):
             raise SeqTrainError("optimizer must be 'sgd' or 'adam'")
-        if self.lr <= 0 or self.epochs < 1 or self.acwt <= 0:
-            raise SeqTrainError("lr, epochs and acwt must be positive")
+        if self.lr <= 0 or self.epochs < 1 or self.acwt <= 0 or self.utts_per_step < 1:
+            raise SeqTrainError("lr, epochs, utts_per_step and acwt must be positive")
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> SeqTrainConfig:

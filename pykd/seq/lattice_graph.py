@@ -26,10 +26,8 @@ that leave them (``bwd_perm`` / ``bwd_offsets``): the Python loop runs over leve
 
 from __future__ import annotations
 
-from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
@@ -70,7 +68,6 @@ class LatticeGraph:
     bwd_offsets: np.ndarray  # level d = arcs bwd_perm[bwd_offsets[d] : bwd_offsets[d + 1]]
     tid_to_pdf: np.ndarray = field(repr=False)
     tid_to_phone: np.ndarray | None = field(default=None, repr=False)
-    _torch_cache: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def num_arcs(self) -> int:
@@ -86,71 +83,80 @@ class LatticeGraph:
         return self.tid > 0
 
 
+def _chains(
+    n: int,
+    src: np.ndarray,
+    dst: np.ndarray,
+    cost: np.ndarray,
+    lengths: np.ndarray,
+    tids: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+    """Expand word-level arcs into frame arcs (vectorised; no loop over arcs).
+
+    Arc i goes ``src[i] -> dst[i]`` (``dst < 0``: to a new end state) with ``lengths[i]``
+    transition-ids, ``tids[sum(lengths[:i]) : ...]``. It becomes a chain of ``lengths[i]`` arcs
+    through new states (cost on the first), or one epsilon arc when it has none. Returns the
+    frame arcs ``(src, dst, tid, cost)``, the end state of every arc and the new state count.
+    """
+    k = lengths
+    m = np.maximum(k, 1)  # frame arcs per arc
+    new_states = np.where(k > 0, k - (dst >= 0), 0)
+    base = n + np.cumsum(new_states) - new_states  # first new state of each arc's chain
+    arc = np.repeat(np.arange(k.shape[0]), m)
+    j = np.arange(arc.shape[0]) - np.repeat(np.cumsum(m) - m, m)  # position in the chain
+    first, last = j == 0, j == m[arc] - 1
+    out_src = np.where(first, src[arc], base[arc] + j - 1)
+    out_dst = np.where(last & (dst[arc] >= 0), dst[arc], base[arc] + j)
+    has_tid = k[arc] > 0
+    tid_pos = np.cumsum(k) - k
+    out_tid = np.zeros(arc.shape[0], dtype=np.int64)
+    out_tid[has_tid] = tids[(tid_pos[arc] + j)[has_tid]]
+    out_cost = np.where(first, cost[arc], 0.0)
+    ends = out_dst[np.cumsum(m) - 1]
+    return out_src, out_dst, out_tid, out_cost, ends, n + int(new_states.sum())
+
+
 def _expand(lat: Lattice | CompactLattice, old_acoustic_scale: float) -> tuple:
-    """Arc lists ``(src, dst, tid, cost)`` and ``{final_state: cost}`` of the state graph."""
-    src: list[int] = []
-    dst: list[int] = []
-    tid: list[int] = []
-    cost: list[float] = []
-    finals: dict[int, float] = {}
+    """Arrays ``(src, dst, tid, cost)`` of the state graph, its final states and their costs,
+    and the number of states."""
     n = lat.num_states
     if isinstance(lat, Lattice):
-        for s, arcs in enumerate(lat.arcs):
-            for d, t, _w, g, a in arcs:
-                src.append(s)
-                dst.append(d)
-                tid.append(t)
-                cost.append(g + old_acoustic_scale * a if old_acoustic_scale else g)
-        for s, (g, a) in lat.finals.items():
-            finals[s] = g + old_acoustic_scale * a if old_acoustic_scale else g
-        return src, dst, tid, cost, finals, n
-
-    def chain(s: int, d: int | None, tids: Sequence[int], c: float) -> int:
-        """Arcs s -> ... -> d for ``tids`` (a new end state when ``d`` is None); returns it."""
-        nonlocal n
-        if not tids:
-            if d is None:
-                return s
-            src.append(s)
-            dst.append(d)
-            tid.append(0)
-            cost.append(c)
-            return d
-        prev = s
-        for i, t in enumerate(tids):
-            if i == len(tids) - 1 and d is not None:
-                nxt = d
-            else:
-                nxt = n
-                n += 1
-            src.append(prev)
-            dst.append(nxt)
-            tid.append(t)
-            cost.append(c if i == 0 else 0.0)
-            prev = nxt
-        return prev
-
-    for s, arcs in enumerate(lat.arcs):
-        for d, _w, g, a, tids in arcs:
-            chain(s, d, tids, g + old_acoustic_scale * a if old_acoustic_scale else g)
-    for s, (g, a, tids) in lat.finals.items():
-        c = g + old_acoustic_scale * a if old_acoustic_scale else g
-        end = chain(s, None, tids, c)  # the cost goes on the chain's first arc, if any
-        finals[end] = 0.0 if tids else c
-    return src, dst, tid, cost, finals, n
-
-
-def _reach(n: int, heads: list[int], nexts: list[list[int]]) -> np.ndarray:
-    seen = np.zeros(n, dtype=bool)
-    seen[heads] = True
-    todo = deque(heads)
-    while todo:
-        s = todo.popleft()
-        for d in nexts[s]:
-            if not seen[d]:
-                seen[d] = True
-                todo.append(d)
-    return seen
+        rows = [(s, d, t, g, a) for s, arcs in enumerate(lat.arcs) for d, t, _w, g, a in arcs]
+        arr = np.array(rows, dtype=np.float64).reshape(-1, 5)
+        fin = np.array([(s, g, a) for s, (g, a) in lat.finals.items()], dtype=np.float64)
+        fin = fin.reshape(-1, 3)
+        return (
+            arr[:, 0].astype(np.int64),
+            arr[:, 1].astype(np.int64),
+            arr[:, 2].astype(np.int64),
+            arr[:, 3] + old_acoustic_scale * arr[:, 4],
+            fin[:, 0].astype(np.int64),
+            fin[:, 1] + old_acoustic_scale * fin[:, 2],
+            n,
+        )
+    heads = [(s, d, g, a, len(t)) for s, arcs in enumerate(lat.arcs) for d, _w, g, a, t in arcs] + [
+        (s, -1, g, a, len(t)) for s, (g, a, t) in lat.finals.items()
+    ]
+    tids = [x for arcs in lat.arcs for arc in arcs for x in arc[4]]
+    tids += [x for _g, _a, t in lat.finals.values() for x in t]
+    arr = np.array(heads, dtype=np.float64).reshape(-1, 5)
+    lengths = arr[:, 4].astype(np.int64)
+    # a final weight with transition-ids becomes a chain to a new final state (cost 0 there);
+    # one without stays a final cost
+    chain = (arr[:, 1] >= 0) | (lengths > 0)
+    c = arr[:, 2] + old_acoustic_scale * arr[:, 3]
+    src, dst, tid, cost, ends, n = _chains(
+        n,
+        arr[chain, 0].astype(np.int64),
+        arr[chain, 1].astype(np.int64),
+        c[chain],
+        lengths[chain],
+        np.asarray(tids, dtype=np.int64),
+    )
+    is_fin = arr[chain, 1] < 0
+    fin_states = np.concatenate((ends[is_fin], arr[~chain, 0].astype(np.int64)))
+    fin_cost = np.concatenate((np.zeros(int(is_fin.sum())), c[~chain]))
+    return src, dst, tid, cost, fin_states, fin_cost, n
 
 
 def lattice_to_graph(
@@ -170,15 +176,13 @@ def lattice_to_graph(
     ``utt``) for an empty or cyclic lattice, paths of different lengths, a frame-count mismatch
     or transition-ids the model does not have.
     """
+    from pykd.decode.latdet import GraphLevelsError, graph_levels  # noqa: PLC0415
+
     tid_to_pdf = np.asarray(tid_to_pdf)
     where = f"utterance {utt}"
     if lat.num_states == 0 or not lat.finals:
         raise LatticeGraphError(f"{where}: empty lattice (no states or no final state)")
-    src_l, dst_l, tid_l, cost_l, finals_d, n = _expand(lat, old_acoustic_scale)
-    src = np.asarray(src_l, dtype=np.int64)
-    dst = np.asarray(dst_l, dtype=np.int64)
-    tid = np.asarray(tid_l, dtype=np.int64)
-    cost = np.asarray(cost_l, dtype=np.float64)
+    src, dst, tid, cost, fin_states, fin_cost, n = _expand(lat, old_acoustic_scale)
     if src.size and (min(src.min(), dst.min()) < 0 or max(src.max(), dst.max()) >= n):
         raise LatticeGraphError(f"{where}: arc to a state that does not exist")
     if not 0 <= lat.start < n:
@@ -191,63 +195,23 @@ def lattice_to_graph(
             f"{where}: transition-id {int(tid[bad_tid][0])} is not in the model "
             f"(1 .. {tid_to_pdf.shape[0] - 1}): lattice/model mismatch?"
         )
-
-    # Trim to the states on complete paths (reachable from the start, reaching a final state).
-    outs: list[list[int]] = [[] for _ in range(n)]
-    ins: list[list[int]] = [[] for _ in range(n)]
-    for s, d in zip(src_l, dst_l, strict=True):
-        outs[s].append(d)
-        ins[d].append(s)
-    fin_states = [s for s, c in finals_d.items() if np.isfinite(c)]
-    live = _reach(n, [lat.start], outs) & _reach(n, fin_states, ins)
-    if not live[lat.start]:
-        raise LatticeGraphError(f"{where}: empty lattice (no path from the start to a final state)")
+    finite = np.isfinite(fin_cost)
+    fin_states, fin_cost = fin_states[finite], fin_cost[finite]
+    is_final = np.zeros(n, dtype=np.int8)
+    is_final[fin_states] = 1
+    # Trim to the states on complete paths; level = longest path from the start, in arcs; the
+    # frame of a state = the number of emitting arcs before it (every path must agree on it).
+    try:
+        level, times = graph_levels(n, src, dst, emit, lat.start, is_final)
+    except GraphLevelsError as err:
+        raise LatticeGraphError(f"{where}: {err}") from err
+    live = level >= 0
     keep = live[src] & live[dst]
     src, dst, tid, cost, emit = src[keep], dst[keep], tid[keep], cost[keep], emit[keep]
 
-    # Layered topological sort (Kahn): level = longest path from the start, in arcs. The frame
-    # of a state is the number of emitting arcs before it; every path must agree on it.
-    order = np.argsort(src, kind="stable")
-    indptr = np.concatenate(([0], np.cumsum(np.bincount(src, minlength=n))))
-    indeg = np.bincount(dst, minlength=n)
-    if indeg[lat.start]:
-        raise LatticeGraphError(f"{where}: lattice is cyclic (an arc enters the start state)")
-    level = np.full(n, -1, dtype=np.int64)
-    times = np.full(n, -1, dtype=np.int64)
-    t_lo = np.full(n, np.iinfo(np.int64).max, dtype=np.int64)
-    t_hi = np.full(n, -1, dtype=np.int64)
-    times[lat.start] = 0
-    frontier = np.array([lat.start], dtype=np.int64)
-    depth = 0
-    while frontier.size:
-        level[frontier] = depth
-        lens = indptr[frontier + 1] - indptr[frontier]
-        total = int(lens.sum())
-        if not total:
-            break
-        first = np.repeat(indptr[frontier] - (np.cumsum(lens) - lens), lens)
-        arcs = order[first + np.arange(total)]
-        tgt = dst[arcs]
-        t_new = times[src[arcs]] + emit[arcs]
-        np.minimum.at(t_lo, tgt, t_new)
-        np.maximum.at(t_hi, tgt, t_new)
-        bad = t_lo[tgt] != t_hi[tgt]
-        if bad.any():
-            s_bad = tgt[bad][0]
-            raise LatticeGraphError(
-                f"{where}: lattice paths do not all have the same number of frames "
-                f"(a state is reached after {t_lo[s_bad]} and after {t_hi[s_bad]} frames)"
-            )
-        times[tgt] = t_new
-        np.subtract.at(indeg, tgt, 1)
-        uniq = np.unique(tgt)
-        frontier = uniq[indeg[uniq] == 0]
-        depth += 1
-    if np.any(level[live] < 0):
-        raise LatticeGraphError(f"{where}: lattice is cyclic")
-
-    fin = np.array(sorted(s for s in fin_states if live[s]), dtype=np.int64)
-    fin_times = times[fin]
+    fin_live = live[fin_states]
+    fin_states, fin_cost = fin_states[fin_live], fin_cost[fin_live]
+    fin_times = times[fin_states]
     if np.any(fin_times != fin_times[0]):
         raise LatticeGraphError(
             f"{where}: lattice paths do not all have the same number of frames "
@@ -270,14 +234,11 @@ def lattice_to_graph(
     state_offsets = np.searchsorted(level[new_order], np.arange(num_levels + 1)).astype(np.int64)
     frame = times[src]
     src, dst = new_id[src], new_id[dst]
-    lvl_new = level[new_order]
-    perm = np.lexsort((dst, lvl_new[dst]))
+    perm = np.argsort(dst, kind="stable")
     src, dst, tid, cost, frame = src[perm], dst[perm], tid[perm], cost[perm], frame[perm]
-    fwd_offsets = np.searchsorted(lvl_new[dst], np.arange(num_levels + 1)).astype(np.int64)
-    bwd_perm = np.lexsort((src, lvl_new[src])).astype(np.int64)
-    bwd_offsets = np.searchsorted(lvl_new[src][bwd_perm], np.arange(num_levels + 1)).astype(
-        np.int64
-    )
+    fwd_offsets = np.searchsorted(dst, state_offsets).astype(np.int64)
+    bwd_perm = np.argsort(src, kind="stable").astype(np.int64)
+    bwd_offsets = np.searchsorted(src[bwd_perm], state_offsets).astype(np.int64)
     emit = tid > 0
     pdf = np.where(emit, tid_to_pdf[tid], -1).astype(np.int64)
     if tid_to_phone is not None:
@@ -285,7 +246,7 @@ def lattice_to_graph(
         phone = np.where(emit, tid_to_phone[tid], -1).astype(np.int64)
     else:
         phone = np.full(tid.shape, -1, dtype=np.int64)
-    fin_new = new_id[fin]
+    fin_new = new_id[fin_states]
     fin_sort = np.argsort(fin_new)
     return LatticeGraph(
         utt=utt,
@@ -300,7 +261,7 @@ def lattice_to_graph(
         graph_cost=cost,
         start=int(new_id[lat.start]),
         final_states=fin_new[fin_sort],
-        final_cost=np.array([finals_d[s] for s in fin], dtype=np.float64)[fin_sort],
+        final_cost=fin_cost[fin_sort],
         state_offsets=state_offsets,
         fwd_offsets=fwd_offsets,
         bwd_perm=bwd_perm,

@@ -9,19 +9,22 @@ The log-score of an arc is
 (epsilon arcs have only the graph part) and a path's posterior is proportional to
 ``exp(sum of its arc scores)``, as after Kaldi's ``LatticeAcousticRescore`` and
 ``ScaleLattice(LatticeScale(lm_scale, acoustic_scale))``. The recursions are vectorised over
-the arcs of one level of the graph (a Python loop over about T levels), run in float64 whatever
-the input dtype, and return the input's dtype.
+the arcs of one level of the graph and batched over utterances (``mmi_batch`` / ``smbr_batch``
+stack B utterances' level d into one level: a Python loop over about max(T) levels, whatever
+B), run in float64 whatever the input dtype on the loglikes' device (GPU or CPU), and return
+the input's dtype.
 
-Each objective returns ``(loss, stats)``: ``loss`` is a 0-dim tensor to *minimise* (the negated
-objective, summed over the utterance's frames, so divide by ``stats.frames`` to normalise), and
-its gradient w.r.t. ``loglikes`` is the exact derivative (it includes the factor ``kappa``, which
-Kaldi nnet1 leaves out of the derivative it back-propagates).
+Each objective returns ``(loss, stats)``: ``loss`` is a 0-dim tensor (per utterance: shape (B,)
+for the batch functions) to *minimise* (the negated objective, summed over the utterance's
+frames, so divide by ``stats.frames`` to normalise), and its gradient w.r.t. ``loglikes`` is the
+exact derivative (it includes the factor ``kappa``, which Kaldi nnet1 leaves out of the
+derivative it back-propagates).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -119,15 +122,26 @@ def boost_frame_error(
 # ----------------------------------------------------------------------------- torch graph
 @dataclass
 class _TorchGraph:
-    T: int
+    """Several utterances' graphs as one levelled graph (level d = every utterance's level d).
+
+    Arcs are sorted by destination state, states are numbered level by level, so the arcs into
+    level d and (through ``bwd_perm``) the arcs out of it are contiguous ranges. ``frame`` is an
+    arc's row in the utterances' concatenated loglikes.
+    """
+
+    B: int  # utterances
+    T: int  # frames of all utterances
     S: int
     src: torch.Tensor
     dst: torch.Tensor
-    frame: torch.Tensor  # clamped to [0, T-1] (only used on emitting arcs)
+    frame: torch.Tensor  # global row (only meaningful on emitting arcs)
     pdf: torch.Tensor  # clamped to >= 0 (only used on emitting arcs)
     emit: torch.Tensor
     graph_cost: torch.Tensor
     final_cost: torch.Tensor  # per state, +inf if not final
+    state_utt: torch.Tensor  # utterance of each state
+    arc_utt: torch.Tensor  # utterance of each arc
+    frame_utt: torch.Tensor  # utterance of each row of the loglikes
     state_off: list[int]
     fwd_off: list[int]
     fwd_seg: torch.Tensor  # dst - first state of its level
@@ -137,53 +151,86 @@ class _TorchGraph:
     bwd_dst: torch.Tensor  # dst[bwd_perm]
 
 
-def _torch_graph(graph: LatticeGraph, device: torch.device) -> _TorchGraph:
-    key = str(device)
-    tg = graph._torch_cache.get(key)
-    if tg is not None:
-        return tg
-    levels = np.repeat(np.arange(graph.num_levels), np.diff(graph.state_offsets))
-    first = graph.state_offsets[levels]  # first state of each state's level
-    final_cost = np.full(graph.num_states, np.inf)
-    final_cost[graph.final_states] = graph.final_cost
-    bsrc = graph.src[graph.bwd_perm]
+def _batch_graph(
+    graphs: Sequence[LatticeGraph], device: torch.device
+) -> tuple[_TorchGraph, np.ndarray]:
+    """One :class:`_TorchGraph` of ``graphs``, and the permutation that puts their concatenated
+    per-arc arrays in its arc order."""
+    num_levels = max(g.num_levels for g in graphs)
+    counts = np.zeros((len(graphs), num_levels), dtype=np.int64)
+    for u, g in enumerate(graphs):
+        counts[u, : g.num_levels] = np.diff(g.state_offsets)
+    state_off = np.concatenate(([0], np.cumsum(counts.sum(0))))
+    # first new id of utterance u's block within level d
+    block = state_off[:-1][None, :] + np.cumsum(counts, 0) - counts
+    new_ids, srcs, dsts, frames, finals, rows = [], [], [], [], [], 0
+    state_utt = np.empty(int(state_off[-1]), dtype=np.int64)
+    frame_off = []
+    for u, g in enumerate(graphs):
+        lv = np.repeat(np.arange(g.num_levels), np.diff(g.state_offsets))
+        new_id = block[u, lv] + np.arange(g.num_states) - g.state_offsets[lv]
+        state_utt[new_id] = u
+        new_ids.append(new_id)
+        srcs.append(new_id[g.src])
+        dsts.append(new_id[g.dst])
+        frames.append(np.clip(g.frame, 0, g.num_frames - 1) + rows)
+        finals.append((new_id[g.final_states], g.final_cost))
+        frame_off.append(rows)
+        rows += g.num_frames
+    src, dst = np.concatenate(srcs), np.concatenate(dsts)
+    perm = np.argsort(dst, kind="stable")
+    src, dst = src[perm], dst[perm]
+    arc_utt = np.repeat(np.arange(len(graphs)), [g.num_arcs for g in graphs])[perm]
+    final_cost = np.full(state_utt.shape[0], np.inf)
+    for ids, cost in finals:
+        final_cost[ids] = cost
+    level_first = np.repeat(state_off[:-1], np.diff(state_off))  # first state of each's level
+    bwd_perm = np.argsort(src, kind="stable")
+    bsrc = src[bwd_perm]
 
     def t(a: np.ndarray, dtype: torch.dtype = torch.long) -> torch.Tensor:
         return torch.as_tensor(np.ascontiguousarray(a), dtype=dtype, device=device)
 
+    cat = np.concatenate
     tg = _TorchGraph(
-        T=graph.num_frames,
-        S=graph.num_states,
-        src=t(graph.src),
-        dst=t(graph.dst),
-        frame=t(np.clip(graph.frame, 0, graph.num_frames - 1)),
-        pdf=t(np.maximum(graph.pdf, 0)),
-        emit=t(graph.tid > 0, torch.bool),
-        graph_cost=t(graph.graph_cost, torch.float64),
+        B=len(graphs),
+        T=rows,
+        S=int(state_off[-1]),
+        src=t(src),
+        dst=t(dst),
+        frame=t(cat(frames)[perm]),
+        pdf=t(np.maximum(cat([g.pdf for g in graphs]), 0)[perm]),
+        emit=t(cat([g.tid for g in graphs])[perm] > 0, torch.bool),
+        graph_cost=t(cat([g.graph_cost for g in graphs])[perm], torch.float64),
         final_cost=t(final_cost, torch.float64),
-        state_off=graph.state_offsets.tolist(),
-        fwd_off=graph.fwd_offsets.tolist(),
-        fwd_seg=t(graph.dst - first[graph.dst]),
-        bwd_perm=t(graph.bwd_perm),
-        bwd_off=graph.bwd_offsets.tolist(),
-        bwd_seg=t(bsrc - first[bsrc]),
-        bwd_dst=t(graph.dst[graph.bwd_perm]),
+        state_utt=t(state_utt),
+        arc_utt=t(arc_utt),
+        frame_utt=t(np.repeat(np.arange(len(graphs)), [g.num_frames for g in graphs])),
+        state_off=state_off.tolist(),
+        fwd_off=np.searchsorted(dst, state_off).tolist(),
+        fwd_seg=t(dst - level_first[dst]),
+        bwd_perm=t(bwd_perm),
+        bwd_off=np.searchsorted(bsrc, state_off).tolist(),
+        bwd_seg=t(bsrc - level_first[bsrc]),
+        bwd_dst=t(dst[bwd_perm]),
     )
-    graph._torch_cache[key] = tg
-    return tg
+    return tg, perm
 
 
-def _check_loglikes(graph: LatticeGraph, loglikes: torch.Tensor) -> None:
-    if loglikes.dim() != 2 or loglikes.shape[0] != graph.num_frames:
+def _check_loglikes(graphs: Sequence[LatticeGraph], loglikes: torch.Tensor) -> None:
+    total = sum(g.num_frames for g in graphs)
+    if loglikes.dim() != 2 or loglikes.shape[0] != total:
+        what = graphs[0].utt if len(graphs) == 1 else f"{len(graphs)} utterances"
         raise LatticeGraphError(
-            f"utterance {graph.utt}: loglikes have shape {tuple(loglikes.shape)}, "
-            f"the lattice has {graph.num_frames} frames"
+            f"utterance {what}: loglikes have shape {tuple(loglikes.shape)}, "
+            f"the lattice{'s have' if len(graphs) > 1 else ' has'} {total} frames"
         )
-    top = int(graph.pdf.max(initial=-1))
-    if top >= loglikes.shape[1]:
-        raise LatticeGraphError(
-            f"utterance {graph.utt}: lattice uses pdf {top}, loglikes have {loglikes.shape[1]}"
-        )
+    for g in graphs:
+        top = int(g.pdf.max(initial=-1))
+        if top >= loglikes.shape[1]:
+            raise LatticeGraphError(
+                f"utterance {g.utt}: lattice uses pdf {top}, loglikes have {loglikes.shape[1]}"
+            )
 
 
 def _arc_scores(
@@ -198,23 +245,27 @@ def _arc_scores(
 def _seg_logsumexp(v: torch.Tensor, seg: torch.Tensor, n: int) -> torch.Tensor:
     """``out[i] = log sum exp(v[seg == i])`` for i < n (-inf for empty segments)."""
     m = torch.full((n,), -math.inf, dtype=v.dtype, device=v.device)
-    m = m.scatter_reduce(0, seg, v, reduce="amax", include_self=True)
-    m = torch.where(torch.isfinite(m), m, torch.zeros_like(m))
+    m = m.scatter_reduce_(0, seg, v, reduce="amax").nan_to_num_(nan=0.0, neginf=0.0, posinf=0.0)
     s = torch.zeros(n, dtype=v.dtype, device=v.device).index_add_(0, seg, torch.exp(v - m[seg]))
     return m + torch.log(s)
+
+
+def _seg_sum(v: torch.Tensor, seg: torch.Tensor, n: int) -> torch.Tensor:
+    return torch.zeros(n, dtype=v.dtype, device=v.device).index_add_(0, seg, v)
 
 
 def _forward(
     tg: _TorchGraph, scores: torch.Tensor, acc: torch.Tensor | None = None
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
-    """Forward pass: log-alpha per state, log Z; with ``acc`` also Kaldi's alpha_smbr and E[A].
+    """Forward pass: log-alpha per state, log Z per utterance; with ``acc`` also Kaldi's
+    alpha_smbr and E[A] per utterance.
 
     alpha_smbr(s) = expected accuracy of the partial paths ending in s (linear domain):
     sum over arcs a into s of p(a | s) * (alpha_smbr(src a) + acc(a)), with
     p(a | s) = exp(alpha(src a) + score(a) - alpha(s)).
     """
     alpha = torch.full((tg.S,), -math.inf, dtype=scores.dtype, device=scores.device)
-    alpha[tg.state_off[0]] = 0.0  # level 0 = the start state alone
+    alpha[tg.state_off[0] : tg.state_off[1]] = 0.0  # level 0 = the start states
     alpha_s = torch.zeros_like(alpha) if acc is not None else None
     for d in range(1, len(tg.state_off) - 1):
         a0, a1 = tg.fwd_off[d], tg.fwd_off[d + 1]
@@ -225,15 +276,13 @@ def _forward(
         alpha[s0:s1] = lvl
         if alpha_s is not None and acc is not None:
             w = torch.nan_to_num(torch.exp(v - lvl[seg]), nan=0.0)
-            contrib = w * (alpha_s[src] + acc[a0:a1])
-            alpha_s[s0:s1] = torch.zeros(s1 - s0, dtype=v.dtype, device=v.device).index_add_(
-                0, seg, contrib
-            )
+            alpha_s[s0:s1] = _seg_sum(w * (alpha_s[src] + acc[a0:a1]), seg, s1 - s0)
     end = alpha - tg.final_cost
-    log_z = torch.logsumexp(end, 0)
+    log_z = _seg_logsumexp(end, tg.state_utt, tg.B)
     exp_acc = None
     if alpha_s is not None:
-        exp_acc = (torch.nan_to_num(torch.exp(end - log_z), nan=0.0) * alpha_s).sum()
+        p_end = torch.nan_to_num(torch.exp(end - log_z[tg.state_utt]), nan=0.0)
+        exp_acc = _seg_sum(p_end * alpha_s, tg.state_utt, tg.B)
     return alpha, log_z, alpha_s, exp_acc
 
 
@@ -260,10 +309,7 @@ def _backward(
         beta[s0:s1] = lvl
         if beta_s is not None and acc_b is not None:
             w = torch.nan_to_num(torch.exp(v - lvl[seg]), nan=0.0)
-            contrib = w * (beta_s[dst] + acc_b[b0:b1])
-            beta_s[s0:s1] = torch.zeros(s1 - s0, dtype=v.dtype, device=v.device).index_add_(
-                0, seg, contrib
-            )
+            beta_s[s0:s1] = _seg_sum(w * (beta_s[dst] + acc_b[b0:b1]), seg, s1 - s0)
     return beta, beta_s
 
 
@@ -274,7 +320,9 @@ def _arc_gamma(
     beta: torch.Tensor,
     log_z: torch.Tensor,
 ) -> torch.Tensor:
-    return torch.nan_to_num(torch.exp(alpha[tg.src] + scores + beta[tg.dst] - log_z), nan=0.0)
+    return torch.nan_to_num(
+        torch.exp(alpha[tg.src] + scores + beta[tg.dst] - log_z[tg.arc_utt]), nan=0.0
+    )
 
 
 def _to_frame_pdf(tg: _TorchGraph, values: torch.Tensor, num_pdfs: int) -> torch.Tensor:
@@ -282,6 +330,15 @@ def _to_frame_pdf(tg: _TorchGraph, values: torch.Tensor, num_pdfs: int) -> torch
     idx = (tg.frame * num_pdfs + tg.pdf)[tg.emit]
     out = torch.zeros(tg.T * num_pdfs, dtype=values.dtype, device=values.device)
     return out.index_add_(0, idx, values[tg.emit]).view(tg.T, num_pdfs)
+
+
+def _scale_rows(tg: _TorchGraph, grad: torch.Tensor, grad_out: torch.Tensor) -> torch.Tensor:
+    """The per-utterance loss gradients ``grad_out`` (B,) applied to their utterances' rows.
+
+    An utterance with a zero ``grad_out`` gets zero rows, even where its gradient is not finite.
+    """
+    g = grad_out.double().reshape(-1)[tg.frame_utt][:, None]
+    return torch.where(g == 0, torch.zeros((), dtype=grad.dtype, device=grad.device), g * grad)
 
 
 # ----------------------------------------------------------------------------- public API
@@ -293,16 +350,18 @@ def arc_posteriors(
     The occupancy of frame t sums the posteriors of the emitting arcs on t: it is 1 for every
     frame of a consistent lattice. No gradient flows through this function.
     """
-    _check_loglikes(graph, loglikes)
+    _check_loglikes([graph], loglikes)
     with torch.no_grad():
-        tg = _torch_graph(graph, loglikes.device)
+        tg, perm = _batch_graph([graph], loglikes.device)
         scores = _arc_scores(tg, loglikes.detach().double(), kappa, lm_scale, None)
         alpha, log_z, _, _ = _forward(tg, scores)
         beta, _ = _backward(tg, scores)
         gamma = _arc_gamma(tg, scores, alpha, beta, log_z)
         occ = torch.zeros(tg.T, dtype=gamma.dtype, device=gamma.device)
         occ.index_add_(0, tg.frame[tg.emit], gamma[tg.emit])
-    return gamma, occ
+        in_graph_order = torch.empty_like(gamma)
+        in_graph_order[torch.as_tensor(perm, device=gamma.device)] = gamma
+    return in_graph_order, occ
 
 
 def _reference(
@@ -349,8 +408,21 @@ def _arc_phones(graph: LatticeGraph, tid_to_phone: np.ndarray | None) -> np.ndar
     return np.where(graph.tid > 0, np.asarray(tid_to_phone)[graph.tid], -1)
 
 
+def _one_or_many(
+    graphs: LatticeGraph | Sequence[LatticeGraph], refs: Any
+) -> tuple[list[LatticeGraph], list[Any], bool]:
+    if isinstance(graphs, LatticeGraph):
+        return [graphs], [refs], True
+    graphs = list(graphs)
+    refs = list(refs)
+    if not graphs or len(refs) != len(graphs):
+        raise ValueError(f"{len(graphs)} lattices and {len(refs)} alignments")
+    return graphs, refs, False
+
+
 class _MmiFunction(torch.autograd.Function):
-    """Loss = log Z_den - kappa * sum_t loglikes[t, num_pdf[t]]; gradient precomputed."""
+    """Loss per utterance = log Z_den - kappa * sum_t loglikes[t, num_pdf[t]]; gradient
+    precomputed."""
 
     @staticmethod
     def forward(  # type: ignore[override]
@@ -370,38 +442,30 @@ class _MmiFunction(torch.autograd.Function):
         beta, _ = _backward(tg, scores)
         den = _to_frame_pdf(tg, _arc_gamma(tg, scores, alpha, beta, log_z), x.shape[1])
         rows = torch.arange(tg.T, device=x.device)
-        num_score = kappa * x[rows, num_pdf].sum()
+        num_score = kappa * _seg_sum(x[rows, num_pdf], tg.frame_utt, tg.B)
         post_on_ali = den[rows, num_pdf]
         dropped = post_on_ali < DROP_FRAME_POSTERIOR
         grad = kappa * den
         grad[rows, num_pdf] -= kappa
         if drop_frames:
             grad[dropped] = 0.0
+        ctx.tg = tg
         ctx.save_for_backward(grad)
-        info["objective"] = float(num_score - log_z)
-        info["dropped"] = int(dropped.sum())
-        info["post_on_ali"] = float(post_on_ali.sum())
+        info["objective"] = (num_score - log_z).tolist()
+        info["dropped"] = _seg_sum(dropped.double(), tg.frame_utt, tg.B).tolist()
+        info["post_on_ali"] = _seg_sum(post_on_ali, tg.frame_utt, tg.B).tolist()
         return (log_z - num_score).to(loglikes.dtype)
 
     @staticmethod
     def backward(ctx: Any, grad_out: torch.Tensor) -> tuple:  # type: ignore[override]
         (grad,) = ctx.saved_tensors
-        return (
-            (grad_out.double() * grad).to(grad_out.dtype),
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-        )
+        return (_scale_rows(ctx.tg, grad, grad_out).to(grad_out.dtype),) + (None,) * 7
 
 
-def mmi(
-    graph: LatticeGraph,
+def mmi_batch(
+    graphs: LatticeGraph | Sequence[LatticeGraph],
     loglikes: torch.Tensor,
-    num_ali: np.ndarray | torch.Tensor | list[int],
+    num_alis: Any,
     *,
     kappa: float = 0.1,
     boost: float = 0.0,
@@ -410,9 +474,61 @@ def mmi(
     drop_frames: bool = True,
     lm_scale: float = 1.0,
     ali_is_pdf: bool = False,
-    ref_phones: np.ndarray | None = None,
+    ref_phones: Sequence[np.ndarray | None] | None = None,
     tid_to_pdf: np.ndarray | None = None,
     tid_to_phone: np.ndarray | None = None,
+) -> tuple[torch.Tensor, list[SeqStats]]:
+    """:func:`mmi` of several utterances in one forward-backward: ``loglikes`` are their rows
+    concatenated in the order of ``graphs``, ``num_alis`` one alignment each (``ref_phones``
+    one each, or None). Returns the loss per utterance (shape (B,)) and the stats of each."""
+    graphs, alis, _ = _one_or_many(graphs, num_alis)
+    phones_in = list(ref_phones) if ref_phones is not None else [None] * len(graphs)
+    _check_loglikes(graphs, loglikes)
+    tg, perm = _batch_graph(graphs, loglikes.device)
+    num_pdfs, boosts = [], []
+    for g, ali, ph in zip(graphs, alis, phones_in, strict=True):
+        num_pdf, num_phone = _reference(
+            g, ali, ali_is_pdf, ph, tid_to_pdf, tid_to_phone, need_phones=boost != 0
+        )
+        if num_pdf.min() < 0 or num_pdf.max() >= loglikes.shape[1]:
+            raise LatticeGraphError(f"utterance {g.utt}: numerator pdf out of range")
+        num_pdfs.append(num_pdf)
+        if boost != 0.0:
+            assert num_phone is not None
+            hyp_phone = _arc_phones(g, tid_to_phone)
+            ref_phone = np.where(g.tid > 0, num_phone[np.clip(g.frame, 0, g.num_frames - 1)], -1)
+            err = boost_frame_error(hyp_phone, ref_phone, silence_phones, boost_silence_error)
+            boosts.append(boost * err)
+    boost_t = None
+    if boosts:
+        boost_t = torch.as_tensor(np.concatenate(boosts)[perm], device=loglikes.device)
+    info: dict = {}
+    loss = _MmiFunction.apply(
+        loglikes,
+        tg,
+        torch.as_tensor(np.concatenate(num_pdfs), device=loglikes.device),
+        boost_t,
+        float(kappa),
+        float(lm_scale),
+        bool(drop_frames),
+        info,
+    )
+    stats = [
+        SeqStats(objective=o, frames=g.num_frames, dropped_frames=round(d), post_on_ali=p)
+        for g, o, d, p in zip(
+            graphs, info["objective"], info["dropped"], info["post_on_ali"], strict=True
+        )
+    ]
+    return loss, stats
+
+
+def mmi(
+    graph: LatticeGraph,
+    loglikes: torch.Tensor,
+    num_ali: np.ndarray | torch.Tensor | list[int],
+    *,
+    ref_phones: np.ndarray | None = None,
+    **options: Any,
 ) -> tuple[torch.Tensor, SeqStats]:
     """(Boosted) MMI loss of one utterance, as Kaldi nnet1's ``nnet-train-mmi-sequential``.
 
@@ -422,55 +538,27 @@ def mmi(
     paths (the numerator carries no graph cost, as in Kaldi; a constant offset). The loss is its
     negation; its gradient is ``kappa * (den_post - num_post)`` per (frame, pdf).
 
+    Options (those of :func:`mmi_batch`): ``kappa``, ``lm_scale``, ``tid_to_pdf``,
+    ``tid_to_phone``, ``ali_is_pdf``, and:
+
     ``boost`` b > 0 (boosted MMI, Kaldi's ``LatticeBoost`` as the nnet2/nnet3 discriminative
     trainers use it): each emitting denominator arc's score gets ``+ b * err``, with ``err`` the
     phone frame error of :func:`boost_frame_error` (``boost_silence_error`` = Kaldi's
-    max_silence_error, 0 by default). Same posteriors as ``- b * (1 - err)``, i.e. subtracting
-    b times the frame accuracy; log Z differs by the constant b*T.
+    max_silence_error, 0 by default; ``silence_phones``). Same posteriors as ``- b * (1 - err)``,
+    i.e. subtracting b times the frame accuracy; log Z differs by the constant b*T.
 
     ``drop_frames`` (Kaldi ``--drop-frames``, default true): frames whose numerator pdf has a
     denominator posterior below 1e-20 (the lattice misses the numerator there) get a zero
     gradient row; they are counted in ``stats.dropped_frames`` either way (the objective value
     is unchanged, as in Kaldi).
     """
-    _check_loglikes(graph, loglikes)
-    num_pdf, num_phone = _reference(
-        graph, num_ali, ali_is_pdf, ref_phones, tid_to_pdf, tid_to_phone, need_phones=boost != 0
-    )
-    if num_pdf.min() < 0 or num_pdf.max() >= loglikes.shape[1]:
-        raise LatticeGraphError(f"utterance {graph.utt}: numerator pdf out of range")
-    tg = _torch_graph(graph, loglikes.device)
-    boost_t = None
-    if boost != 0.0:
-        assert num_phone is not None
-        hyp_phone = _arc_phones(graph, tid_to_phone)
-        ref_phone = np.where(
-            graph.tid > 0, num_phone[np.clip(graph.frame, 0, graph.num_frames - 1)], -1
-        )
-        err = boost_frame_error(hyp_phone, ref_phone, silence_phones, boost_silence_error)
-        boost_t = torch.as_tensor(boost * err, dtype=torch.float64, device=loglikes.device)
-    info: dict = {}
-    loss = _MmiFunction.apply(
-        loglikes,
-        tg,
-        torch.as_tensor(num_pdf, device=loglikes.device),
-        boost_t,
-        float(kappa),
-        float(lm_scale),
-        bool(drop_frames),
-        info,
-    )
-    stats = SeqStats(
-        objective=info["objective"],
-        frames=graph.num_frames,
-        dropped_frames=info["dropped"],
-        post_on_ali=info["post_on_ali"],
-    )
-    return loss, stats
+    loss, stats = mmi_batch([graph], loglikes, [num_ali], ref_phones=[ref_phones], **options)
+    return loss[0], stats[0]
 
 
 class _MpeFunction(torch.autograd.Function):
-    """Loss = -E[A]; forward passes in ``forward``, backward passes in ``backward``."""
+    """Loss per utterance = -E[A]; forward passes in ``forward``, backward passes in
+    ``backward``."""
 
     @staticmethod
     def forward(  # type: ignore[override]
@@ -488,7 +576,7 @@ class _MpeFunction(torch.autograd.Function):
         assert alpha_s is not None and exp_acc is not None
         ctx.save_for_backward(scores, alpha, alpha_s, log_z, exp_acc, acc)
         ctx.tg, ctx.kappa, ctx.num_pdfs, ctx.drop = tg, kappa, loglikes.shape[1], drop
-        info["objective"] = float(exp_acc)
+        info["objective"] = exp_acc.tolist()
         return (-exp_acc).to(loglikes.dtype)
 
     @staticmethod
@@ -499,17 +587,17 @@ class _MpeFunction(torch.autograd.Function):
         assert beta_s is not None
         gamma = _arc_gamma(tg, scores, alpha, beta, log_z)
         # d E[A] / d score(a) = gamma(a) * (E[A | path through a] - E[A])
-        d_score = gamma * (alpha_s[tg.src] + acc + beta_s[tg.dst] - exp_acc)
+        d_score = gamma * (alpha_s[tg.src] + acc + beta_s[tg.dst] - exp_acc[tg.arc_utt])
         grad = _to_frame_pdf(tg, d_score, ctx.num_pdfs) * (-ctx.kappa)
         if ctx.drop is not None:
             grad[ctx.drop] = 0.0
-        return (grad_out.double() * grad).to(grad_out.dtype), None, None, None, None, None, None
+        return (_scale_rows(tg, grad, grad_out).to(grad_out.dtype),) + (None,) * 6
 
 
-def smbr(
-    graph: LatticeGraph,
+def smbr_batch(
+    graphs: LatticeGraph | Sequence[LatticeGraph],
     loglikes: torch.Tensor,
-    ref_ali: np.ndarray | torch.Tensor | list[int],
+    ref_alis: Any,
     *,
     kappa: float = 0.1,
     silence_phones: Iterable[int] = (),
@@ -517,10 +605,62 @@ def smbr(
     one_silence_class: bool = True,
     lm_scale: float = 1.0,
     ali_is_pdf: bool = False,
-    ref_phones: np.ndarray | None = None,
+    ref_phones: Sequence[np.ndarray | None] | None = None,
     tid_to_pdf: np.ndarray | None = None,
     tid_to_phone: np.ndarray | None = None,
     drop_frames: bool = False,
+) -> tuple[torch.Tensor, list[SeqStats]]:
+    """:func:`smbr` of several utterances in one forward-backward (see :func:`mmi_batch` for
+    the layout); returns the loss per utterance (shape (B,)) and the stats of each."""
+    graphs, alis, _ = _one_or_many(graphs, ref_alis)
+    phones_in = list(ref_phones) if ref_phones is not None else [None] * len(graphs)
+    _check_loglikes(graphs, loglikes)
+    silence_phones = list(silence_phones)
+    need_phones = criterion == "mpfe" or bool(silence_phones)
+    accs, missing_all = [], []
+    for g, ali, ph in zip(graphs, alis, phones_in, strict=True):
+        ref_pdf, ref_phone = _reference(
+            g, ali, ali_is_pdf, ph, tid_to_pdf, tid_to_phone, need_phones
+        )
+        frames = np.clip(g.frame, 0, g.num_frames - 1)
+        hyp_phone = _arc_phones(g, tid_to_phone) if need_phones else np.full(g.num_arcs, -1)
+        accs.append(
+            frame_accuracy(
+                g.pdf,
+                hyp_phone,
+                ref_pdf[frames],
+                ref_phone[frames] if ref_phone is not None else np.full(g.num_arcs, -1),
+                silence_phones,
+                criterion,
+                one_silence_class,
+            )
+        )
+        on_lattice = np.zeros(g.num_frames, dtype=bool)
+        hit = (g.tid > 0) & (g.pdf == ref_pdf[frames])
+        on_lattice[g.frame[hit]] = True
+        missing_all.append(~on_lattice)
+    tg, perm = _batch_graph(graphs, loglikes.device)
+    missing = np.concatenate(missing_all)
+    drop = None
+    if drop_frames and missing.any():
+        drop = torch.as_tensor(missing, device=loglikes.device)
+    acc_t = torch.as_tensor(np.concatenate(accs)[perm], dtype=torch.float64, device=loglikes.device)
+    info: dict = {}
+    loss = _MpeFunction.apply(loglikes, tg, acc_t, float(kappa), float(lm_scale), info, drop)
+    stats = [
+        SeqStats(objective=o, frames=g.num_frames, dropped_frames=int(m.sum()))
+        for g, o, m in zip(graphs, info["objective"], missing_all, strict=True)
+    ]
+    return loss, stats
+
+
+def smbr(
+    graph: LatticeGraph,
+    loglikes: torch.Tensor,
+    ref_ali: np.ndarray | torch.Tensor | list[int],
+    *,
+    ref_phones: np.ndarray | None = None,
+    **options: Any,
 ) -> tuple[torch.Tensor, SeqStats]:
     """sMBR (or MPFE) loss = -E[A] of one utterance, as Kaldi's ``nnet-train-mpe-sequential``.
 
@@ -531,41 +671,14 @@ def smbr(
     (log-domain alpha/beta, linear-domain accuracy-weighted alpha'/beta'); the gradient is
     ``dLoss/dloglikes[t, p] = -kappa * sum of gamma(a) * (alpha'(src) + acc(a) + beta'(dst) -
     E[A])`` over the arcs a on frame t with pdf p. ``stats.objective`` is E[A] (Kaldi's
-    utterance frame accuracy).
+    utterance frame accuracy). Options: those of :func:`smbr_batch` (``kappa``,
+    ``silence_phones``, ``criterion``, ``one_silence_class``, ``lm_scale``, ``ali_is_pdf``,
+    ``tid_to_pdf``, ``tid_to_phone``, ``drop_frames``).
 
     ``stats.dropped_frames`` counts the frames whose reference pdf is on no lattice arc of that
     frame (the lattice misses the numerator path there; its denominator posterior is exactly 0).
     With ``drop_frames`` their gradient rows are zeroed, the rule of Kaldi's MMI ``--drop-frames``
     (nnet1's sMBR tool has no such option; off by default here, as there).
     """
-    _check_loglikes(graph, loglikes)
-    silence_phones = list(silence_phones)
-    need_phones = criterion == "mpfe" or bool(silence_phones)
-    ref_pdf, ref_phone = _reference(
-        graph, ref_ali, ali_is_pdf, ref_phones, tid_to_pdf, tid_to_phone, need_phones
-    )
-    frames = np.clip(graph.frame, 0, graph.num_frames - 1)
-    hyp_phone = _arc_phones(graph, tid_to_phone) if need_phones else np.full(graph.num_arcs, -1)
-    acc = frame_accuracy(
-        graph.pdf,
-        hyp_phone,
-        ref_pdf[frames],
-        ref_phone[frames] if ref_phone is not None else np.full(graph.num_arcs, -1),
-        silence_phones,
-        criterion,
-        one_silence_class,
-    )
-    on_lattice = np.zeros(graph.num_frames, dtype=bool)
-    hit = (graph.tid > 0) & (graph.pdf == ref_pdf[frames])
-    on_lattice[graph.frame[hit]] = True
-    missing = ~on_lattice
-    drop = None
-    if drop_frames and missing.any():
-        drop = torch.as_tensor(missing, device=loglikes.device)
-    tg = _torch_graph(graph, loglikes.device)
-    acc_t = torch.as_tensor(acc, dtype=torch.float64, device=loglikes.device)
-    info: dict = {}
-    loss = _MpeFunction.apply(loglikes, tg, acc_t, float(kappa), float(lm_scale), info, drop)
-    return loss, SeqStats(
-        objective=info["objective"], frames=graph.num_frames, dropped_frames=int(missing.sum())
-    )
+    loss, stats = smbr_batch([graph], loglikes, [ref_ali], ref_phones=[ref_phones], **options)
+    return loss[0], stats[0]

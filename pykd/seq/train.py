@@ -1,9 +1,11 @@
 """Utterance-level sequence training: sMBR / MPFE / (boosted) MMI, optionally KD-regularised.
 
-One update per utterance (Kaldi nnet1's ``nnet-train-mpe-sequential`` / ``-mmi-sequential``):
+One update per ``utts_per_step`` utterances (1: Kaldi nnet1's ``nnet-train-mpe-sequential`` /
+``-mmi-sequential``; more: one network pass and one batched lattice forward-backward for all
+of them, their losses summed, so the learning rate keeps its per-utterance meaning):
 features -> network -> ``loglikes = log_softmax(logits) - prior_scale * log_prior`` -> the
-objective on the utterance's denominator lattice with its numerator alignment
-(:mod:`pykd.seq.objectives`) -> loss
+objective on each utterance's denominator lattice with its numerator alignment
+(:mod:`pykd.seq.objectives`) -> loss per utterance
 
     L = (1 - q) * L_seq / T + q * T_kd^2 * CE(softmax(z_teacher / T_kd), softmax(z / T_kd))
 
@@ -16,10 +18,11 @@ or empty lattice, with frame counts that disagree, or whose loss / gradient is n
 skipped, warned about and counted; frames whose numerator pdf is missing from the lattice are
 dropped (zero gradient) and counted (``drop_frames``).
 
-Outputs in ``out_dir``: ``checkpoints/last.pt`` (atomic; every ``checkpoint_every``
-utterances and at each epoch end; everything a bit-exact resume needs), ``epoch<N>.pt`` and
-``final.pt`` (``{"model", "meta", "summary"}``, the layout of ``train-nnet``'s final.pt, so
-``steps_kd/decode_nnet.sh --model`` decodes them), ``summary.json``, ``learning_curve.png``.
+Outputs in ``out_dir``: ``checkpoints/last.pt`` (atomic; after the step that passes a multiple
+of ``checkpoint_every`` utterances and at each epoch end; everything a bit-exact resume needs),
+``epoch<N>.pt`` and ``final.pt`` (``{"model", "meta", "summary"}``, the layout of
+``train-nnet``'s final.pt, so ``steps_kd/decode_nnet.sh --model`` decodes them),
+``summary.json``, ``learning_curve.png``.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import logging
 import math
 import time
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,8 +45,8 @@ from torch import nn
 from pykd.io.atomic import atomic_write_text
 from pykd.kaldi.lattice_io import LatticeFormatError
 from pykd.seq.config import SeqTrainConfig, SeqTrainError
-from pykd.seq.lattice_graph import LatticeGraphError, lattice_to_graph
-from pykd.seq.objectives import mmi, smbr
+from pykd.seq.lattice_graph import LatticeGraph, LatticeGraphError, lattice_to_graph
+from pykd.seq.objectives import mmi_batch, smbr_batch
 from pykd.train.checkpoint import (
     latest_checkpoint,
     load_checkpoint,
@@ -52,7 +56,7 @@ from pykd.train.checkpoint import (
     set_rng_state,
 )
 from pykd.train.curves import save_figure
-from pykd.train.losses import soft_ce_loss
+from pykd.train.losses import soft_ce_frames
 from pykd.train.progress import format_hms
 
 log = logging.getLogger(__name__)
@@ -105,6 +109,30 @@ class EpochStats:
             "utts_per_s": self.utts / max(self.seconds, 1e-9),
             "blocks": list(self.blocks),
         }
+
+
+@dataclass
+class _Item:
+    """One utterance ready for a step: spliced features, numerator alignment, lattice graph."""
+
+    utt: str
+    feats: np.ndarray
+    ali: np.ndarray
+    graph: LatticeGraph
+
+
+@dataclass
+class _Skip:
+    """An utterance that cannot be used, and why (counted under ``kind``)."""
+
+    kind: str
+    utt: str
+    why: str
+
+
+def _crossed(before: int, after: int, every: int) -> bool:
+    """Whether a multiple of ``every`` lies in (before, after] (``every`` 0: never)."""
+    return every > 0 and before // every != after // every
 
 
 def select_trainable(model: nn.Module, which: str) -> list[nn.Parameter]:
@@ -238,28 +266,25 @@ class SeqTrainer:
         out = F.log_softmax(logits, dim=-1)
         return out if self.log_prior is None else out - self.log_prior
 
-    def train_utterance(self, utt: str) -> bool:
-        """One SGD step on ``utt``; False (counted) if it was skipped."""
+    def _prepare(self, utt: str) -> _Item | _Skip:
+        """Features, alignment and lattice graph of ``utt``, or why it must be skipped.
+
+        Runs in the prefetch thread: it reads files and builds the graph, changes nothing.
+        """
         cfg = self.cfg
         ali = self.alignments.get(utt)
         if ali is None:
-            self.stats.skipped["no_alignment"] += 1
-            self.stats.skipped_utts.append(utt)
-            log.debug("utterance %s: no alignment", utt)
-            return False
+            return _Skip("no_alignment", utt, "no alignment")
         try:
             lat = self.denlats[utt]
         except KeyError:
-            self._skip("no_lattice", utt, "no denominator lattice")
-            return False
+            return _Skip("no_lattice", utt, "no denominator lattice")
         except (LatticeFormatError, OSError, EOFError, ValueError) as err:
-            self._skip("lattice_unreadable", utt, str(err))
-            return False
+            return _Skip("lattice_unreadable", utt, str(err))
         feats = self.source.spliced(utt)
         T = int(feats.shape[0])
         if len(ali) != T:
-            self._skip("length_mismatch", utt, f"{len(ali)} alignment frames, {T} feature frames")
-            return False
+            return _Skip("length_mismatch", utt, f"{len(ali)} alignment frames, {T} feature frames")
         try:
             graph = lattice_to_graph(
                 lat,
@@ -271,17 +296,41 @@ class SeqTrainer:
             )
         except LatticeGraphError as err:
             kind = "lattice_empty" if "empty lattice" in str(err) else "lattice_invalid"
-            self._skip(kind, utt, str(err))
-            return False
+            return _Skip(kind, utt, str(err))
+        return _Item(utt, np.ascontiguousarray(feats), ali, graph)
 
-        x = torch.from_numpy(np.ascontiguousarray(feats)).to(self.device)
+    def prepare_step(self, utts: Sequence[str]) -> list[_Item | _Skip]:
+        """:meth:`_prepare` of each of ``utts`` (what :meth:`train_step` consumes)."""
+        return [self._prepare(u) for u in utts]
+
+    def train_step(self, utts: Sequence[str], prepared: list[_Item | _Skip] | None = None) -> int:
+        """One SGD step on the usable utterances of ``utts`` (their losses summed, each
+        normalised by its frames); returns how many were used (the others are counted as
+        skipped). ``prepared``: :meth:`prepare_step` of ``utts``, when already made."""
+        items = []
+        for it in self.prepare_step(utts) if prepared is None else prepared:
+            if isinstance(it, _Item):
+                items.append(it)
+            elif it.kind == "no_alignment":
+                self.stats.skipped[it.kind] += 1
+                self.stats.skipped_utts.append(it.utt)
+                log.debug("utterance %s: no alignment", it.utt)
+            else:
+                self._skip(it.kind, it.utt, it.why)
+        if not items:
+            return 0
+        cfg = self.cfg
+        frames = [int(it.feats.shape[0]) for it in items]
+        x = torch.from_numpy(np.concatenate([it.feats for it in items])).to(self.device)
         logits = self.model(x)
         loglikes = self._loglikes(logits)
+        graphs = [it.graph for it in items]
+        alis = [it.ali for it in items]
         if cfg.criterion == "mmi":
-            seq_loss, st = mmi(
-                graph,
+            seq_loss, stats = mmi_batch(
+                graphs,
                 loglikes,
-                ali,
+                alis,
                 kappa=cfg.acwt,
                 boost=cfg.boost,
                 silence_phones=self.silence,
@@ -289,10 +338,10 @@ class SeqTrainer:
                 lm_scale=cfg.lm_scale,
             )
         else:
-            seq_loss, st = smbr(
-                graph,
+            seq_loss, stats = smbr_batch(
+                graphs,
                 loglikes,
-                ali,
+                alis,
                 kappa=cfg.acwt,
                 silence_phones=self.silence,
                 criterion=cfg.criterion,  # type: ignore[arg-type]
@@ -300,37 +349,56 @@ class SeqTrainer:
                 lm_scale=cfg.lm_scale,
                 drop_frames=cfg.drop_frames,
             )
-        loss = (1.0 - cfg.kd_q) * seq_loss / T if cfg.kd_q < 1.0 else seq_loss.new_zeros(())
-        kd_value = 0.0
+        n_frames = torch.as_tensor(frames, dtype=seq_loss.dtype, device=seq_loss.device)
+        per_utt = (1.0 - cfg.kd_q) * seq_loss / n_frames  # (B,)
+        kd = torch.zeros_like(per_utt)
         if self.teacher is not None and cfg.kd_q > 0:
             with torch.no_grad():
                 t_post = F.softmax(self.teacher(x) / cfg.kd_temperature, dim=-1)
-            kd = soft_ce_loss(logits, t_post, cfg.kd_temperature) * cfg.kd_temperature**2
-            loss = loss + cfg.kd_q * kd
-            kd_value = float(kd.detach())
-        value = float(loss.detach())
-        if not math.isfinite(value) or not math.isfinite(st.objective):
-            self._skip("nonfinite", utt, f"loss {value}, objective {st.objective}")
-            return False
+            frame_utt = torch.repeat_interleave(
+                torch.arange(len(items), device=x.device), n_frames.long()
+            )
+            per_frame = soft_ce_frames(logits, t_post, cfg.kd_temperature) * cfg.kd_temperature**2
+            kd = torch.zeros_like(per_utt).index_add_(0, frame_utt, per_frame.to(kd.dtype))
+            kd = kd / n_frames
+            per_utt = per_utt + cfg.kd_q * kd
+        values = per_utt.detach().tolist()
+        usable = []
+        for it, v, st in zip(items, values, stats, strict=True):
+            ok = math.isfinite(v) and math.isfinite(st.objective)
+            if not ok:
+                self._skip("nonfinite", it.utt, f"loss {v}, objective {st.objective}")
+            usable.append(ok)
+        if not any(usable):
+            return 0
+        keep = torch.as_tensor(usable, device=per_utt.device)
+        loss = torch.where(keep, per_utt, torch.zeros_like(per_utt)).sum()
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         bad = [p for p in self.trainable if p.grad is not None and not torch.isfinite(p.grad).all()]
         if bad:
             self.optimizer.zero_grad(set_to_none=True)
-            self._skip("nonfinite", utt, "non-finite gradient; no update")
-            return False
+            for it, ok in zip(items, usable, strict=True):
+                if ok:
+                    self._skip("nonfinite", it.utt, "non-finite gradient; no update")
+            return 0
         self.optimizer.step()
         s = self.stats
-        s.utts += 1
-        s.frames += T
-        s.objective += st.objective
-        s.seq_loss += float(seq_loss.detach())
-        s.kd_loss += kd_value * T
-        s.loss += value * T
-        s.dropped_frames += st.dropped_frames
-        if st.dropped_frames:
-            log.debug("utterance %s: %d frames dropped", utt, st.dropped_frames)
-        return True
+        kd_values = kd.detach().tolist()
+        seq_values = seq_loss.detach().tolist()
+        for ok, T, v, st, kd_v, seq_v in zip(
+            usable, frames, values, stats, kd_values, seq_values, strict=True
+        ):
+            if not ok:
+                continue
+            s.utts += 1
+            s.frames += T
+            s.objective += st.objective
+            s.seq_loss += seq_v
+            s.kd_loss += kd_v * T
+            s.loss += v * T
+            s.dropped_frames += st.dropped_frames
+        return sum(usable)
 
     # ----- driver -----
     def order(self, epoch: int) -> list[str]:
@@ -375,19 +443,30 @@ class SeqTrainer:
             order = self.order(epoch)
             t_start = time.perf_counter() - self.stats.seconds
             block = (self.stats.objective, self.stats.frames, time.perf_counter(), self.pos)
-            while self.pos < len(order):
-                self.train_utterance(order[self.pos])
-                self.pos += 1
-                self.global_utts += 1
-                self.stats.seconds = time.perf_counter() - t_start
-                if cfg.log_every and self.pos % cfg.log_every == 0:
-                    self._log_progress(epoch, self.pos, len(order), block)
-                    block = (self.stats.objective, self.stats.frames, time.perf_counter(), self.pos)
-                if cfg.checkpoint_every and self.global_utts % cfg.checkpoint_every == 0:
-                    self.save()
-                if cfg.stop_after_utts and self.global_utts >= cfg.stop_after_utts:
-                    self.save()
-                    return self._summary("interrupted", time.perf_counter() - t_wall)
+            per_step = cfg.utts_per_step
+            # the next step's lattices, graphs and features are read while this step trains
+            with ThreadPoolExecutor(max_workers=1) as prefetch:
+                ahead = prefetch.submit(self.prepare_step, order[self.pos : self.pos + per_step])
+                while self.pos < len(order):
+                    step = order[self.pos : self.pos + per_step]
+                    prepared = ahead.result()
+                    following = order[self.pos + per_step : self.pos + 2 * per_step]
+                    if following:
+                        ahead = prefetch.submit(self.prepare_step, following)
+                    self.train_step(step, prepared)
+                    before = self.global_utts
+                    self.pos += len(step)
+                    self.global_utts += len(step)
+                    self.stats.seconds = time.perf_counter() - t_start
+                    if _crossed(self.pos - len(step), self.pos, cfg.log_every):
+                        self._log_progress(epoch, self.pos, len(order), block)
+                        block = (self.stats.objective, self.stats.frames, time.perf_counter(),
+                                 self.pos)  # fmt: skip
+                    if _crossed(before, self.global_utts, cfg.checkpoint_every):
+                        self.save()
+                    if cfg.stop_after_utts and self.global_utts >= cfg.stop_after_utts:
+                        self.save()
+                        return self._summary("interrupted", time.perf_counter() - t_wall)
             self._end_epoch(epoch)
         return self._finish(time.perf_counter() - t_wall)
 

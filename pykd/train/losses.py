@@ -26,6 +26,13 @@ def ce_loss(
     return F.cross_entropy(logits, targets.long(), ignore_index=ignore_index)
 
 
+def soft_ce_frames(
+    student_logits: torch.Tensor, teacher_probs: torch.Tensor, temperature: float = 1.0
+) -> torch.Tensor:
+    """Per frame -sum_k q_k log softmax(z_s / T)_k (``q``: teacher posteriors, (N, K))."""
+    return -(teacher_probs * F.log_softmax(student_logits / temperature, dim=-1)).sum(dim=-1)
+
+
 def soft_ce_loss(
     student_logits: torch.Tensor,
     teacher_probs: torch.Tensor,
@@ -41,8 +48,7 @@ def soft_ce_loss(
             f"student logits {tuple(student_logits.shape)} and teacher posteriors "
             f"{tuple(teacher_probs.shape)} differ in shape"
         )
-    log_r = F.log_softmax(student_logits / temperature, dim=-1)
-    per_frame = -(teacher_probs * log_r).sum(dim=-1)
+    per_frame = soft_ce_frames(student_logits, teacher_probs, temperature)
     if mask is not None:
         per_frame = per_frame[mask]
     return per_frame.mean()

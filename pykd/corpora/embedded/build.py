@@ -65,6 +65,8 @@ class SizeConfig:
 SIZES: dict[str, SizeConfig] = {
     "tiny": SizeConfig(1.3, 1.1, 1.1, 4, 3, 3, min_words=4, max_words=8),
     "default": SizeConfig(60.0, 18.0, 18.0, 24, 8, 8),
+    # twice default's training hours (same speakers, same dev/eval): how each stage's cost grows
+    "double": SizeConfig(120.0, 18.0, 18.0, 24, 8, 8),
 }
 
 
