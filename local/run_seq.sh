@@ -81,7 +81,11 @@ for crit in $criteria; do
       student) args=("${student_inputs[@]}") ;;
       # The paper's setting: the student is sequence-trained with the sequence-trained teacher's
       # posteriors as regulariser.
-      student_kd) args=(--teacher exp/dnn_$crit/final.pt --kd-q "$kd_q" "${student_inputs[@]}") ;;
+      # (its top-k posteriors over train cached once, read like alignments)
+      student_kd)
+        steps_kd/make_teacher_posts.sh --cmd "$train_cmd" --num-threads "$num_threads" \
+          exp/dnn_$crit/final.pt "$data/train_fbank" exp/dnn_$crit/posts_train
+        args=(--teacher-posts exp/dnn_$crit/posts_train --kd-q "$kd_q" "${student_inputs[@]}") ;;
       # Only the student's shared gates (W_T, b_T, W_C, b_C: 11% of its parameters) are updated.
       student_gates) args=(--params gates --lr "$gates_lr" "${student_inputs[@]}") ;;
     esac

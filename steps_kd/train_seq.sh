@@ -14,6 +14,7 @@ boost=0.0
 one_silence_class=true
 drop_frames=true
 teacher=
+teacher_posts=
 kd_q=0.5
 kd_temperature=1.0
 params=all
@@ -49,7 +50,9 @@ Options:
   --one-silence-class <bool>    # sMBR: silence phones form one class (default: $one_silence_class)
   --drop-frames <bool>          # drop frames whose numerator pdf is not in the lattice (default: $drop_frames)
   --teacher <final.pt>          # KD regulariser from this network's posteriors
-  --kd-q <f>                    # its weight q, used with --teacher (default: $kd_q)
+  --teacher-posts <dir>         # ... or from its cached top-k posteriors over <data-dir>
+                                # (steps_kd/make_teacher_posts.sh)
+  --kd-q <f>                    # its weight q, with --teacher(-posts) (default: $kd_q)
   --kd-temperature <f>          # (default: $kd_temperature)
   --params <all|gates>          # update all parameters or only an HDNN's gates (default: $params)
   --optimizer <sgd|adam>        # (default: $optimizer)
@@ -81,7 +84,7 @@ dir=$6
 
 [ -z "$model" ] && model=$nnetdir/final.pt
 kd_require_files "$me" "$data/feats.scp" "$lang/phones/silence.csl" "$model" "$nnetdir/prior.counts" \
-  ${teacher:+"$teacher"} ${mdl:+"$mdl"}
+  ${teacher:+"$teacher"} ${teacher_posts:+"$teacher_posts/post.scp"} ${mdl:+"$mdl"}
 ls "$alidir"/ali.*.gz >/dev/null 2>&1 || { echo "$me: no ali.*.gz in $alidir" >&2; exit 1; }
 if [ ! -f "$denlats/lat.scp" ] && ! ls "$denlats"/lat.*.gz >/dev/null 2>&1; then
   echo "$me: no lat.scp or lat.N.gz in $denlats (steps_kd/make_denlats.sh)" >&2; exit 1
@@ -96,6 +99,8 @@ opts=(--criterion "$criterion" --acwt "$acwt" --lm-scale "$lm_scale" --boost "$b
 [ -n "$utts_per_step" ] && opts+=(--utts-per-step "$utts_per_step")
 [ -n "$mdl" ] && opts+=(--mdl "$mdl")
 [ -n "$teacher" ] && opts+=(--teacher "$teacher" --kd-q "$kd_q" --kd-temperature "$kd_temperature")
+[ -n "$teacher_posts" ] && opts+=(--teacher-posts "$teacher_posts" --kd-q "$kd_q" \
+  --kd-temperature "$kd_temperature")
 [ "$resume" = true ] && opts+=(--resume)
 
 mkdir -p "$dir/log"

@@ -273,6 +273,46 @@ def test_mmi_kd_gates_only_on_hdnn(tiny: dict, tmp_path: Path) -> None:
     assert meta["loss"] == "mmi+kd" and meta["seq"]["teacher"].endswith("dnn/final.pt")
 
 
+def test_cached_teacher_posteriors_give_the_teacher_regulariser(tiny: dict, tmp_path: Path) -> None:
+    """The KD term from the teacher's cached posteriors (all pdfs kept, ``pykd teacher-posts``)
+    trains the student as the teacher's forward pass does; with top 3 it differs but trains; a
+    posteriors dir of another teacher size is refused."""
+    from pykd.nnet.teacher_posts import write_teacher_posts
+    from pykd.seq.cli import train_seq
+
+    teacher = tiny["dnn"] / "final.pt"
+    num_pdfs = torch.load(teacher, weights_only=False)["meta"]["num_pdfs"]
+    write_teacher_posts(teacher, tiny["data"], tmp_path / "posts_all", top_k=num_pdfs)
+    write_teacher_posts(teacher, tiny["data"], tmp_path / "posts_3", top_k=3)
+    opts = {"kd_q": 0.5, "utts_per_step": 2}
+    ref = train_seq(_args(tiny, tmp_path / "online", "--teacher", str(teacher), net="hdnn", **opts))
+    runs = {
+        k: train_seq(
+            _args(
+                tiny,
+                tmp_path / k,
+                "--teacher-posts",
+                str(tmp_path / f"posts_{k}"),
+                net="hdnn",
+                **opts,
+            )
+        )  # fmt: skip
+        for k in ("all", "3")
+    }
+    a, b = _state(tmp_path / "online/final.pt"), _state(tmp_path / "all/final.pt")
+    assert all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)
+    kd = [r["history"][0]["kd_loss_per_frame"] for r in (ref, runs["all"], runs["3"])]
+    assert kd[0] == pytest.approx(kd[1], rel=1e-4) and kd[2] != pytest.approx(kd[0], rel=1e-4)
+    meta = torch.load(tmp_path / "all/final.pt", weights_only=False)["meta"]
+    assert meta["loss"] == "smbr+kd" and meta["seq"]["teacher_posts"].endswith("posts_all")
+    info = json.loads((tmp_path / "posts_all/info.json").read_text())
+    info["num_pdfs"] += 1
+    (tmp_path / "posts_all/info.json").write_text(json.dumps(info))
+    with pytest.raises(ValueError, match="posts_all.*outputs"):
+        train_seq(_args(tiny, tmp_path / "bad", "--teacher-posts", str(tmp_path / "posts_all"),
+                        net="hdnn", **opts))  # fmt: skip
+
+
 def test_gates_need_an_hdnn(tiny: dict, tmp_path: Path) -> None:
     from pykd.seq.cli import train_seq
     from pykd.seq.train import SeqTrainError

@@ -69,12 +69,13 @@ def train_seq(args: argparse.Namespace) -> dict[str, Any]:
         Path(p) for p in (args.data, args.lang, args.nnet_dir, args.ali_dir, args.denlats, args.out)
     )
     device = setup_torch(args.num_threads, args.device)
-    cfg = config_from_args(
-        SeqTrainConfig, args, kd_q=args.kd_q if args.teacher else 0.0, device=device
-    )
+    kd_q = args.kd_q if args.teacher or args.teacher_posts else 0.0
+    cfg = config_from_args(SeqTrainConfig, args, kd_q=kd_q, device=device)
     cfg.validate()
-    if args.kd_q > 0 and not args.teacher:
-        raise ValueError("--kd-q needs --teacher")
+    if args.teacher and args.teacher_posts:
+        raise ValueError("give --teacher or --teacher-posts, not both")
+    if args.kd_q > 0 and not (args.teacher or args.teacher_posts):
+        raise ValueError("--kd-q needs --teacher or --teacher-posts")
     model_path = Path(args.model) if args.model else nnet_dir / "final.pt"
     mdl = Path(args.mdl) if args.mdl else _first_file(ali_dir / "final.mdl", nnet_dir / "final.mdl")
     counts_path = Path(args.prior_counts) if args.prior_counts else nnet_dir / "prior.counts"
@@ -131,9 +132,31 @@ def train_seq(args: argparse.Namespace) -> dict[str, Any]:
         _check_teacher(meta, t_meta, args.teacher)
         seq_meta.update(teacher=os.fspath(args.teacher), kd_temperature=cfg.kd_temperature)
         log.info("teacher %s (%d params), q=%g", args.teacher, count_parameters(teacher), cfg.kd_q)
+    teacher_posts = None
+    if args.teacher_posts:
+        from pykd.kaldi.posterior_io import PosteriorTable  # noqa: PLC0415
+        from pykd.nnet.teacher_posts import read_info  # noqa: PLC0415
+
+        info = read_info(args.teacher_posts)
+        if info["num_pdfs"] != int(meta["num_pdfs"]):
+            raise ValueError(
+                f"{args.teacher_posts}: the teacher has {info['num_pdfs']} outputs, "
+                f"{model_path} {meta['num_pdfs']}"
+            )
+        teacher_posts = PosteriorTable(Path(args.teacher_posts) / "post.scp")
+        seq_meta.update(
+            teacher=info["teacher"],
+            teacher_posts=os.fspath(args.teacher_posts),
+            kd_temperature=cfg.kd_temperature,
+        )
+        log.info(
+            "teacher %s: cached top-%d posteriors %s, q=%g",
+            info["teacher"], info["top_k"], args.teacher_posts, cfg.kd_q,
+        )  # fmt: skip
     meta = dict(meta)
     prev = meta.get("loss", "ce")
-    meta["loss"] = cfg.criterion + ("+kd" if teacher is not None and cfg.kd_q > 0 else "")
+    with_kd = (teacher is not None or teacher_posts is not None) and cfg.kd_q > 0
+    meta["loss"] = cfg.criterion + ("+kd" if with_kd else "")
     meta["init_loss"] = prev
     meta["seq"] = seq_meta
     if args.resume:
@@ -164,12 +187,13 @@ def train_seq(args: argparse.Namespace) -> dict[str, Any]:
         out,
         meta=meta,
         teacher=teacher,
+        teacher_posts=teacher_posts,
     )
     log.info(
         "%s training of %s (%s params: %d of %d), %s lr %g, acwt %g, %d epochs%s",
         cfg.criterion, model_path, cfg.params, sum(p.numel() for p in trainer.trainable),
         count_parameters(model), cfg.optimizer, cfg.lr, cfg.acwt, cfg.epochs,
-        f", KD q={cfg.kd_q} from {args.teacher}" if teacher is not None else "",
+        f", KD q={cfg.kd_q} from {args.teacher or args.teacher_posts}" if with_kd else "",
     )  # fmt: skip
     try:
         return trainer.fit(resume=args.resume)
@@ -251,6 +275,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="zero the gradient of frames whose numerator pdf is not in the lattice (%(default)s)",
     )  # fmt: skip
     p.add_argument("--teacher", help="teacher final.pt: add the KD regulariser")
+    p.add_argument(
+        "--teacher-posts",
+        help="the KD regulariser from the teacher's cached top-k posteriors over <data> "
+        "(steps_kd/make_teacher_posts.sh dir) instead of its forward pass",
+    )
     p.add_argument("--kd-q", type=float, default=d.kd_q, help="L=(1-q)L_seq+q CE (%(default)s)")
     p.add_argument(
         "--kd-temperature", type=float, default=d.kd_temperature,

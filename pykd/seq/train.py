@@ -10,8 +10,9 @@ objective on each utterance's denominator lattice with its numerator alignment
     L = (1 - q) * L_seq / T + q * T_kd^2 * CE(softmax(z_teacher / T_kd), softmax(z / T_kd))
 
 (``L_seq`` summed over the utterance's T frames, so both terms are per frame; q = 0 without a
-teacher) -> SGD (or Adam) step on all parameters or, with ``params="gates"``, on the HDNN's
-shared gates only.
+teacher; the teacher's posteriors come from its forward pass on each step, or cached top-k from
+``pykd teacher-posts``) -> SGD (or Adam) step on all parameters or, with ``params="gates"``, on
+the HDNN's shared gates only.
 
 Bad input never stops training: an utterance without alignment or lattice, with an unreadable
 or empty lattice, with frame counts that disagree, or whose loss / gradient is not finite is
@@ -44,6 +45,7 @@ from torch import nn
 
 from pykd.io.atomic import atomic_write_text
 from pykd.kaldi.lattice_io import LatticeFormatError
+from pykd.kaldi.posterior_io import Posterior
 from pykd.seq.config import SeqTrainConfig, SeqTrainError
 from pykd.seq.lattice_graph import LatticeGraph, LatticeGraphError, lattice_to_graph
 from pykd.seq.objectives import mmi_batch, smbr_batch
@@ -56,7 +58,7 @@ from pykd.train.checkpoint import (
     set_rng_state,
 )
 from pykd.train.curves import save_figure
-from pykd.train.losses import soft_ce_frames
+from pykd.train.losses import soft_ce_frames, sparse_soft_ce_frames
 from pykd.train.progress import format_hms
 
 log = logging.getLogger(__name__)
@@ -68,6 +70,7 @@ SKIP_KINDS = (
     "lattice_empty",
     "lattice_invalid",
     "length_mismatch",
+    "no_teacher_posts",
     "nonfinite",
 )
 
@@ -119,6 +122,7 @@ class _Item:
     feats: np.ndarray
     ali: np.ndarray
     graph: LatticeGraph
+    posts: Posterior | None = None  # the teacher's cached top-k posteriors (KD term)
 
 
 @dataclass
@@ -173,10 +177,12 @@ class SeqTrainer:
         out_dir: str | Path,
         meta: dict[str, Any] | None = None,
         teacher: nn.Module | None = None,
+        teacher_posts: Mapping[str, Posterior] | None = None,
     ) -> None:
         cfg.validate()
-        if cfg.kd_q > 0 and teacher is None:
-            raise SeqTrainError("kd_q > 0 needs a teacher")
+        if cfg.kd_q > 0 and (teacher is None) == (teacher_posts is None):
+            raise SeqTrainError("kd_q > 0 needs a teacher or its cached posteriors (one of them)")
+        self.teacher_posts = teacher_posts
         self.cfg = cfg
         self.device = torch.device(cfg.device)
         self.model = model.to(self.device)
@@ -285,6 +291,14 @@ class SeqTrainer:
         T = int(feats.shape[0])
         if len(ali) != T:
             return _Skip("length_mismatch", utt, f"{len(ali)} alignment frames, {T} feature frames")
+        posts = None
+        if self.teacher_posts is not None and self.cfg.kd_q > 0:
+            if utt not in self.teacher_posts:
+                return _Skip("no_teacher_posts", utt, "no cached teacher posteriors")
+            posts = self.teacher_posts[utt]
+            if posts[0].shape[0] != T:
+                why = f"{posts[0].shape[0]} teacher-posterior frames, {T} feature frames"
+                return _Skip("length_mismatch", utt, why)
         try:
             graph = lattice_to_graph(
                 lat,
@@ -297,11 +311,26 @@ class SeqTrainer:
         except LatticeGraphError as err:
             kind = "lattice_empty" if "empty lattice" in str(err) else "lattice_invalid"
             return _Skip(kind, utt, str(err))
-        return _Item(utt, np.ascontiguousarray(feats), ali, graph)
+        return _Item(utt, np.ascontiguousarray(feats), ali, graph, posts)
 
     def prepare_step(self, utts: Sequence[str]) -> list[_Item | _Skip]:
         """:meth:`_prepare` of each of ``utts`` (what :meth:`train_step` consumes)."""
         return [self._prepare(u) for u in utts]
+
+    def _teacher_ce(
+        self, logits: torch.Tensor, x: torch.Tensor, items: list[_Item]
+    ) -> torch.Tensor:
+        """Per frame the soft CE against the teacher: its cached top-k posteriors, or its
+        forward pass on ``x``."""
+        temp = self.cfg.kd_temperature
+        if self.teacher is None:
+            posts = [it.posts for it in items if it.posts is not None]
+            ids = torch.from_numpy(np.concatenate([p[0] for p in posts])).to(x.device)
+            probs = torch.from_numpy(np.concatenate([p[1] for p in posts])).to(x.device)
+            return sparse_soft_ce_frames(logits, ids, probs, temp)
+        with torch.no_grad():
+            t_post = F.softmax(self.teacher(x) / temp, dim=-1)
+        return soft_ce_frames(logits, t_post, temp)
 
     def train_step(self, utts: Sequence[str], prepared: list[_Item | _Skip] | None = None) -> int:
         """One SGD step on the usable utterances of ``utts`` (their losses summed, each
@@ -352,13 +381,11 @@ class SeqTrainer:
         n_frames = torch.as_tensor(frames, dtype=seq_loss.dtype, device=seq_loss.device)
         per_utt = (1.0 - cfg.kd_q) * seq_loss / n_frames  # (B,)
         kd = torch.zeros_like(per_utt)
-        if self.teacher is not None and cfg.kd_q > 0:
-            with torch.no_grad():
-                t_post = F.softmax(self.teacher(x) / cfg.kd_temperature, dim=-1)
+        if cfg.kd_q > 0:
             frame_utt = torch.repeat_interleave(
                 torch.arange(len(items), device=x.device), n_frames.long()
             )
-            per_frame = soft_ce_frames(logits, t_post, cfg.kd_temperature) * cfg.kd_temperature**2
+            per_frame = self._teacher_ce(logits, x, items) * cfg.kd_temperature**2
             kd = torch.zeros_like(per_utt).index_add_(0, frame_utt, per_frame.to(kd.dtype))
             kd = kd / n_frames
             per_utt = per_utt + cfg.kd_q * kd

@@ -88,6 +88,21 @@ def kd_loss(
     return (1.0 - p) * ce_loss(student_logits, targets, ignore_index) + p * soft
 
 
+def sparse_soft_ce_frames(
+    student_logits: torch.Tensor,
+    teacher_ids: torch.Tensor,
+    teacher_probs: torch.Tensor,
+    temperature: float = 1.0,
+) -> torch.Tensor:
+    """:func:`soft_ce_frames` with the teacher's posteriors cached sparse: per frame the ids
+    ``(N, k)`` and ``T = 1`` probabilities ``(N, k)`` of its top k pdfs; ``softmax(z_t / T)``
+    over them is ``probs^(1/T)`` renormalised."""
+    q = teacher_probs.double().clamp_min(0.0) ** (1.0 / temperature)
+    q = (q / q.sum(dim=-1, keepdim=True).clamp_min(1e-30)).to(student_logits.dtype)
+    log_r = F.log_softmax(student_logits / temperature, dim=-1)
+    return -(q * log_r.gather(1, teacher_ids.long())).sum(dim=-1)
+
+
 def cached_kd_loss(
     student_logits: torch.Tensor,
     targets: torch.Tensor | None,
@@ -104,10 +119,8 @@ def cached_kd_loss(
         raise ValueError(f"KD weight p must be in [0, 1], got {p}")
     if temperature <= 0:
         raise ValueError(f"temperature must be positive, got {temperature}")
-    q = teacher_probs.double().clamp_min(0.0) ** (1.0 / temperature)
-    q = (q / q.sum(dim=-1, keepdim=True).clamp_min(1e-30)).to(student_logits.dtype)
-    log_r = F.log_softmax(student_logits / temperature, dim=-1)
-    soft = -(q * log_r.gather(1, teacher_ids.long())).sum(dim=-1).mean() * temperature**2
+    soft = sparse_soft_ce_frames(student_logits, teacher_ids, teacher_probs, temperature)
+    soft = soft.mean() * temperature**2
     if p == 1.0:
         return soft
     if targets is None:
