@@ -116,6 +116,7 @@ times=exp/stage_times.txt
 # begin_stage N "description": true when stage N is selected (and starts its clock); end_stage N
 # "description" records its wall time in exp/stage_times.txt.
 stage_start=0
+run_start=$(date +%s)
 begin_stage() {
   [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ] || return 1
   echo "$0: ===== stage $1: $2 ($(date +%T)) ====="
@@ -291,4 +292,6 @@ if [ "$stage" -le 13 ] && [ "$stop_stage" -ge 12 ]; then
   cat RESULTS.md
 fi
 
-echo "$0: done (stages $stage..$stop_stage); stage times in $times"
+total=$(( $(date +%s) - run_start ))
+printf '%s: done (stages %s..%s) in %ds (%d:%02d:%02d); stage times in %s\n' "$0" "$stage" \
+  "$stop_stage" "$total" $((total / 3600)) $((total % 3600 / 60)) $((total % 60)) "$times"

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -274,7 +274,6 @@ class _FrameDataset(IterableDataset):
         *,
         rank: int | None,
         world_size: int | None,
-        soft_targets: Callable[[torch.Tensor], torch.Tensor] | None,
     ) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be >= 1")
@@ -283,7 +282,6 @@ class _FrameDataset(IterableDataset):
         self.batch_size = int(batch_size)
         self.rank = rank
         self.world_size = world_size
-        self.soft_targets = soft_targets
         self.epoch = 0
         self.last_stats: EpochStats | None = None
         self.history: list[EpochStats] = []
@@ -301,8 +299,6 @@ class _FrameDataset(IterableDataset):
             out.append(torch.from_numpy(np.ascontiguousarray(y["probs"])))
         elif y is not None:
             out.append(torch.from_numpy(np.ascontiguousarray(y, dtype=np.int64)))
-        if self.soft_targets is not None:
-            out.append(self.soft_targets(xt))
         return tuple(out)
 
     def _finish(self, stats: EpochStats) -> None:
@@ -326,11 +322,8 @@ class FrameShuffleDataset(_FrameDataset):
         drop_last: bool = False,
         rank: int | None = None,
         world_size: int | None = None,
-        soft_targets: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ) -> None:
-        super().__init__(
-            source, utts, batch_size, rank=rank, world_size=world_size, soft_targets=soft_targets
-        )
+        super().__init__(source, utts, batch_size, rank=rank, world_size=world_size)
         if source.targets is None:
             raise ValueError("training needs targets (alignments)")
         self.buffer_frames = max(int(buffer_frames), 1)
@@ -438,11 +431,8 @@ class SequentialFrameDataset(_FrameDataset):
         shard: bool = False,
         rank: int | None = None,
         world_size: int | None = None,
-        soft_targets: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ) -> None:
-        super().__init__(
-            source, utts, batch_size, rank=rank, world_size=world_size, soft_targets=soft_targets
-        )
+        super().__init__(source, utts, batch_size, rank=rank, world_size=world_size)
         self.shard = shard
 
     def __iter__(self) -> Iterator[Batch]:
