@@ -46,15 +46,8 @@ KINDS: dict[str, tuple[tuple[str, ...], str]] = {
         ("*_denlats/log/*.log", "*_denlats/loglikes/log/*.log"),
         "train",
     ),
-    "sequence training (all systems)": (
-        (
-            "dnn_smbr/log/train.log",
-            "dnn_mmi/log/train.log",
-            "hdnn_smbr*/log/train.log",
-            "hdnn_mmi*/log/train.log",
-        ),
-        "train",
-    ),  # fmt: skip
+    "sequence training, teacher sMBR (dnn_smbr)": (("dnn_smbr/log/train.log",), "train"),
+    "sequence training, student sMBR (hdnn_smbr)": (("hdnn_smbr/log/train.log",), "train"),
     "adaptation (all methods, both protocols)": (("hdnn_kd/adapt_*/log/*.log",), "test"),
 }
 GMM_TRAINING = "GMM training + alignment (stages 5-7 less GMM decoding)"
