@@ -28,10 +28,11 @@ STARTED = re.compile(r"^# Started at (.+)$", re.M)
 ENDED = re.compile(r"^# Ended \(code 0\) at (.+?), elapsed time", re.M)
 EPOCH = re.compile(r"\bepoch \d+(?:: train loss| done: \w+ obj/frame)")  # nnet / seq summaries
 
+TEST = ("dev", "eval")
 # kind -> (glob patterns of job logs under exp/, hours the work is over)
 KINDS: dict[str, tuple[tuple[str, ...], str]] = {
     "GMM decoding (dev + eval, both GMMs)": (
-        ("mono/decode_*/log/*.log", "tri1/decode_*/log/*.log"),
+        tuple(f"{n}/decode_{x}/log/*.log" for n in ("mono", "tri1") for x in TEST),
         "test",
     ),
     "network CE training (teacher)": (("dnn/log/train.log",), "train"),
@@ -39,7 +40,7 @@ KINDS: dict[str, tuple[tuple[str, ...], str]] = {
     "teacher posteriors (cache)": (("dnn/posts_train/log/*.log",), "train"),
     "network KD training (student)": (("hdnn_kd/log/train.log",), "train"),
     "network decoding (dev + eval, 3 networks)": (
-        ("dnn/decode_*/log/*.log", "hdnn_ce/decode_*/log/*.log", "hdnn_kd/decode_*/log/*.log"),
+        tuple(f"{n}/decode_{x}/log/*.log" for n in ("dnn", "hdnn_ce", "hdnn_kd") for x in TEST),
         "test",
     ),
     "denominator lattices (2 networks)": (
