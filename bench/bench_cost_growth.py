@@ -11,7 +11,8 @@ features. Networks are also given per epoch (their epoch counts differ run to ru
     python bench/bench_cost_growth.py RECIPE_DIR [RECIPE_DIR2 ...] [--out FILE.md]
 
 With a default-size run and a ``--size double`` run (twice the training hours) side by side,
-the last column is the growth of the per-hour cost (1.0: linear in hours); multiplying a row's
+the last column is the growth of the per-hour cost (1.0: linear in hours; networks: per hour
+and epoch, the second column of their cells); multiplying a row's
 s/h by AMI's hours (80 h train, 18 h dev + eval) and dividing by the cores gives the AMI cost.
 """
 
@@ -134,7 +135,10 @@ def measure(recipe: Path) -> dict[str, tuple[float, float, str]]:
             n = epochs(logs)
             if n:
                 note += f", {n} epochs: {secs / n / h[over]:.0f} s/h per epoch"
-        rows[name] = (secs, secs / h[over], note)
+        per_h = secs / h[over]
+        if "training" in name and "GMM" not in name and epochs(logs):
+            per_h /= epochs(logs)  # networks grow per epoch (their epoch counts differ)
+        rows[name] = (secs, per_h, note)
     return rows
 
 
