@@ -107,6 +107,13 @@ def stage_seconds(recipe: Path) -> dict[int, float]:
     return out
 
 
+def run_label(recipe: Path) -> str:
+    """The corpus/size a recipe dir was run with (exp/stage_times.txt), else its path."""
+    path = recipe / "exp" / "stage_times.txt"
+    lines = path.read_text().splitlines() if path.is_file() else []
+    return lines[-1].split("\t")[1] if lines and "\t" in lines[-1] else str(recipe)
+
+
 def measure(recipe: Path) -> dict[str, tuple[float, float, str]]:
     """kind -> (wall seconds, seconds per hour of its audio, note)."""
     h = {"train": hours(recipe, ["train"]), "test": hours(recipe, ["dev", "eval"])}
@@ -148,7 +155,8 @@ def main() -> None:
     ap.add_argument("--out", type=Path, help="also write the table here (markdown)")
     args = ap.parse_args()
     runs = [measure(r) for r in args.recipes]
-    head = "| work | " + " | ".join(f"{r.name}: s (s per hour of audio)" for r in args.recipes)
+    labels = [f"{run_label(r)}: s (s per hour of audio)" for r in args.recipes]
+    head = "| work | " + " | ".join(labels)
     head += " | growth |" if len(runs) > 1 else " |"
     lines = [head, "|---" * (len(runs) + 1 + (len(runs) > 1)) + "|"]
     for name in [*STAGES, GMM_TRAINING, *KINDS]:

@@ -274,10 +274,6 @@ if __name__ == "__main__":  # tools/install.sh: build (or rebuild with --force)
 class GraphLevelsError(ValueError):
     """A lattice graph without a complete path, with a cycle, or with paths of unequal length."""
 
-    def __init__(self, message: str, kind: str) -> None:
-        super().__init__(message)
-        self.kind = kind  # "empty" | "cyclic" | "uneven"
-
 
 def graph_levels(
     num_states: int,
@@ -310,13 +306,12 @@ def graph_levels(
         info,
     )
     if status == 1:
-        raise GraphLevelsError("empty lattice (no path from the start to a final state)", "empty")
+        raise GraphLevelsError("empty lattice (no path from the start to a final state)")
     if status == 2:
-        raise GraphLevelsError("lattice is cyclic", "cyclic")
+        raise GraphLevelsError("lattice is cyclic")
     if status == 3:
         raise GraphLevelsError(
             "lattice paths do not all have the same number of frames "
-            f"(a state is reached after {info[1]} and after {info[2]} frames)",
-            "uneven",
+            f"(a state is reached after {info[1]} and after {info[2]} frames)"
         )
     return level, time

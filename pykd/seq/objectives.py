@@ -163,19 +163,16 @@ def _batch_graph(
     state_off = np.concatenate(([0], np.cumsum(counts.sum(0))))
     # first new id of utterance u's block within level d
     block = state_off[:-1][None, :] + np.cumsum(counts, 0) - counts
-    new_ids, srcs, dsts, frames, finals, rows = [], [], [], [], [], 0
+    srcs, dsts, frames, finals, rows = [], [], [], [], 0
     state_utt = np.empty(int(state_off[-1]), dtype=np.int64)
-    frame_off = []
     for u, g in enumerate(graphs):
         lv = np.repeat(np.arange(g.num_levels), np.diff(g.state_offsets))
         new_id = block[u, lv] + np.arange(g.num_states) - g.state_offsets[lv]
         state_utt[new_id] = u
-        new_ids.append(new_id)
         srcs.append(new_id[g.src])
         dsts.append(new_id[g.dst])
         frames.append(np.clip(g.frame, 0, g.num_frames - 1) + rows)
         finals.append((new_id[g.final_states], g.final_cost))
-        frame_off.append(rows)
         rows += g.num_frames
     src, dst = np.concatenate(srcs), np.concatenate(dsts)
     perm = np.argsort(dst, kind="stable")
@@ -408,16 +405,22 @@ def _arc_phones(graph: LatticeGraph, tid_to_phone: np.ndarray | None) -> np.ndar
     return np.where(graph.tid > 0, np.asarray(tid_to_phone)[graph.tid], -1)
 
 
-def _one_or_many(
-    graphs: LatticeGraph | Sequence[LatticeGraph], refs: Any
-) -> tuple[list[LatticeGraph], list[Any], bool]:
-    if isinstance(graphs, LatticeGraph):
-        return [graphs], [refs], True
-    graphs = list(graphs)
-    refs = list(refs)
-    if not graphs or len(refs) != len(graphs):
-        raise ValueError(f"{len(graphs)} lattices and {len(refs)} alignments")
-    return graphs, refs, False
+def _batch_inputs(
+    graphs: Sequence[LatticeGraph],
+    loglikes: torch.Tensor,
+    alis: Sequence[Any],
+    ref_phones: Sequence[np.ndarray | None] | None,
+) -> tuple[list[LatticeGraph], list[Any], list[np.ndarray | None]]:
+    """The batch functions' inputs as lists of one entry per utterance, checked against each
+    other and against ``loglikes``."""
+    graphs, alis = list(graphs), list(alis)
+    phones = list(ref_phones) if ref_phones is not None else [None] * len(graphs)
+    if not graphs or len(alis) != len(graphs) or len(phones) != len(graphs):
+        raise ValueError(
+            f"{len(graphs)} lattices, {len(alis)} alignments and {len(phones)} ref_phones"
+        )
+    _check_loglikes(graphs, loglikes)
+    return graphs, alis, phones
 
 
 class _MmiFunction(torch.autograd.Function):
@@ -463,7 +466,7 @@ class _MmiFunction(torch.autograd.Function):
 
 
 def mmi_batch(
-    graphs: LatticeGraph | Sequence[LatticeGraph],
+    graphs: Sequence[LatticeGraph],
     loglikes: torch.Tensor,
     num_alis: Any,
     *,
@@ -481,10 +484,7 @@ def mmi_batch(
     """:func:`mmi` of several utterances in one forward-backward: ``loglikes`` are their rows
     concatenated in the order of ``graphs``, ``num_alis`` one alignment each (``ref_phones``
     one each, or None). Returns the loss per utterance (shape (B,)) and the stats of each."""
-    graphs, alis, _ = _one_or_many(graphs, num_alis)
-    phones_in = list(ref_phones) if ref_phones is not None else [None] * len(graphs)
-    _check_loglikes(graphs, loglikes)
-    tg, perm = _batch_graph(graphs, loglikes.device)
+    graphs, alis, phones_in = _batch_inputs(graphs, loglikes, num_alis, ref_phones)
     num_pdfs, boosts = [], []
     for g, ali, ph in zip(graphs, alis, phones_in, strict=True):
         num_pdf, num_phone = _reference(
@@ -499,6 +499,7 @@ def mmi_batch(
             ref_phone = np.where(g.tid > 0, num_phone[np.clip(g.frame, 0, g.num_frames - 1)], -1)
             err = boost_frame_error(hyp_phone, ref_phone, silence_phones, boost_silence_error)
             boosts.append(boost * err)
+    tg, perm = _batch_graph(graphs, loglikes.device)
     boost_t = None
     if boosts:
         boost_t = torch.as_tensor(np.concatenate(boosts)[perm], device=loglikes.device)
@@ -595,7 +596,7 @@ class _MpeFunction(torch.autograd.Function):
 
 
 def smbr_batch(
-    graphs: LatticeGraph | Sequence[LatticeGraph],
+    graphs: Sequence[LatticeGraph],
     loglikes: torch.Tensor,
     ref_alis: Any,
     *,
@@ -612,9 +613,7 @@ def smbr_batch(
 ) -> tuple[torch.Tensor, list[SeqStats]]:
     """:func:`smbr` of several utterances in one forward-backward (see :func:`mmi_batch` for
     the layout); returns the loss per utterance (shape (B,)) and the stats of each."""
-    graphs, alis, _ = _one_or_many(graphs, ref_alis)
-    phones_in = list(ref_phones) if ref_phones is not None else [None] * len(graphs)
-    _check_loglikes(graphs, loglikes)
+    graphs, alis, phones_in = _batch_inputs(graphs, loglikes, ref_alis, ref_phones)
     silence_phones = list(silence_phones)
     need_phones = criterion == "mpfe" or bool(silence_phones)
     accs, missing_all = [], []
