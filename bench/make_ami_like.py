@@ -38,6 +38,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from pykd.features.cmvn import CmvnResult, acc_cmvn_stats, write_cmvn  # noqa: E402
+from pykd.frontend.spec import DEFAULT_SPLICE as SPLICE  # noqa: E402
 from pykd.io.compressed import kaldiio  # noqa: E402
 from pykd.io.datadir import utt2spk_to_spk2utt, write_table  # noqa: E402
 from pykd.kaldi.model_io import (  # noqa: E402
@@ -52,7 +53,6 @@ from pykd.kaldi.posterior_io import write_posteriors  # noqa: E402
 
 FEAT_DIM = 40
 FRAMES_PER_HOUR = 360_000
-from pykd.frontend.spec import DEFAULT_SPLICE as SPLICE  # noqa: E402
 TOPO = """<Topology>
 <TopologyEntry>
 <ForPhones> {phones} </ForPhones>
@@ -75,9 +75,7 @@ def utterance_lengths(rng: np.random.Generator, total_frames: int) -> np.ndarray
     return lengths[: max(cut, 2)]
 
 
-def pdf_sequence(
-    rng: np.random.Generator, length: int, prior: np.ndarray
-) -> np.ndarray:
+def pdf_sequence(rng: np.random.Generator, length: int, prior: np.ndarray) -> np.ndarray:
     """A frame-level pdf sequence: pdfs drawn from ``prior``, each lasting 3-12 frames."""
     runs = rng.integers(3, 13, size=length // 3 + 1)
     pdfs = rng.choice(len(prior), size=len(runs), p=prior)

@@ -250,7 +250,7 @@ class UtteranceSource:
         return splice(self._read(utt), self.left, self.right)
 
 
-def _shard_info(rank: int | None, world_size: int | None) -> tuple[int, int]:
+def shard_info(rank: int | None, world_size: int | None) -> tuple[int, int]:
     """(shard index, number of shards) over DDP ranks x DataLoader workers."""
     if rank is None or world_size is None:
         if torch.distributed.is_available() and torch.distributed.is_initialized():
@@ -331,39 +331,32 @@ class FrameShuffleDataset(_FrameDataset):
         self.drop_last = drop_last
 
     def shard_utterances(self, shard: int, num_shards: int) -> list[str]:
-        """This epoch's utterance order for one shard.
-
-        Every shard draws the same permutation; each utterance then goes to the shard with the
-        fewest frames so far, so the shards' frame counts differ by at most one utterance (DDP
-        ranks stop together when one runs out of batches, and drop what the others have left).
-        """
-        order = np.random.default_rng([self.seed, self.epoch]).permutation(len(self.utts))
-        if num_shards == 1:
-            return [self.utts[i] for i in order]
-        targets = self.source.targets or {}
-        load = np.zeros(num_shards, dtype=np.int64)
-        mine: list[str] = []
-        for i in order:
-            utt = self.utts[i]
-            target = int(np.argmin(load))  # ties: the lowest shard index
-            load[target] += len(targets.get(utt, ())) or 1
-            if target == shard:
-                mine.append(utt)
-        return mine
+        """This epoch's utterance order for one shard (:func:`epoch_utterance_order`)."""
+        return epoch_utterance_order(
+            self.utts, self.source.targets or {}, self.seed, self.epoch, shard, num_shards
+        )
 
     def __iter__(self) -> Iterator[Batch]:
-        shard, num_shards = _shard_info(self.rank, self.world_size)
-        rng = np.random.default_rng([self.seed, self.epoch, shard, 1])
+        return self.iter_from(0)
+
+    def iter_from(self, start: int) -> Iterator[Batch]:
+        """This epoch's batches from batch ``start`` on: the earlier ones are drawn (the same
+        utterances read, the same random numbers used) but neither spliced nor yielded, so a
+        resumed epoch continues where its checkpoint was written at the cost of reading."""
+        shard, num_shards = shard_info(self.rank, self.world_size)
+        rng = buffer_rng(self.seed, self.epoch, shard)
         stats = EpochStats(epoch=self.epoch)
         left, right, bs = self.source.left, self.source.right, self.batch_size
         pads: list[np.ndarray] = []
         labels: list[np.ndarray] = []
         buffered = 0
-        carry_x: np.ndarray | None = None  # < batch_size spliced rows left from the last buffer
-        carry_y: np.ndarray | None = None
+        # rows drawn for the next batch and not yet yielded (< batch_size; from earlier buffers)
+        carry_n = 0
+        carry_x: list[np.ndarray] = []
+        carry_y: list[np.ndarray] = []
 
         def drain(final: bool) -> Iterator[Batch]:
-            nonlocal pads, labels, buffered, carry_x, carry_y
+            nonlocal pads, labels, buffered, carry_n, carry_x, carry_y
             if pads:
                 lengths = np.array([len(p) - left - right for p in pads])
                 starts = np.concatenate([[0], np.cumsum([len(p) for p in pads])[:-1]])
@@ -375,31 +368,25 @@ class FrameShuffleDataset(_FrameDataset):
                 pads, labels, buffered = [], [], 0
                 perm = rng.permutation(len(centers))
                 pos = 0
-                if carry_x is not None:
-                    take = perm[: bs - len(carry_x)]
-                    pos = len(take)
-                    carry_x = np.concatenate(
-                        [carry_x, splice_padded(big, centers[take], left, right)]
-                    )
-                    carry_y = np.concatenate([carry_y, ys[take]])
-                    if len(carry_x) == bs:
-                        stats.batches += 1
-                        yield self._batch(carry_x, carry_y)
-                        carry_x = carry_y = None
-                while len(perm) - pos >= bs:
-                    idx = perm[pos : pos + bs]
-                    pos += bs
-                    stats.batches += 1
-                    yield self._batch(splice_padded(big, centers[idx], left, right), ys[idx])
-                if pos < len(perm):
-                    rest = perm[pos:]
-                    carry_x = splice_padded(big, centers[rest], left, right)
-                    carry_y = ys[rest]
+                while pos < len(perm):
+                    take = perm[pos : pos + bs - carry_n]
+                    pos += len(take)
+                    carry_n += len(take)
+                    if stats.batches >= start:  # a batch to yield: splice its rows
+                        carry_x.append(splice_padded(big, centers[take], left, right))
+                        carry_y.append(ys[take])
+                    if carry_n == bs:
+                        yield from emit()
                 del big
-            if final and carry_x is not None and not self.drop_last:
-                stats.batches += 1
-                yield self._batch(carry_x, carry_y)
-                carry_x = carry_y = None
+            if final and carry_n and not self.drop_last:
+                yield from emit()
+
+        def emit() -> Iterator[Batch]:
+            nonlocal carry_n, carry_x, carry_y
+            if stats.batches >= start:
+                yield self._batch(np.concatenate(carry_x), np.concatenate(carry_y))
+            stats.batches += 1
+            carry_n, carry_x, carry_y = 0, [], []
 
         for utt in self.shard_utterances(shard, num_shards):
             loaded = self.source.load(utt, stats)
@@ -413,6 +400,39 @@ class FrameShuffleDataset(_FrameDataset):
                 yield from drain(final=False)
         yield from drain(final=True)
         self._finish(stats)
+
+
+def epoch_utterance_order(
+    utts: Sequence[str],
+    targets: Mapping[str, np.ndarray],
+    seed: int,
+    epoch: int,
+    shard: int = 0,
+    num_shards: int = 1,
+) -> list[str]:
+    """One epoch's utterance order for one shard (DDP rank x DataLoader worker).
+
+    Every shard draws the same permutation; each utterance then goes to the shard with the
+    fewest frames so far, so the shards' frame counts differ by at most one utterance (DDP
+    ranks stop together when one runs out of batches, and drop what the others have left).
+    """
+    order = np.random.default_rng([seed, epoch]).permutation(len(utts))
+    if num_shards == 1:
+        return [utts[i] for i in order]
+    load = np.zeros(num_shards, dtype=np.int64)
+    mine: list[str] = []
+    for i in order:
+        utt = utts[i]
+        target = int(np.argmin(load))  # ties: the lowest shard index
+        load[target] += len(targets.get(utt, ())) or 1
+        if target == shard:
+            mine.append(utt)
+    return mine
+
+
+def buffer_rng(seed: int, epoch: int, shard: int) -> np.random.Generator:
+    """The generator of the shuffle buffers' permutations (one draw per full buffer)."""
+    return np.random.default_rng([seed, epoch, shard, 1])
 
 
 class SequentialFrameDataset(_FrameDataset):
@@ -436,7 +456,7 @@ class SequentialFrameDataset(_FrameDataset):
         self.shard = shard
 
     def __iter__(self) -> Iterator[Batch]:
-        shard, num_shards = _shard_info(self.rank, self.world_size) if self.shard else (0, 1)
+        shard, num_shards = shard_info(self.rank, self.world_size) if self.shard else (0, 1)
         stats = EpochStats(epoch=self.epoch)
         xs: list[np.ndarray] = []
         ys: list[np.ndarray] = []

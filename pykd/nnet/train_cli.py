@@ -158,7 +158,7 @@ def train_nnet(job: NnetJob) -> dict[str, Any]:
         mflops_per_frame,
     )
     from pykd.nnet.teacher_posts import read_info  # noqa: PLC0415
-    from pykd.train.distributed import current_info  # noqa: PLC0415
+    from pykd.train.distributed import current_info, training_device  # noqa: PLC0415
     from pykd.train.losses import cached_kd_loss, ce_loss, kd_loss  # noqa: PLC0415
     from pykd.train.trainer import Trainer, seed_everything  # noqa: PLC0415
 
@@ -278,12 +278,16 @@ def train_nnet(job: NnetJob) -> dict[str, Any]:
     else:
         loss_fn = ce_loss  # type: ignore[assignment]
 
-    train_ds = FrameShuffleDataset(
-        source, train_utts, batch_size=batch_size, buffer_frames=buffer_frames, seed=cfg.seed
-    )
+    train_ds = None
+    if data_opts.data_on_device:
+        train_ds = _device_dataset(source, train_utts, training_device(cfg.device), data_opts, cfg)
+    if train_ds is None:
+        train_ds = FrameShuffleDataset(
+            source, train_utts, batch_size=batch_size, buffer_frames=buffer_frames, seed=cfg.seed
+        )
     cv_ds = SequentialFrameDataset(source, cv_utts, batch_size=max(batch_size, 1024), shard=True)
 
-    def train_batches(epoch: int) -> FrameShuffleDataset:
+    def train_batches(epoch: int) -> Any:
         train_ds.set_epoch(epoch)
         return train_ds
 
@@ -291,6 +295,22 @@ def train_nnet(job: NnetJob) -> dict[str, Any]:
         model, None, loss_fn, train_batches, lambda: cv_ds, cfg, out, meta=meta, teacher=teacher
     )
     return trainer.fit()
+
+
+def _device_dataset(source: Any, utts: list[str], device: Any, opts: DataOptions, cfg: Any) -> Any:
+    """The training set loaded onto ``device`` (:mod:`pykd.data.device`), or None with a
+    warning when it does not fit there (the caller then streams it from the CPU)."""
+    from pykd.data.device import DataDoesNotFit, DeviceFrameDataset  # noqa: PLC0415
+
+    dataset = DeviceFrameDataset(
+        source, utts, device, batch_size=opts.batch_size, buffer_frames=opts.buffer_frames,
+        seed=cfg.seed, dtype=opts.device_dtype,
+    )  # fmt: skip
+    try:
+        return dataset.load()
+    except DataDoesNotFit as err:
+        log.warning("--data-on-device: %s; streaming the data from the CPU instead", err)
+        return None
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -327,6 +347,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--cv-fraction", type=float, help=f"held-out share, by speaker (default {data.cv_fraction})"
     )
+    p.add_argument(
+        "--data-on-device", action="store_const", const=True,
+        help="hold the training set on the training device (GPU): CMVN once, splice and shuffle "
+        "there by index; falls back to streaming when it does not fit",
+    )  # fmt: skip
+    p.add_argument(
+        "--device-dtype", choices=("float16", "bfloat16", "float32"),
+        help=f"type of the features held on the device (default {data.device_dtype})",
+    )  # fmt: skip
     p.add_argument("--seed", type=int, help="random seed (overrides the YAML)")
     p.add_argument("--teacher", help="teacher final.pt: train with KD (teacher run on each batch)")
     p.add_argument(

@@ -82,6 +82,15 @@ def default_device() -> torch.device:
     return torch.device("cpu")
 
 
+def training_device(name: str | None) -> torch.device:
+    """The device a rank trains on: ``name`` (None: :func:`default_device`), a bare ``cuda``
+    becoming this rank's GPU under DDP."""
+    device = torch.device(name) if name else default_device()
+    if device.type == "cuda" and device.index is None and current_info().enabled:
+        device = torch.device("cuda", current_info().local_rank)  # one GPU per rank
+    return device
+
+
 def setup_torch(num_threads: int, device: str, ddp_ok: bool = False) -> str:
     """CLI set-up shared by the network commands: torch CPU threads (0 = torch's default) and
     the device name, ``auto`` becoming ``cuda`` when available, else ``cpu``.

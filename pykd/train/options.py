@@ -28,3 +28,5 @@ class DataOptions:
     batch_size: int = 256
     buffer_frames: int = 100_000  # memory ~ buffer_frames x input dim x 4 bytes
     cv_fraction: float = 0.1  # of the training utterances, whole speakers
+    data_on_device: bool = False  # hold the training set on the training device (GPU)
+    device_dtype: str = "float16"  # features' type there: float16 | bfloat16 | float32

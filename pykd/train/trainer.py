@@ -10,14 +10,15 @@ from the epoch, with its own generator): a resumed run skips the batches already
 
 Learning rate and stopping follow newbob (:mod:`pykd.train.schedule`); a rejected epoch restores
 the weights and optimizer state of the last accepted one. Checkpoints (``checkpoints/last.pt``
-every N steps and every epoch, ``checkpoints/epoch_<n>.pt``) are written atomically and hold
-everything needed to resume bit-for-bit on the same device. Outputs: ``final.pt``,
-``summary.json``, ``learning_curve.png``.
+every N steps, every M minutes and every epoch, ``checkpoints/epoch_<n>.pt``) are written
+atomically and hold everything needed to resume bit-for-bit on the same device. Outputs:
+``final.pt``, ``summary.json``, ``learning_curve.png``.
 """
 
 from __future__ import annotations
 
 import copy
+import itertools
 import json
 import logging
 import math
@@ -68,6 +69,7 @@ class TrainConfig:
     grad_clip: float = 0.0  # max global grad norm; 0 = off
     newbob: NewbobConfig = field(default_factory=NewbobConfig)
     checkpoint_every_steps: int = 500  # also checkpoint mid-epoch (kill -> resume); 0 = epoch ends
+    checkpoint_every_minutes: float = 10.0  # and after this much training time; 0 = off
     keep_epoch_checkpoints: bool = True
     log_every_steps: int = 100
     device: str | None = None  # None = cuda if available else cpu
@@ -130,9 +132,7 @@ class Trainer:
         self.out_dir = Path(out_dir)
         self.ckpt_dir = self.out_dir / "checkpoints"
         self.info = ddp.current_info()
-        self.device = torch.device(cfg.device) if cfg.device else ddp.default_device()
-        if self.device.type == "cuda" and self.device.index is None and self.info.enabled:
-            self.device = torch.device("cuda", self.info.local_rank)  # one GPU per rank
+        self.device = ddp.training_device(cfg.device)
         model.to(self.device)
         self.module = model
         self.model = ddp.wrap_model(model, self.device)
@@ -283,9 +283,11 @@ class Trainer:
         self.model.train()
         batches = self.train_batches_fn(epoch)
         total = len(batches) if hasattr(batches, "__len__") else self.history[-1].get("steps")
-        it = iter(batches)
-        for _ in range(self.step_in_epoch):  # deterministic skip of the batches already done
-            next(it)
+        if hasattr(batches, "iter_from"):  # skips the batches already done without making them
+            it = iter(batches.iter_from(self.step_in_epoch))
+        else:  # any iterable: draw and drop them (deterministic)
+            it = itertools.islice(batches, self.step_in_epoch, None)
+        t_saved = time.perf_counter()
         t_log, frames_log, loss_log = time.perf_counter(), 0, 0.0
         t_start = time.perf_counter() - self.epoch_time
         while True:
@@ -331,12 +333,27 @@ class Trainer:
                         eta,
                     )
                 t_log, frames_log, loss_log = time.perf_counter(), 0, 0.0
-            if cfg.checkpoint_every_steps and self.global_step % cfg.checkpoint_every_steps == 0:
+            if self._checkpoint_due(t_saved):
                 self.save()
+                t_saved = time.perf_counter()
             if cfg.stop_after_steps and self.global_step >= cfg.stop_after_steps:
                 self.save()
                 return False
         return True
+
+    def _checkpoint_due(self, t_saved: float) -> bool:
+        """A mid-epoch checkpoint every ``checkpoint_every_steps`` steps or after
+        ``checkpoint_every_minutes`` of training since the last one (on all ranks when any
+        rank's clock says so)."""
+        cfg = self.cfg
+        if cfg.checkpoint_every_steps and self.global_step % cfg.checkpoint_every_steps == 0:
+            return True
+        if not cfg.checkpoint_every_minutes:
+            return False
+        late = float(time.perf_counter() - t_saved >= 60.0 * cfg.checkpoint_every_minutes)
+        if self.info.enabled:
+            late = ddp.all_reduce_sum([late], self.device)[0]
+        return late > 0
 
     # ----- driver -----
     def _fresh_start(self) -> None:
