@@ -143,6 +143,22 @@ def test_per_speaker_cmvn_sums_utterances(feat_ref: Path, tmp_path: Path) -> Non
     )
 
 
+def test_per_speaker_cmvn_streams_in_spk2utt_order(feat_ref: Path) -> None:
+    """Stats are summed in spk2utt order whatever order the features come in (the same bits)."""
+    mfcc = dict(kaldiio.load_ark(str(feat_ref / "mfcc.ark")))
+    spk2utt = {"spkA": ["u1", "u3"], "spkB": ["u2", "u4"]}
+
+    def stream(order):
+        return ((utt, mfcc[utt]) for utt in order)
+
+    ref = compute_cmvn_stats(stream(["u1", "u2", "u3", "u4"]), spk2utt)
+    got = compute_cmvn_stats(stream(["u4", "u3", "u2", "u1"]), spk2utt)
+    assert list(got.stats) == list(ref.stats) == ["spkA", "spkB"]
+    for spk in spk2utt:
+        np.testing.assert_array_equal(got.stats[spk], ref.stats[spk])
+    assert ref.num_utts_done == got.num_utts_done == 4 and got.num_errors == 0
+
+
 def test_apply_cmvn_matches_kaldi(feat_ref: Path) -> None:
     kaldi_stats = dict(kaldiio.load_ark(str(feat_ref / "cmvn.ark")))
     mfcc = dict(kaldiio.load_ark(str(feat_ref / "mfcc.ark")))

@@ -95,21 +95,39 @@ def compute_cmvn_stats(
             result.stats[utt] = acc_cmvn_stats(mat)
             result.num_utts_done += 1
         return result
-    table = dict(feats)
-    for spk, utts in spk2utt.items():
-        acc: np.ndarray | None = None
-        for utt in utts:
-            mat = table.get(utt)
+    # Each speaker's utterances are added in spk2utt order (as Kaldi reads them), streaming:
+    # a matrix is held only until the utterances before it in its speaker's list have come
+    # (none when feats and spk2utt are both sorted), so memory does not grow with the corpus.
+    utt2spk = {utt: spk for spk, utts in spk2utt.items() for utt in utts}
+    acc: dict[str, np.ndarray] = {}
+    pos = dict.fromkeys(spk2utt, 0)
+    held: dict[str, np.ndarray] = {}
+
+    def advance(spk: str, final: bool) -> None:
+        utts, i = spk2utt[spk], pos[spk]
+        while i < len(utts) and (utts[i] in held or final):
+            mat = held.pop(utts[i], None)
             if mat is None:
-                log.warning("no features for utterance '%s' of speaker '%s'", utt, spk)
+                log.warning("no features for utterance '%s' of speaker '%s'", utts[i], spk)
                 result.num_errors += 1
-                continue
-            acc = acc_cmvn_stats(mat, acc)
-            result.num_utts_done += 1
-        if acc is None:
-            log.warning("no stats accumulated for speaker '%s'", spk)
+            else:
+                acc[spk] = acc_cmvn_stats(mat, acc.get(spk))
+                result.num_utts_done += 1
+            i += 1
+        pos[spk] = i
+
+    for utt, mat in feats:
+        spk = utt2spk.get(utt)
+        if spk is None:
             continue
-        result.stats[spk] = acc
+        held[utt] = mat
+        advance(spk, final=False)
+    for spk in spk2utt:
+        advance(spk, final=True)
+        if spk in acc:
+            result.stats[spk] = acc[spk]
+        else:
+            log.warning("no stats accumulated for speaker '%s'", spk)
     return result
 
 
