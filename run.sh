@@ -32,6 +32,7 @@ kd_temperature=1.0
 nnet_device=auto     # torch device for training: auto | cpu | cuda
 nnet_threads=0       # torch CPU threads for training (0: torch's default)
 nnet_procs=1         # DDP processes per CE/KD training run (torchrun; one per GPU)
+nnet_data_on_device=false  # CE/KD training holds its training set on the device (GPU)
 # Sequence training (stage 12) and speaker adaptation (stage 13).
 seq_criteria="smbr mmi"  # sequence criteria (smbr mmi mpfe): teacher, student, student+KD,
                          # student gates only, each
@@ -64,6 +65,8 @@ help_message="Usage: $0 [options]
   --nnet-device auto|cpu|cuda  training device (default: auto)
   --nnet-procs N               DDP processes per teacher/student training run, one per GPU
                                (torchrun --standalone; default: 1)
+  --nnet-data-on-device BOOL   hold the training set on the GPU, splice and shuffle there
+                               (AMI on a GPU; default: false)
   --seq-criteria \"smbr mmi\"   sequence-training criteria of stage 12 (default: smbr mmi)
   --seq-nets \"...\"            networks stage 12 trains per criterion (default: all of
                                teacher student student_kd student_gates; student_kd needs teacher)
@@ -90,6 +93,7 @@ kd_check_options "$0" stage:int stop_stage:int 'corpus:embedded|ami' 'size:defau
   'mic:ihm|sdm1' nj:pos_int lm_order:pos_int 'lm_prune_threshold:nonneg_float?' tri_leaves:pos_int \
   tri_gauss:pos_int decode_nj:pos_int 'nnet_max_epochs:pos_int?' kd_p:nonneg_float \
   kd_temperature:pos_float 'nnet_device:auto|cpu|cuda' nnet_threads:nonneg_int nnet_procs:pos_int \
+  nnet_data_on_device:bool \
   seq_epochs:pos_int seq_gates_lr:pos_float seq_kd_q:nonneg_float seq_decode_epochs:bool \
   adapt_epochs:pos_int skip_install:bool
 
@@ -233,6 +237,7 @@ train_and_decode() {
               --device "$nnet_device" --num-threads "$nnet_threads" --seed "$seed"
               --num-procs "$nnet_procs")
   [ -n "$nnet_max_epochs" ] && opts+=(--max-epochs "$nnet_max_epochs")
+  [ "$nnet_data_on_device" = true ] && opts+=(--data-on-device true)
   train_once "$dir" final.pt steps_kd/train_nnet.sh "${opts[@]}" "$@" "$data/train_fbank" exp/tri1_ali \
     exp/tri1 "$dir"
   decode_nnet_sets "$dir"

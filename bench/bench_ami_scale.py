@@ -31,6 +31,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import yaml
+
 REPO = Path(__file__).resolve().parents[1]
 STEP_RATE = re.compile(r"epoch \d+ step \d+\S* loss \S+ lr \S+ (\d+) frames/s")
 
@@ -58,7 +60,7 @@ def data_path(root: Path, frames: int, on_device: str | None) -> dict:
 
     t0 = time.perf_counter()
     targets = load_pdf_alignments(
-        alignment_files(root / "exp/tri1_ali"), root / "exp/tri1/final.mdl"
+        alignment_files(root / "exp/tri1_ali"), root / "exp/tri1/final.mdl", compact=True
     )
     source = UtteranceSource.of_data_dir(root / "data/train", targets, InputSpec(cmvn="mean"))
     res = {"targets_s": time.perf_counter() - t0}
@@ -100,12 +102,11 @@ def train(root: Path, work: Path, name: str, args: argparse.Namespace) -> dict:
     teacher = name == "teacher CE"
     steps = args.teacher_steps if teacher else args.steps
     config = work / f"{name.replace(' ', '_')}.yaml"
-    config.write_text(
-        "train:\n  optimizer: adam\n  lr: 0.001\n  batch_size: 256\n"
-        f"  buffer_frames: {args.buffer_frames}\n  cv_fraction: {args.cv_fraction}\n"
-        f"  stop_after_steps: {steps}\n  log_every_steps: {max(steps // 8, 1)}\n"
-        "  checkpoint_every_steps: 0\n  plot: false\n"
-    )
+    recipe = yaml.safe_load((REPO / "conf/train_nnet.yaml").read_text())["train"]
+    recipe.update(buffer_frames=args.buffer_frames, cv_fraction=args.cv_fraction, plot=False,
+                  stop_after_steps=steps, log_every_steps=max(steps // 8, 1),
+                  checkpoint_every_steps=0, checkpoint_every_minutes=0)  # fmt: skip
+    config.write_text(yaml.safe_dump({"train": recipe}))
     model = args.teacher_config if teacher else args.student_config
     cmd = [sys.executable, "-m", "pykd", "train-nnet", "--model-config", model, "--train-config",
            str(config), "--device", args.device, "--num-threads", str(args.threads)]  # fmt: skip
@@ -134,7 +135,8 @@ def _seconds(hms: str) -> float:
 def full_epoch(root: Path, work: Path, args: argparse.Namespace) -> float:
     """Wall seconds of one whole CE-student epoch (with its CV pass) on ``root``."""
     cmd = [sys.executable, "-m", "pykd", "train-nnet", "--model-config", args.student_config,
-           "--max-epochs", "1", "--cv-fraction", str(args.cv_fraction), "--device", args.device,
+           "--train-config", str(REPO / "conf/train_nnet.yaml"), "--max-epochs", "1",
+           "--cv-fraction", str(args.cv_fraction), "--device", args.device,
            "--num-threads", str(args.threads), str(root / "data/train"),
            str(root / "exp/tri1_ali"), str(root / "exp/tri1"), str(work / "epoch")]  # fmt: skip
     if args.data_on_device:
@@ -173,7 +175,8 @@ def main(argv: list[str] | None = None) -> int:
     lines = [
         f"Device {args.device}, torch threads {args.threads or 'default'}, {os.cpu_count()} "
         f"cores; training data path: {mem}; buffer {args.buffer_frames} frames; students "
-        f"{args.steps} steps, teacher {args.teacher_steps} steps of 256 frames.",
+        f"{args.steps} steps, teacher {args.teacher_steps} steps of 256 frames "
+        "(conf/train_nnet.yaml: Adam).",
         "",
         "| hours | frames | data path: stream fps / RSS MB | in memory: load s / fps / RSS MB "
         "| student CE fps / RSS MB | student KD (cached) fps / RSS MB | teacher CE fps / RSS MB "

@@ -17,6 +17,7 @@ batch_size=
 buffer_frames=
 seed=
 device=           # empty: pykd's default (auto: cuda when torch sees a GPU)
+data_on_device=false
 num_threads=0
 num_procs=1
 resume=false
@@ -38,6 +39,8 @@ Options:
   --kd-temperature <f>          # KD temperature (default: pykd train-nnet's)
   --lr <f> --max-epochs <n> --batch-size <n> --buffer-frames <n> --seed <n>  # overrides
   --device <cpu|cuda|auto>      # (default: pykd's, auto)
+  --data-on-device <bool>       # hold the training set on the device (GPU), splice and shuffle
+                                # there; streams when it does not fit (default: $data_on_device)
   --num-threads <n>             # torch CPU threads, 0 = torch default (default: $num_threads)
   --num-procs <n>               # DDP processes on this machine, one per GPU (or CPU share):
                                 # torchrun --standalone --nproc-per-node n (default: $num_procs)
@@ -46,7 +49,7 @@ Options:
 [ -f ./path.sh ] && . ./path.sh
 . utils/parse_options.sh
 . steps_kd/lib.sh
-kd_check_options "$0" 'kd_p:nonneg_float?' 'kd_temperature:pos_float?' 'lr:pos_float?' 'max_epochs:pos_int?' 'batch_size:pos_int?' 'buffer_frames:pos_int?' 'seed:int?' num_threads:nonneg_int num_procs:pos_int resume:bool
+kd_check_options "$0" 'kd_p:nonneg_float?' 'kd_temperature:pos_float?' 'lr:pos_float?' 'max_epochs:pos_int?' 'batch_size:pos_int?' 'buffer_frames:pos_int?' 'seed:int?' num_threads:nonneg_int num_procs:pos_int resume:bool data_on_device:bool
 
 kd_check_num_args 4 $#
 data=$1
@@ -72,6 +75,7 @@ fi
 [ -n "$buffer_frames" ] && opts+=(--buffer-frames "$buffer_frames")
 [ -n "$seed" ] && opts+=(--seed "$seed")
 [ "$resume" = true ] && opts+=(--resume)
+[ "$data_on_device" = true ] && opts+=(--data-on-device)
 
 mkdir -p "$dir/log"
 cp "$gmmdir/final.mdl" "$dir/final.mdl"

@@ -178,7 +178,7 @@ def train_nnet(job: NnetJob) -> dict[str, Any]:
     cv_fraction = data_opts.cv_fraction
 
     n_pdfs = num_pdfs(mdl)
-    targets = load_pdf_alignments(ali_files, mdl)
+    targets = load_pdf_alignments(ali_files, mdl, compact=True)
     check_targets(targets, n_pdfs)
     # per-speaker mean normalisation when the data dir has CMVN stats
     spec = InputSpec(cmvn="mean" if (data / "cmvn.scp").is_file() else "none")
