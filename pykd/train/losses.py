@@ -97,9 +97,19 @@ def sparse_soft_ce_frames(
     """:func:`soft_ce_frames` with the teacher's posteriors cached sparse: per frame the ids
     ``(N, k)`` and ``T = 1`` probabilities ``(N, k)`` of its top k pdfs; ``softmax(z_t / T)``
     over them is ``probs^(1/T)`` renormalised."""
+    log_r = _scaled_log_softmax(student_logits, temperature)
+    return _sparse_soft_ce(log_r, teacher_ids, teacher_probs, temperature)
+
+
+def _scaled_log_softmax(logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    return F.log_softmax(logits if temperature == 1.0 else logits / temperature, dim=-1)
+
+
+def _sparse_soft_ce(
+    log_r: torch.Tensor, teacher_ids: torch.Tensor, teacher_probs: torch.Tensor, temperature: float
+) -> torch.Tensor:
     q = teacher_probs.double().clamp_min(0.0) ** (1.0 / temperature)
-    q = (q / q.sum(dim=-1, keepdim=True).clamp_min(1e-30)).to(student_logits.dtype)
-    log_r = F.log_softmax(student_logits / temperature, dim=-1)
+    q = (q / q.sum(dim=-1, keepdim=True).clamp_min(1e-30)).to(log_r.dtype)
     return -(q * log_r.gather(1, teacher_ids.long())).sum(dim=-1)
 
 
@@ -114,18 +124,23 @@ def cached_kd_loss(
 ) -> torch.Tensor:
     """:func:`kd_loss` with the teacher's posteriors cached sparse: per frame the ids ``(N, k)``
     and ``T = 1`` probabilities ``(N, k)`` of its top k pdfs. ``softmax(z_t / T)`` over them is
-    ``probs^(1/T)`` renormalised; with k = all pdfs this is :func:`kd_loss` exactly."""
+    ``probs^(1/T)`` renormalised; with k = all pdfs this is :func:`kd_loss` exactly. At T = 1
+    the hard and soft terms share one log-softmax (the same values as two)."""
     if not 0.0 <= p <= 1.0:
         raise ValueError(f"KD weight p must be in [0, 1], got {p}")
     if temperature <= 0:
         raise ValueError(f"temperature must be positive, got {temperature}")
-    soft = sparse_soft_ce_frames(student_logits, teacher_ids, teacher_probs, temperature)
-    soft = soft.mean() * temperature**2
+    log_r = _scaled_log_softmax(student_logits, temperature)
+    soft = _sparse_soft_ce(log_r, teacher_ids, teacher_probs, temperature).mean() * temperature**2
     if p == 1.0:
         return soft
     if targets is None:
         raise ValueError(f"p = {p} < 1 needs hard targets")
-    return (1.0 - p) * ce_loss(student_logits, targets, ignore_index) + p * soft
+    if temperature == 1.0:
+        hard = F.nll_loss(log_r, targets.long(), ignore_index=ignore_index)
+    else:
+        hard = ce_loss(student_logits, targets, ignore_index)
+    return (1.0 - p) * hard + p * soft
 
 
 @torch.no_grad()
