@@ -109,6 +109,7 @@ class DeviceFrameDataset:
         self.drop_last = drop_last
         self.rank, self.world_size = rank, world_size
         self.epoch = 0
+        self.epoch_utts = 0  # utterances of this rank's share of the epoch
         self.last_stats: EpochStats | None = None
         self.offsets = torch.from_numpy(context_offsets(source.left, source.right)).to(device)
         self.feats: torch.Tensor | None = None
@@ -209,10 +210,12 @@ class DeviceFrameDataset:
         parts: list[np.ndarray] = []
         buffer: list[np.ndarray] = []
         buffered = 0
+        self.epoch_utts = 0
         for utt in order:
             start = self.layout.starts.get(utt)
             if start is None:  # skipped when loading (counted then)
                 continue
+            self.epoch_utts += 1
             t = self.layout.lengths[utt]
             buffer.append(np.arange(start, start + t, dtype=np.int64))
             buffered += t
@@ -247,7 +250,7 @@ class DeviceFrameDataset:
         for first in range(start * bs, len(rows), bs):
             yield self.batch(rows[first : first + bs])
         stats.batches = -(-len(rows) // bs)
-        stats.utts_used = stats.utts_seen = len(self.layout.starts)
+        stats.utts_used = stats.utts_seen = self.epoch_utts
         self.last_stats = stats
         log.info("%s", stats.summary())
 
