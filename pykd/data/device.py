@@ -232,7 +232,8 @@ class DeviceFrameDataset:
         return torch.from_numpy(rows).to(self.device)
 
     def __len__(self) -> int:
-        frames = sum(self.layout.lengths.values())
+        """Batches per epoch (under DDP: about this rank's share, for progress lines)."""
+        frames = sum(self.layout.lengths.values()) // shard_info(self.rank, self.world_size)[1]
         if self.drop_last:
             return frames // self.batch_size
         return -(-frames // self.batch_size)
