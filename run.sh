@@ -33,6 +33,7 @@ nnet_device=auto     # torch device for training: auto | cpu | cuda
 nnet_threads=0       # torch CPU threads for training (0: torch's default)
 nnet_procs=1         # DDP processes per CE/KD training run (torchrun; one per GPU)
 nnet_data_on_device=false  # CE/KD training holds its training set on the device (GPU)
+nnet_exp=exp         # where stages 8-10 put dnn, hdnn_ce, hdnn_kd (local/run_seeds.sh: per seed)
 # Sequence training (stage 12) and speaker adaptation (stage 13).
 seq_criteria="smbr mmi"  # sequence criteria (smbr mmi mpfe): teacher, student, student+KD,
                          # student gates only, each
@@ -67,6 +68,8 @@ help_message="Usage: $0 [options]
                                (torchrun --standalone; default: 1)
   --nnet-data-on-device BOOL   hold the training set on the GPU, splice and shuffle there
                                (AMI on a GPU; default: false)
+  --nnet-exp DIR               stages 8-10 write DIR/{dnn,hdnn_ce,hdnn_kd} (default: exp; other
+                               dirs are extra seeds for the table over seeds, local/run_seeds.sh)
   --seq-criteria \"smbr mmi\"   sequence-training criteria of stage 12 (default: smbr mmi)
   --seq-nets \"...\"            networks stage 12 trains per criterion (default: all of
                                teacher student student_kd student_gates; student_kd needs teacher)
@@ -241,28 +244,33 @@ train_and_decode() {
   train_once "$dir" final.pt steps_kd/train_nnet.sh "${opts[@]}" "$@" "$data/train_fbank" exp/tri1_ali \
     exp/tri1 "$dir"
   decode_nnet_sets "$dir"
-  declare_system nnet "$dir"
+  # the main systems are rows of the network table; extra seeds only feed the table over seeds
+  [ "$nnet_exp" = exp ] && declare_system nnet "$dir"
+  return 0
 }
 
 if begin_stage 8 "teacher DNN (CE)"; then
-  train_and_decode exp/dnn "$teacher_config"
+  train_and_decode "$nnet_exp/dnn" "$teacher_config"
   end_stage 8 "teacher DNN (CE)"
 fi
 
 if begin_stage 9 "student HDNN (CE)"; then
-  train_and_decode exp/hdnn_ce "$student_config"
+  train_and_decode "$nnet_exp/hdnn_ce" "$student_config"
   end_stage 9 "student HDNN (CE)"
 fi
 
 if begin_stage 10 "student HDNN (KD)"; then
-  [ -f exp/dnn/final.pt ] || { echo "$0: stage 10 needs the teacher exp/dnn/final.pt (stage 8)" >&2; exit 1; }
+  teacher_dir=$nnet_exp/dnn
+  [ -f "$teacher_dir/final.pt" ] || { echo "$0: stage 10 needs the teacher $teacher_dir/final.pt (stage 8)" >&2; exit 1; }
   # The teacher's posteriors over the training data, once (top 20 per frame): the student reads
   # them like alignments instead of running the teacher on every batch.
   steps_kd/make_teacher_posts.sh --cmd "$train_cmd" --device "$nnet_device" \
-    --num-threads "$nnet_threads" exp/dnn/final.pt "$data/train_fbank" exp/dnn/posts_train
-  train_and_decode exp/hdnn_kd "$student_config" --teacher-posts exp/dnn/posts_train \
+    --num-threads "$nnet_threads" "$teacher_dir/final.pt" "$data/train_fbank" "$teacher_dir/posts_train"
+  train_and_decode "$nnet_exp/hdnn_kd" "$student_config" --teacher-posts "$teacher_dir/posts_train" \
     --kd-p "$kd_p" --kd-temperature "$kd_temperature"
-  declare_system kd-pair exp/dnn exp/hdnn_ce exp/hdnn_kd
+  kd_systems=("$teacher_dir" "$nnet_exp/hdnn_ce" "$nnet_exp/hdnn_kd")
+  [ "$nnet_exp" = exp ] && declare_system kd-pair "${kd_systems[@]}"
+  declare_system kd-seed "$seed" "${kd_systems[@]}"
   end_stage 10 "student HDNN (KD)"
 fi
 

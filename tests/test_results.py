@@ -8,6 +8,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from pykd.cli import main
@@ -227,6 +228,42 @@ def test_network_table_and_kd_gain(tmp_path: Path) -> None:
     # eval at dev's setting: CE 4, KD 3, teacher 6: the teacher is worse, so no gap to close
     assert f"- eval: KD gain {100.0 / REF_WORDS:.2f} absolute (25.0% relative;" in text
     assert "closing n/a of the teacher-student gap" in text
+
+
+@needs_sclite
+def test_kd_over_seeds_table(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """Three seeds declared with kd-seed: per-seed rows, paired KD - CE, mean +- sd, the count
+    of seeds where KD wins, and the binomial interval of one WER."""
+    exp = tmp_path / "exp"
+    # (teacher, CE, KD) dev errors per seed; eval = dev + 1
+    errors = {"1": (3, 9, 6), "2": (4, 8, 8), "3": (2, 10, 5)}
+    declare = []
+    for seed, errs in errors.items():
+        dirs = [exp / f"seed{seed}" / n for n in ("dnn", "hdnn_ce", "hdnn_kd")]
+        for d, n in zip(dirs, errs, strict=True):
+            make_system(d, n, n + 1)
+        declare.append(f"declare_system kd-seed {seed} {' '.join(map(str, dirs))}")
+    repo = Path(__file__).resolve().parents[1]
+    subprocess.run(["bash", "-c", f". {repo}/local/recipe_lib.sh && " + " && ".join(declare)],
+                   cwd=tmp_path, check=True)  # fmt: skip
+    assert main(["results-table", "--systems", str(exp / "systems.txt")]) == 0
+    text = capsys.readouterr().out
+    assert "## Knowledge distillation over 3 seeds" in text
+
+    def w(n: int) -> float:
+        return 100.0 * n / REF_WORDS
+
+    row = table_rows(text, "1")
+    assert row[1:6] == [f"{w(3):.2f}", f"{w(9):.2f}", f"{w(6):.2f}", f"{w(6) - w(9):+.2f}", "50%"]
+    assert table_rows(text, "2")[4:6] == ["+0.00", "0%"]
+    diffs = np.array([w(6) - w(9), 0.0, w(5) - w(10)])
+    mean = table_rows(text, "mean +- sd")
+    assert mean[4] == f"{diffs.mean():+.2f} +- {diffs.std(ddof=1):.2f}"
+    ce = np.array([w(9), w(8), w(10)])
+    assert mean[2] == f"{ce.mean():.2f} +- {ce.std(ddof=1):.2f}"
+    assert "- dev: KD beats CE in 2 of 3 seeds" in text
+    half = 196.0 * np.sqrt(ce.mean() / 100 * (1 - ce.mean() / 100) / REF_WORDS)
+    assert f"over its {REF_WORDS} words is known to +-{half:.2f}" in text
 
 
 def test_gap_share() -> None:

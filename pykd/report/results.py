@@ -32,10 +32,12 @@ import json
 import logging
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from pykd.decode.score import (
     DEFAULT_NON_SCORED,
@@ -419,6 +421,66 @@ def kd_summary(
     return "\n".join(lines) + "\n"
 
 
+def kd_seed_table(
+    seeds: Mapping[str, tuple[SystemWers, SystemWers, SystemWers]],
+    tune_set: str = "dev",
+    test_set: str = "eval",
+) -> list[str]:
+    """KD against CE over seeds: one row per seed (teacher, CE and KD student WERs, the paired
+    KD - CE difference, the share of the teacher-student gap closed), mean +- standard deviation
+    over the seeds, and the binomial 95% interval of one WER on each set."""
+    sets = ((tune_set, "tune"), (test_set, "test"))
+    heads = ["seed"]
+    for name, _ in sets:
+        heads += [f"teacher {name}", f"CE {name}", f"KD {name}", f"KD - CE {name}",
+                  f"gap closed {name}"]  # fmt: skip
+    out = [f"## Knowledge distillation over {len(seeds)} seeds", ""]
+    out += [
+        f"Teacher, CE student and KD student trained with each seed ({test_set} at "
+        f"{tune_set}'s setting). KD - CE < 0: KD is better; gap closed: (CE - KD) / "
+        "(CE - teacher).",
+        "",
+        *_header(heads),
+    ]
+    cols: dict[str, list[float]] = {}
+    for seed, systems in seeds.items():
+        cells = [seed]
+        for name, attr in sets:
+            w_t, w_ce, w_kd = (getattr(s, attr).wer for s in systems)
+            share = gap_share(w_ce, w_kd, w_t)
+            for key, value in (("t", w_t), ("ce", w_ce), ("kd", w_kd), ("d", w_kd - w_ce)):
+                cols.setdefault(f"{name}{key}", []).append(value)
+            cells += [f"{w_t:.2f}", f"{w_ce:.2f}", f"{w_kd:.2f}", f"{w_kd - w_ce:+.2f}",
+                      "n/a" if share is None else f"{share:.0f}%"]  # fmt: skip
+        out.append(_row(cells))
+    mean = ["mean +- sd"]
+    for name, _ in sets:
+        for key in ("t", "ce", "kd", "d"):
+            values = np.array(cols[f"{name}{key}"])
+            sd = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+            sign = "+" if key == "d" else ""
+            mean.append(f"{values.mean():{sign}.2f} +- {sd:.2f}")
+        share = gap_share(*(float(np.mean(cols[f"{name}{k}"])) for k in ("ce", "kd", "t")))
+        mean.append("n/a" if share is None else f"{share:.0f}% (of the means)")
+    out += [_row(mean), ""]
+    for name, attr in sets:
+        diffs = np.array(cols[f"{name}d"])
+        first = next(iter(seeds.values()))[1]
+        words = getattr(first, attr).ref_words
+        interval = ""
+        if words:
+            p = float(np.mean(cols[f"{name}ce"])) / 100.0
+            half = 196.0 * float(np.sqrt(p * (1.0 - p) / words))
+            interval = (
+                f"; one WER near {100 * p:.1f}% over its {words} words is known to +-{half:.2f} "
+                "(95%, binomial, words taken as independent)"
+            )
+        out.append(
+            f"- {name}: KD beats CE in {int((diffs < 0).sum())} of {len(diffs)} seeds{interval}"
+        )
+    return out
+
+
 def is_scored(decode_dir: str | os.PathLike) -> bool:
     """Whether ``decode_dir`` has been scored (``scoring_kaldi/best_wer``)."""
     return (Path(decode_dir) / "scoring_kaldi" / "best_wer").is_file()
@@ -759,10 +821,11 @@ def results_table(
     adapt: str | os.PathLike | None = None,
     adapt_methods: Sequence[str] = ADAPT_METHODS,
     adapt_tag: str | None = None,
+    kd_seeds: Mapping[str, Sequence[str | os.PathLike]] | None = None,
 ) -> str:
-    """The Markdown text: GMM table, network table, KD paragraph, per-epoch table of sequence
-    training, adaptation table (each when asked for)."""
-    if not gmm and not nnet and not kd_pair and not epochs and adapt is None:
+    """The Markdown text: GMM table, network table, KD paragraph, KD over seeds (two or more),
+    per-epoch table of sequence training, adaptation table (each when asked for)."""
+    if not gmm and not nnet and not kd_pair and not epochs and adapt is None and not kd_seeds:
         raise ValueError(
             "nothing to tabulate: give --gmm, --nnet, --kd-pair, --epochs or --adapt systems"
         )
@@ -807,6 +870,9 @@ def results_table(
         t, ce, kd = (wers(d) for d in kd_pair)
         names = (Path(kd_pair[0]).name, Path(kd_pair[1]).name, Path(kd_pair[2]).name)
         out.append(kd_summary(t, ce, kd, names, tune_set, test_set))
+    if kd_seeds and len(kd_seeds) > 1:
+        by_seed = {seed: tuple(wers(d) for d in dirs) for seed, dirs in kd_seeds.items()}
+        out += [*kd_seed_table(by_seed, tune_set, test_set), ""]  # type: ignore[arg-type]
     if epochs:
         out += [*epoch_table(epochs, tune_set, non_scored, test_set), ""]
     if adapt is not None:
@@ -845,6 +911,7 @@ def _run(args: argparse.Namespace) -> int:
         adapt=systems.adapt,
         adapt_methods=systems.adapt_methods,
         adapt_tag=args.adapt_tag,
+        kd_seeds=systems.kd_seeds,
     )
     print(text, end="")
     return 0

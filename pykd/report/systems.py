@@ -8,6 +8,7 @@ recipe's directory names::
     nnet exp/dnn                            # a network: a row of the network table
     seq exp/dnn_smbr                        # a sequence-trained network: a row + its epochs
     kd-pair exp/dnn exp/hdnn_ce exp/hdnn_kd # teacher, CE student, KD student: the KD paragraph
+    kd-seed 2 exp/seeds/seed2/dnn ...       # the same three of one seed: the table over seeds
     adapt exp/hdnn_kd teacher decode        # a network's speaker adaptation runs (methods)
 
 Blank lines and ``#`` comments are ignored; a directory listed twice counts once.
@@ -34,6 +35,7 @@ class Systems:
     nnet: list[str] = field(default_factory=list)
     epochs: list[str] = field(default_factory=list)
     kd_pair: list[str] | None = None
+    kd_seeds: dict[str, list[str]] = field(default_factory=dict)  # seed -> teacher, CE, KD
     adapt: str | None = None
     adapt_methods: list[str] = field(default_factory=lambda: list(ADAPT_METHODS))
 
@@ -52,6 +54,12 @@ class Systems:
                     f"{where}: 'kd-pair' takes TEACHER STUDENT_CE STUDENT_KD, got {args}"
                 )
             self.kd_pair = args
+        elif kind == "kd-seed":
+            if len(args) != 4:
+                raise SystemsFileError(
+                    f"{where}: 'kd-seed' takes SEED TEACHER STUDENT_CE STUDENT_KD, got {args}"
+                )
+            self.kd_seeds[args[0]] = args[1:]
         elif kind == "adapt":
             bad = [m for m in args[1:] if m not in ADAPT_METHODS]
             if not args or bad:
@@ -63,11 +71,13 @@ class Systems:
             self.adapt_methods = args[1:] or list(ADAPT_METHODS)
         else:
             raise SystemsFileError(
-                f"{where}: unknown system kind '{kind}' (gmm, nnet, seq, kd-pair, adapt)"
+                f"{where}: unknown system kind '{kind}' (gmm, nnet, seq, kd-pair, kd-seed, adapt)"
             )
 
     def empty(self) -> bool:
-        return not (self.gmm or self.nnet or self.epochs or self.kd_pair or self.adapt)
+        return not (
+            self.gmm or self.nnet or self.epochs or self.kd_pair or self.kd_seeds or self.adapt
+        )
 
 
 def read_systems(path: str | os.PathLike, into: Systems | None = None) -> Systems:
