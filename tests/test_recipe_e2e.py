@@ -45,6 +45,39 @@ def test_tiny_recipe_builtin(tiny_builtin_recipe: Path) -> None:
     assert digest(lang_files) == before
 
 
+@pytest.mark.slow
+def test_kd_over_seeds(tiny_builtin_recipe: Path, repo_root: Path, tmp_path: Path) -> None:
+    """local/run_seeds.sh: the main seed's networks are kept, another seed's are trained into
+    exp/seeds/, and RESULTS.md gets the table over seeds (the network table keeps its rows)."""
+    import shutil
+
+    import torch
+
+    recipe = make_recipe_dir(repo_root, tmp_path)
+    for name in ("data", "exp"):
+        shutil.copytree(tiny_builtin_recipe / name, recipe / name, symlinks=True)
+    main_teacher = (recipe / "exp/dnn/final.pt").read_bytes()
+    proc = subprocess.run(
+        ["local/run_seeds.sh", "--seeds", "1 2", "--size", "tiny", "--nj", "2",
+         "--nnet-max-epochs", "2", "--decode-opts", "--beam 8 --lattice-beam 4"],
+        cwd=recipe, env=recipe_env(None), capture_output=True, text=True, timeout=1800,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "exp/dnn/final.pt is complete: not trained again" in proc.stdout
+    assert (recipe / "exp/dnn/final.pt").read_bytes() == main_teacher
+    seed2 = recipe / "exp/seeds/seed2"
+    a = torch.load(recipe / "exp/dnn/final.pt", weights_only=False)["model"]
+    b = torch.load(seed2 / "dnn/final.pt", weights_only=False)["model"]
+    assert any(not torch.equal(a[k], b[k]) for k in a)  # another seed, another network
+    assert (seed2 / "hdnn_kd/decode_eval/scoring_kaldi/best_wer").is_file()
+    results = (recipe / "RESULTS.md").read_text()
+    assert "## Knowledge distillation over 2 seeds" in results
+    for row in ("| 1 |", "| 2 |", "| mean +- sd |"):
+        assert sum(ln.startswith(row) for ln in results.splitlines()) == 1, results
+    assert sum(ln.startswith("| dnn |") for ln in results.splitlines()) == 1
+    assert re.search(r"- dev: KD beats CE in [012] of 2 seeds; one WER near", results)
+
+
 # Kaldi binaries whose LOG lines must appear in the logs of a run with KALDI_ROOT: proof that
 # each step handed over to Kaldi (log file glob under exp/ -> binary).
 KALDI_STEPS = {
