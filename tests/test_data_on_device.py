@@ -272,3 +272,56 @@ def test_generated_files_are_read_by_kaldi(ami_like: Path, kaldi_root: Path) -> 
         f"scp:{data}/feats.scp",
         "ark:/dev/null",
     )
+
+
+def test_untranscribed_utterances_train_from_the_teacher_alone(
+    ami_like: Path, tmp_path: Path
+) -> None:
+    """Utterances with cached teacher posteriors but no alignment: their frames come with the
+    ignore label (so only the soft term sees them), on both data paths, and train-nnet uses them
+    for training only (not CV, not the priors)."""
+    from pykd.kaldi.model_io import read_alignments, write_alignments
+    from pykd.train.losses import IGNORE_INDEX, cached_kd_loss
+
+    source = _source(ami_like, posts=True)
+    dropped = set(source.utterances[::3])
+    assert source.targets is not None
+    source.targets = {u: a for u, a in source.targets.items() if u not in dropped}
+    assert all(source.is_untranscribed(u) for u in dropped)
+    opts = dict(batch_size=80, buffer_frames=1000, seed=2)
+    stream = FrameShuffleDataset(source, source.utterances, **opts)
+    held = DeviceFrameDataset(
+        source, source.utterances, torch.device("cpu"), dtype="float32", **opts
+    ).load()
+    a, b = _batches(stream), _batches(held)
+    for sa, sb in zip(a, b, strict=True):
+        assert all(torch.equal(ta, tb) for ta, tb in zip(sa, sb, strict=True))
+    labels = torch.cat([batch[1] for batch in a])
+    expected = sum(source.max_frames(u) for u in dropped)
+    assert abs(int((labels == IGNORE_INDEX).sum()) - expected) <= 2 * len(dropped)
+    assert stream.last_stats is not None and stream.last_stats.untranscribed == len(dropped)
+    # a batch of untranscribed frames only: the hard term drops out, no NaN
+    x, y, ids, probs = a[0]
+    loss = cached_kd_loss(
+        torch.randn(len(y), 120), torch.full_like(y, IGNORE_INDEX), ids, probs, 0.5
+    )
+    assert torch.isfinite(loss)
+
+    # train-nnet with an alignment dir that lacks a third of the utterances
+    ali = tmp_path / "ali"
+    ali.mkdir()
+    for path in sorted((ami_like / "exp/tri1_ali").glob("ali.*.gz")):
+        kept = {u: v for u, v in read_alignments(path).items() if u not in dropped}
+        write_alignments(ali / path.name, kept)
+    cmd = [
+        sys.executable, "-m", "pykd", "train-nnet", "--model-config",
+        str(REPO / "conf/student_hdnn.yaml"), "--max-epochs", "1", "--device", "cpu",
+        "--teacher-posts", str(ami_like / "exp/teacher/posts_train"), "--kd-p", "0.5",
+        str(ami_like / "data/train"), str(ali), str(ami_like / "exp/tri1"), str(tmp_path / "out"),
+    ]  # fmt: skip
+    run = subprocess.run(cmd, capture_output=True, text=True, check=True, cwd=REPO)
+    assert f"{len(dropped)} untranscribed utterances" in run.stderr
+    cv = set((tmp_path / "out/cv_utts").read_text().split())
+    assert cv and not cv & dropped
+    meta = torch.load(tmp_path / "out/final.pt", weights_only=False)["meta"]
+    assert meta["train_utts"] + len(cv) == len(source.utterances)

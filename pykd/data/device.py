@@ -17,6 +17,7 @@ float16 the features are rounded to 11 significant bits (CMVN'd fbank: ~1e-3 abs
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -120,11 +121,14 @@ class DeviceFrameDataset:
         self.load_stats = EpochStats()
 
     # ----- loading -----
+    @functools.cached_property
+    def _max_frames(self) -> dict[str, int]:
+        return {u: self.source.max_frames(u) for u in self.utts}
+
     def check_fits(self) -> int:
         """Bytes the set will take (an upper bound from the targets' lengths); raises
         :class:`DataDoesNotFit` when that is more than ``HEADROOM`` of the free memory."""
-        targets = self.source.targets or {}
-        frames = sum(len(targets[u]) for u in self.utts if u in targets)
+        frames = sum(self._max_frames.values())
         posts = self.source.teacher_posts
         top_k = 0
         if posts is not None and self.utts:
@@ -144,8 +148,7 @@ class DeviceFrameDataset:
         """Read every utterance (CMVN'd, edge padded) into the device tensors; returns self."""
         self.check_fits()
         left, right = self.source.left, self.source.right
-        targets = self.source.targets or {}
-        cap = sum(len(targets[u]) + left + right for u in self.utts if u in targets)
+        cap = sum(n + left + right for n in self._max_frames.values() if n)
         dim = self.source.feat_dim
         dt = DTYPES[self.dtype]
         feats = torch.empty((cap, dim), dtype=dt, device=self.device)

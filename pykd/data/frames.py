@@ -44,6 +44,7 @@ from pykd.frontend.splice import pad_edges, splice, splice_padded
 from pykd.io.compressed import kaldiio
 from pykd.io.datadir import c_sorted, read_table
 from pykd.kaldi.posterior_io import Posterior
+from pykd.train.losses import IGNORE_INDEX
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,7 @@ class EpochStats:
     frames: int = 0
     batches: int = 0
     no_alignment: int = 0
+    untranscribed: int = 0  # used with the teacher's posteriors only
     length_mismatch: int = 0
     trimmed_utts: int = 0
     trimmed_frames: int = 0
@@ -69,7 +71,9 @@ class EpochStats:
         """One log line."""
         return (
             f"epoch {self.epoch}: {self.utts_used}/{self.utts_seen} utterances, "
-            f"{self.frames} frames, {self.batches} batches; skipped {self.no_alignment} without "
+            f"{self.frames} frames, {self.batches} batches"
+            + (f" ({self.untranscribed} untranscribed)" if self.untranscribed else "")
+            + f"; skipped {self.no_alignment} without "
             f"alignment, {self.length_mismatch} with a feature/alignment length mismatch; "
             f"trimmed {self.trimmed_frames} frames in {self.trimmed_utts} utterances"
         )
@@ -179,23 +183,34 @@ class UtteranceSource:
     def load(
         self, utt: str, stats: EpochStats | None = None
     ) -> tuple[np.ndarray, np.ndarray | None] | None:
-        """``(feats (T, D) float32, pdf-ids (T,) int64 or None)``, or None if skipped (counted)."""
+        """``(feats (T, D) float32, pdf-ids (T,) int64 or None)``, or None if skipped (counted).
+
+        With cached teacher posteriors, an utterance that has them but no alignment is
+        *untranscribed*: its frames come with pdf-id ``IGNORE_INDEX`` (the hard loss ignores
+        them; the teacher's posteriors teach the student)."""
         if stats is not None:
             stats.utts_seen += 1
         y = None
         if self.targets is not None:
-            if utt not in self.targets:
+            if utt in self.targets:
+                y = np.asarray(self.targets[utt], dtype=np.int64)
+            elif self.teacher_posts is not None and utt in self.teacher_posts:
+                pass  # untranscribed: its length comes from the posteriors below
+            else:
                 if stats is not None:
                     stats.no_alignment += 1
                     stats.skipped.append(utt)
                 log.debug("%s: no alignment, skipped", utt)
                 return None
-            y = np.asarray(self.targets[utt], dtype=np.int64)
         feats = self._read(utt)
         if self._dim is None:
             self._dim = feats.shape[1]
         elif feats.shape[1] != self._dim:
             raise ValueError(f"utterance {utt}: feature dim {feats.shape[1]} != {self._dim}")
+        if self.targets is not None and y is None:  # untranscribed
+            y = np.full(len(feats), IGNORE_INDEX, dtype=np.int64)
+            if stats is not None:
+                stats.untranscribed += 1
         if y is not None:
             matched = match_lengths(feats, y, self.length_tolerance)
             if matched is None:
@@ -219,6 +234,26 @@ class UtteranceSource:
             stats.utts_used += 1
             stats.frames += len(feats)
         return feats, y
+
+    def max_frames(self, utt: str) -> int:
+        """An upper bound of the frames :meth:`load` gives for ``utt`` (0: it is skipped)."""
+        if self.targets is None:
+            return 0
+        if utt in self.targets:
+            return len(self.targets[utt])
+        if self.is_untranscribed(utt):
+            assert self.teacher_posts is not None
+            return len(self.teacher_posts[utt][0])
+        return 0
+
+    def is_untranscribed(self, utt: str) -> bool:
+        """Whether ``utt`` trains from the teacher's posteriors alone (no alignment)."""
+        return (
+            self.targets is not None
+            and utt not in self.targets
+            and self.teacher_posts is not None
+            and utt in self.teacher_posts
+        )
 
     def _with_teacher_posts(
         self, utt: str, y: np.ndarray, stats: EpochStats | None

@@ -148,7 +148,7 @@ def train_nnet(job: NnetJob) -> dict[str, Any]:
     from pykd.data.targets import check_targets  # noqa: PLC0415
     from pykd.frontend.spec import InputSpec  # noqa: PLC0415
     from pykd.io.atomic import atomic_write_text  # noqa: PLC0415
-    from pykd.io.datadir import read_table  # noqa: PLC0415
+    from pykd.io.datadir import c_sorted, read_table  # noqa: PLC0415
     from pykd.kaldi.model_io import alignment_files  # noqa: PLC0415
     from pykd.kaldi.posterior_io import PosteriorTable  # noqa: PLC0415
     from pykd.models import (  # noqa: PLC0415
@@ -193,10 +193,13 @@ def train_nnet(job: NnetJob) -> dict[str, Any]:
         posts = PosteriorTable(job.teacher_posts / "post.scp")
     source = UtteranceSource.of_data_dir(data, targets, spec, teacher_posts=posts)
     utts = [u for u in source.utterances if u in targets]
+    # with cached teacher posteriors, utterances without a transcript (no alignment) train from
+    # the teacher alone; they never go to CV and do not count in the priors
+    untranscribed = [u for u in source.utterances if source.is_untranscribed(u)]
     if len(utts) < 2:
         raise TrainNnetError(f"only {len(utts)} utterances of {feats_scp} have alignments")
-    if len(utts) < len(source.utterances):
-        missing = [u for u in source.utterances if u not in targets]
+    if len(utts) + len(untranscribed) < len(source.utterances):
+        missing = [u for u in source.utterances if u not in targets and u not in untranscribed]
         log.warning(
             "%d of %d utterances of %s have no alignment in %s (left out): %s%s",
             len(missing), len(source.utterances), feats_scp, ali_dir, " ".join(missing[:10]),
@@ -205,10 +208,16 @@ def train_nnet(job: NnetJob) -> dict[str, Any]:
     utt2spk_path = data / "utt2spk"
     utt2spk = read_table(utt2spk_path) if utt2spk_path.is_file() else {u: u for u in utts}
     train_utts, cv_utts = split_cv({u: utt2spk.get(u, u) for u in utts}, cv_fraction)
+    counts = pdf_counts((targets[u] for u in train_utts), n_pdfs)
+    if untranscribed:
+        log.info(
+            "%d untranscribed utterances (cached teacher posteriors, no alignment) join training",
+            len(untranscribed),
+        )
+        train_utts = c_sorted([*train_utts, *untranscribed])
     log.info("%d train / %d CV utterances, %d pdfs", len(train_utts), len(cv_utts), n_pdfs)
 
     out.mkdir(parents=True, exist_ok=True)
-    counts = pdf_counts((targets[u] for u in train_utts), n_pdfs)
     if current_info().is_main:  # under torchrun every rank reads the same data; one writes
         write_counts(out / "prior.counts", counts)
         # The held-out utterances, so the priors (and the CV figures) can be recomputed

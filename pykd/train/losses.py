@@ -136,6 +136,8 @@ def cached_kd_loss(
         return soft
     if targets is None:
         raise ValueError(f"p = {p} < 1 needs hard targets")
+    if not bool((targets != ignore_index).any()):  # only untranscribed frames: no hard term
+        return p * soft
     if temperature == 1.0:
         hard = F.nll_loss(log_r, targets.long(), ignore_index=ignore_index)
     else:
