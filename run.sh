@@ -45,12 +45,16 @@ seq_kd_q=0.5         # student seq+KD: L = (1-q) L_seq + q CE(teacher sequence-t
 seq_decode_epochs=false  # also decode dev after every epoch but the last (a learning curve)
 adapt_methods="teacher decode oracle"   # HDNN gate adaptation targets
 adapt_epochs=3
+untrans_minutes=0    # embedded: minutes of untranscribed speech (new speakers) for KD; 0 = none
 skip_install=false
 
 help_message="Usage: $0 [options]
   --stage N / --stop-stage M   run stages N..M (default 0..100)
   --corpus embedded|ami        corpus (default: embedded)
   --size default|tiny|double   embedded corpus size (default: default; double: twice its train hours)
+  --untrans-minutes M          embedded: also M minutes of untranscribed speech (new speakers,
+                               new sentences); stage 10 then trains exp/hdnn_kd_untrans on
+                               train + untrans with the teacher's posteriors (default: 0)
   --seed N                     embedded corpus seed (default: 1)
   --ami-dir DIR --mic ihm|sdm1 AMI corpus copy and microphone
   --nj N                       parallel jobs (default: 2)
@@ -98,7 +102,7 @@ kd_check_options "$0" stage:int stop_stage:int 'corpus:embedded|ami' 'size:defau
   kd_temperature:pos_float 'nnet_device:auto|cpu|cuda' nnet_threads:nonneg_int nnet_procs:pos_int \
   nnet_data_on_device:bool \
   seq_epochs:pos_int seq_gates_lr:pos_float seq_kd_q:nonneg_float seq_decode_epochs:bool \
-  adapt_epochs:pos_int skip_install:bool
+  adapt_epochs:pos_int skip_install:bool untrans_minutes:nonneg_float
 
 if ! $skip_install; then tools/install.sh; fi
 . ./path.sh
@@ -137,12 +141,20 @@ end_stage() {
 
 if begin_stage 1 "data directories"; then
   if [ "$corpus" = embedded ]; then
-    local/embedded/make_corpus.sh --size "$size" --seed "$seed" --nj "$nj" "$corpus_dir" data
+    untrans_opts=()
+    if [ "$untrans_minutes" != 0 ]; then
+      untrans_opts=(--untrans-minutes "$untrans_minutes")
+    else  # the untranscribed speech belongs to the run that asked for it
+      rm -rf data/untrans data/untrans_fbank data/train_untrans_fbank
+    fi
+    local/embedded/make_corpus.sh --size "$size" --seed "$seed" --nj "$nj" "${untrans_opts[@]}" \
+      "$corpus_dir" data
   else
     local/ami/ami_data_prep.sh --mic "$mic" ${ami_annotations:+--annotations "$ami_annotations"} \
       "$ami_dir" data
   fi
   for x in $sets; do utils/validate_data_dir.sh --no-feats "$data/$x"; done
+  [ -d "$data/untrans" ] && utils/validate_data_dir.sh --no-feats --no-text "$data/untrans"
   end_stage 1 "data directories"
 fi
 
@@ -181,6 +193,14 @@ if begin_stage 4 "features"; then
     steps_kd/compute_cmvn_stats.sh "$data/${x}_fbank" exp/make_fbank/$x fbank
     utils/validate_data_dir.sh "$data/${x}_fbank"
   done
+  if [ -d "$data/untrans" ]; then  # untranscribed speech: fbank for the networks only
+    utils/copy_data_dir.sh "$data/untrans" "$data/untrans_fbank"
+    rm -f "$data/untrans_fbank/feats.scp" "$data/untrans_fbank/cmvn.scp"
+    steps_kd/make_fbank.sh --nj "$nj" --cmd "$train_cmd" --fbank-config conf/fbank.conf \
+      "$data/untrans_fbank" exp/make_fbank/untrans fbank
+    steps_kd/compute_cmvn_stats.sh "$data/untrans_fbank" exp/make_fbank/untrans fbank
+    utils/validate_data_dir.sh --no-text "$data/untrans_fbank"
+  fi
   end_stage 4 "features"
 fi
 
@@ -241,8 +261,8 @@ train_and_decode() {
               --num-procs "$nnet_procs")
   [ -n "$nnet_max_epochs" ] && opts+=(--max-epochs "$nnet_max_epochs")
   [ "$nnet_data_on_device" = true ] && opts+=(--data-on-device true)
-  train_once "$dir" final.pt steps_kd/train_nnet.sh "${opts[@]}" "$@" "$data/train_fbank" exp/tri1_ali \
-    exp/tri1 "$dir"
+  train_once "$dir" final.pt steps_kd/train_nnet.sh "${opts[@]}" "$@" "${nnet_data:-$data/train_fbank}" \
+    exp/tri1_ali exp/tri1 "$dir"
   decode_nnet_sets "$dir"
   # the main systems are rows of the network table; extra seeds only feed the table over seeds
   [ "$nnet_exp" = exp ] && declare_system nnet "$dir"
@@ -271,6 +291,17 @@ if begin_stage 10 "student HDNN (KD)"; then
   kd_systems=("$teacher_dir" "$nnet_exp/hdnn_ce" "$nnet_exp/hdnn_kd")
   [ "$nnet_exp" = exp ] && declare_system kd-pair "${kd_systems[@]}"
   declare_system kd-seed "$seed" "${kd_systems[@]}"
+  if [ -f "$data/untrans_fbank/feats.scp" ] && [ "$nnet_exp" = exp ]; then
+    # KD from untranscribed audio: the teacher labels train + untrans; the utterances without
+    # an alignment train from its posteriors alone (no CV, no priors)
+    utils/combine_data.sh "$data/train_untrans_fbank" "$data/train_fbank" "$data/untrans_fbank"
+    steps_kd/make_teacher_posts.sh --cmd "$train_cmd" --device "$nnet_device" \
+      --num-threads "$nnet_threads" "$teacher_dir/final.pt" "$data/train_untrans_fbank" \
+      "$teacher_dir/posts_train_untrans"
+    nnet_data=$data/train_untrans_fbank train_and_decode exp/hdnn_kd_untrans "$student_config" \
+      --teacher-posts "$teacher_dir/posts_train_untrans" --kd-p "$kd_p" \
+      --kd-temperature "$kd_temperature"
+  fi
   end_stage 10 "student HDNN (KD)"
 fi
 

@@ -33,6 +33,16 @@ dir=$3
 
 kd_require_files "$me" "$teacher" "$data/feats.scp"
 mkdir -p "$dir/log"
+# up to date (same teacher bytes, same data dir, features not newer, same k): nothing to do
+if [ -f "$dir/info.json" ] && [ -f "$dir/post.scp" ] && [ "$dir/post.scp" -nt "$data/feats.scp" ]; then
+  sha=$(sha256sum "$teacher" | cut -d' ' -f1)
+  if grep -q "\"teacher_sha256\": \"$sha\"" "$dir/info.json" \
+     && grep -q "\"data\": \"$data\"" "$dir/info.json" \
+     && { [ -z "$top_k" ] || grep -q "\"top_k\": $top_k," "$dir/info.json"; }; then
+    echo "$me: $dir is up to date (teacher $teacher, $data): not recomputed"
+    exit 0
+  fi
+fi
 opts=(${top_k:+--top-k "$top_k"} ${device:+--device "$device"} --num-threads "$num_threads")
 echo "$me: posteriors of $teacher over $data into $dir"
 $cmd "$dir/log/teacher_posts.log" pykd teacher-posts "${opts[@]}" "$teacher" "$data" "$dir" \

@@ -80,13 +80,14 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
 
 @pytest.fixture(scope="session")
 def tiny_builtin_recipe(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """./run.sh stages 1-13 on the tiny corpus with the builtin backend (no KALDI_ROOT), once per
-    session: the end-to-end test checks it, the Kaldi tier feeds its files to Kaldi's tools."""
+    """./run.sh stages 1-13 on the tiny corpus with the builtin backend (no KALDI_ROOT), with 0.6
+    min of untranscribed speech, once per session: the end-to-end test checks it, the Kaldi tier
+    feeds its files to Kaldi's tools."""
     from recipe_helpers import make_recipe_dir, run_tiny_recipe_all_stages
 
     finished = os.environ.get("PYKD_TEST_TINY_RECIPE")  # development: reuse a finished run
     if finished:
         return Path(finished)
     recipe = make_recipe_dir(REPO_ROOT, tmp_path_factory.mktemp("tiny_builtin"))
-    run_tiny_recipe_all_stages(recipe)
+    run_tiny_recipe_all_stages(recipe, untrans_minutes="0.6")
     return recipe

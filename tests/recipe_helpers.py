@@ -45,15 +45,21 @@ def run_recipe(
 
 
 def run_tiny_recipe_all_stages(
-    recipe: Path, kaldi_root: Path | None = None, seq_criteria: str = "smbr mmi"
+    recipe: Path,
+    kaldi_root: Path | None = None,
+    seq_criteria: str = "smbr mmi",
+    untrans_minutes: str | None = None,
 ) -> None:
     """Stages 1-13 on the tiny corpus as the end-to-end tests run them: networks for 2 epochs,
     2 sequence-training epochs per criterion of ``seq_criteria``, one adaptation epoch with the
     teacher and first-pass targets (the oracle method is covered by tests/test_adapt.py; left out
-    to keep CI short)."""
+    to keep CI short). ``untrans_minutes``: also that much untranscribed speech (stage 10 then
+    trains exp/hdnn_kd_untrans)."""
+    untrans = ("--untrans-minutes", untrans_minutes) if untrans_minutes else ()
     run_recipe(
-        recipe, "--stage", "1", "--stop-stage", "7", *TINY_DECODE_OPTS, kaldi_root=kaldi_root
-    )
+        recipe, "--stage", "1", "--stop-stage", "7", *untrans, *TINY_DECODE_OPTS,
+        kaldi_root=kaldi_root,
+    )  # fmt: skip
     run_recipe(
         recipe, "--stage", "8", "--stop-stage", "11", "--nnet-max-epochs", "2", *TINY_DECODE_OPTS,
         kaldi_root=kaldi_root,

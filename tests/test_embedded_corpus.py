@@ -269,3 +269,31 @@ def test_size_overrides_and_errors() -> None:
         build.size_config("huge")
     with pytest.raises(ValueError, match="train"):
         build.size_config("tiny", train_minutes=0)
+
+
+def test_untranscribed_split_adds_new_speakers_and_sentences(tmp_path: Path) -> None:
+    """--untrans-minutes plans an extra split after the others (which stay as they were), from
+    new speakers of the training grid, with sentences found in no other split; its data dir has
+    no text."""
+    cfg = build.size_config("default")
+    plain = build.plan_corpus(cfg, 3)
+    plan = build.plan_corpus(replace(cfg, untrans_minutes=20.0, untrans_speakers=6), 3)
+    assert list(plan) == ["train", "dev", "eval", "untrans"]
+    assert all(plan[s] == plain[s] for s in build.SPLITS)
+    extra = plan["untrans"]
+    minutes = sum(build.SECONDS_PER_WORD * len(u.spec.text.split()) for u in extra) / 60
+    assert 12 < minutes < 28
+    others = {u.speaker.spk_id for s in build.SPLITS for u in plan[s]}
+    assert {u.speaker.spk_id for u in extra}.isdisjoint(others)
+    assert len({u.speaker.spk_id for u in extra}) == 6
+    texts = {u.spec.text for s in build.SPLITS for u in plan[s]}
+    assert not any(u.spec.text in texts for u in extra)
+    with pytest.raises(ValueError, match="untrans"):
+        build.size_config("tiny", untrans_minutes=-1.0)
+    small = replace(build.size_config("tiny"), untrans_minutes=0.3, untrans_speakers=2)
+    utts = build.plan_corpus(small, 1)["untrans"]
+    wav_dir = tmp_path / "wav"
+    build.synthesize_split(utts, wav_dir, 2)
+    stats = build.write_split(utts, wav_dir, str(wav_dir), tmp_path / "untrans", with_text=False)
+    assert stats["utterances"] == len(utts) and not (tmp_path / "untrans" / "text").exists()
+    assert set(read_table(tmp_path / "untrans" / "utt2spk")) == {u.spec.utt_id for u in utts}

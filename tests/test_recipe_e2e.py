@@ -199,6 +199,15 @@ def check_network_stages(recipe: Path) -> None:
         assert len(rows) == 1, results
         assert re.search(r"\| \d+\.\d+ \(\d+_[0-9.]+\) \|", rows[0]), rows[0]
     assert "KD gain" in results, results
+    if (recipe / "data/untrans").is_dir():  # KD from untranscribed audio (stage 10)
+        assert not (recipe / "data/untrans/text").exists()
+        rows = [ln for ln in results.splitlines() if ln.startswith("| hdnn_kd_untrans ")]
+        assert len(rows) == 1 and re.search(r"\+ \d+ untranscribed utts", rows[0]), results
+        meta = torch.load(exp / "hdnn_kd_untrans/final.pt", weights_only=False)["meta"]
+        untrans = read_table(recipe / "data/untrans/utt2spk")
+        assert meta["untranscribed_utts"] == len(untrans) > 0
+        cv = set((exp / "hdnn_kd_untrans/cv_utts").read_text().split())
+        assert cv and not cv & set(untrans)
 
 
 def check_sequence_and_adaptation_stages(

@@ -10,6 +10,7 @@ nj=2
 train_minutes=
 dev_minutes=
 eval_minutes=
+untrans_minutes=
 
 help_message="Usage: $0 [options] <corpus-dir> <data-dir>
  e.g.: $0 --size default --seed 1 --nj 2 corpus/embedded data
@@ -22,7 +23,9 @@ Options:
   --seed <int>               # random seed (default: $seed)
   --nj <int>                 # parallel synthesis workers (default: $nj)
   --train-minutes <float>    # override the size's train minutes (likewise --dev-minutes,
-                             # --eval-minutes)"
+                             # --eval-minutes)
+  --untrans-minutes <float>  # also <data-dir>/untrans: untranscribed speech of new speakers
+                             # (no text file; default: none)"
 
 echo "$0 $*"
 
@@ -46,6 +49,7 @@ opts=()
 [ -n "$train_minutes" ] && opts+=(--train-minutes "$train_minutes")
 [ -n "$dev_minutes" ] && opts+=(--dev-minutes "$dev_minutes")
 [ -n "$eval_minutes" ] && opts+=(--eval-minutes "$eval_minutes")
+[ -n "$untrans_minutes" ] && opts+=(--untrans-minutes "$untrans_minutes")
 
 mkdir -p "$data_dir/local/log"
 pykd make-embedded-corpus --size "$size" --seed "$seed" --nj "$nj" \

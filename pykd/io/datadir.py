@@ -79,7 +79,8 @@ class DataDir:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         write_table(directory / "wav.scp", self.wav_scp)
-        write_table(directory / "text", self.text)
+        if self.text:  # an untranscribed data dir has none
+            write_table(directory / "text", self.text)
         write_table(directory / "utt2spk", self.utt2spk)
         write_table(directory / "spk2utt", self.spk2utt)
         if self.segments is not None:

@@ -246,6 +246,7 @@ def train_nnet(job: NnetJob) -> dict[str, Any]:
         "params": params,
         "mflops_per_frame": mflops,
         "train_utts": len(train_utts),
+        "untranscribed_utts": len(untranscribed),
         "cv_utts": len(cv_utts),
         "loss": "ce",
         "seed": cfg.seed,

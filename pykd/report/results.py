@@ -323,6 +323,8 @@ def describe_training(meta: dict[str, Any], epochs: int | None = None) -> str:
     teacher = meta.get("teacher")
     if teacher:
         text += f" (teacher {model_name(teacher)})"
+    if meta.get("untranscribed_utts"):
+        text += f" + {int(meta['untranscribed_utts'])} untranscribed utts"
     return text
 
 

@@ -36,6 +36,7 @@ from .synth import SAMPLE_RATE, UttSpec, synthesize
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "dev", "eval")
+UNTRANSCRIBED = "untrans"  # the optional split of untranscribed speech
 
 #: Rough seconds per word and per utterance (pads, pauses) at tempo 1, for planning only.
 SECONDS_PER_WORD = 0.31
@@ -54,6 +55,9 @@ class SizeConfig:
     eval_speakers: int
     min_words: int = 4
     max_words: int = 18
+    # untranscribed speech (new speakers, new sentences; data/untrans has no text): 0 = none
+    untrans_minutes: float = 0.0
+    untrans_speakers: int = 24
 
     def minutes(self, split: str) -> float:
         return float(getattr(self, f"{split}_minutes"))
@@ -79,6 +83,8 @@ def size_config(size: str, **overrides: float | int | None) -> SizeConfig:
     for split in SPLITS:
         if cfg.minutes(split) <= 0 or cfg.speakers(split) <= 0:
             raise ValueError(f"{split}: minutes and speakers must be positive")
+    if cfg.untrans_minutes < 0 or cfg.untrans_speakers <= 0:
+        raise ValueError("untrans: minutes must be >= 0 and speakers positive")
     if not 1 <= cfg.min_words <= cfg.max_words:
         raise ValueError(f"bad sentence length range {cfg.min_words}..{cfg.max_words}")
     return cfg
@@ -143,7 +149,10 @@ def plan_split(
 
 def plan_corpus(cfg: SizeConfig, seed: int) -> dict[str, list[Utterance]]:
     """The whole corpus as settings, before any audio (deterministic in ``seed`` and ``cfg``)."""
-    speakers = make_speakers({s: cfg.speakers(s) for s in SPLITS}, seed)
+    counts = {s: cfg.speakers(s) for s in SPLITS}
+    if cfg.untrans_minutes > 0:
+        counts[UNTRANSCRIBED] = cfg.untrans_speakers
+    speakers = make_speakers(counts, seed)
     plan: dict[str, list[Utterance]] = {}
     seen: set[str] = set()
     for index, split in enumerate(SPLITS):
@@ -160,6 +169,18 @@ def plan_corpus(cfg: SizeConfig, seed: int) -> dict[str, list[Utterance]]:
         )
         if split == "train":
             seen = {u.spec.text for u in plan[split]}
+    if cfg.untrans_minutes > 0:  # after the others, so that they stay as they were
+        index = len(SPLITS)
+        gen = SentenceGenerator(
+            np.random.default_rng([seed, 202, index]),
+            min_words=cfg.min_words,
+            max_words=cfg.max_words,
+        )
+        every = {u.spec.text for split in SPLITS for u in plan[split]}
+        plan[UNTRANSCRIBED] = plan_split(
+            UNTRANSCRIBED, speakers[UNTRANSCRIBED], cfg.untrans_minutes, gen,
+            np.random.default_rng([seed, 101, index]), seed, every,
+        )  # fmt: skip
     return plan
 
 
@@ -237,8 +258,11 @@ def _fmt_dur(n_samples: int) -> str:
     return f"{n_samples / SAMPLE_RATE:.6g}"
 
 
-def write_split(utts: list[Utterance], wav_dir: Path, wav_prefix: str, out_dir: Path) -> dict:
-    """Write the Kaldi data dir of one split; returns its stats."""
+def write_split(
+    utts: list[Utterance], wav_dir: Path, wav_prefix: str, out_dir: Path, with_text: bool = True
+) -> dict:
+    """Write the Kaldi data dir of one split (``text`` unless ``with_text`` is False); returns
+    its stats."""
     data = DataDir()
     spk2gender: dict[str, str] = {}
     utt2dur: dict[str, str] = {}
@@ -250,7 +274,8 @@ def write_split(utts: list[Utterance], wav_dir: Path, wav_prefix: str, out_dir: 
         if info.samplerate != SAMPLE_RATE or info.channels != 1:
             raise ValueError(f"{wav_dir / utt}.wav: not 16 kHz mono")
         data.wav_scp[utt] = f"{wav_prefix}/{utt}.wav"
-        data.text[utt] = u.spec.text
+        if with_text:
+            data.text[utt] = u.spec.text
         data.utt2spk[utt] = u.speaker.spk_id
         spk2gender[u.speaker.spk_id] = u.speaker.gender
         utt2dur[utt] = _fmt_dur(info.frames)
@@ -296,7 +321,7 @@ def make_corpus(
     start = time.time()
     plan = plan_corpus(cfg, seed)
     stats: dict[str, dict] = {}
-    for split in SPLITS:
+    for split in plan:
         wav_dir = corpus_dir / "wav" / split
         t0 = time.time()
         rendered, cached = synthesize_split(plan[split], wav_dir, nj)
@@ -304,14 +329,16 @@ def make_corpus(
             "%s: rendered %d wavs, %d cached (%.1f s)", split, rendered, cached, time.time() - t0
         )
         prefix = os.path.join(str(corpus_dir), "wav", split)
-        stats[split] = write_split(plan[split], wav_dir, prefix, data_dir / split)
+        stats[split] = write_split(
+            plan[split], wav_dir, prefix, data_dir / split, with_text=split != UNTRANSCRIBED
+        )
     vocab = load_vocab().words
     local = data_dir / "local"
     atomic_write_text(
         local / "lm" / "train_text.txt", "".join(u.spec.text + "\n" for u in plan["train"])
     )
     atomic_write_text(local / "corpus_words.txt", "".join(w + "\n" for w in vocab))
-    speakers = {u.speaker.spk_id: u.speaker for split in SPLITS for u in plan[split]}
+    speakers = {u.speaker.spk_id: u.speaker for split in plan for u in plan[split]}
     atomic_write_text(
         local / "corpus_speakers.txt",
         "".join(f"{s} {speakers[s].describe()}\n" for s in c_sorted(speakers)),

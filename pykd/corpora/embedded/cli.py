@@ -16,7 +16,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="synthesise the embedded meeting corpus (flite + sox) and write Kaldi data dirs",
         description=(
             "Generate a seeded meeting-style English corpus offline with flite + sox + noise: "
-            "<corpus-dir>/wav/<split>/*.wav and <data-dir>/{train,dev,eval}, "
+            "<corpus-dir>/wav/<split>/*.wav and <data-dir>/{train,dev,eval} (+ untrans, without "
+            "text, with --untrans-minutes), "
             "<data-dir>/local/{lm/train_text.txt,corpus_words.txt,corpus_stats.txt}. "
             "Re-running reuses finished wavs whose settings are unchanged."
         ),
@@ -26,9 +27,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--nj", type=int, default=2, help="parallel synthesis workers")
     p.add_argument("--corpus-dir", required=True, help="where the wavs go")
     p.add_argument("--data-dir", default="data", help="where the Kaldi data dirs go")
-    for split in ("train", "dev", "eval"):
+    for split in ("train", "dev", "eval", "untrans"):
         p.add_argument(f"--{split}-minutes", type=float, default=None, help="override the size")
         p.add_argument(f"--{split}-speakers", type=int, default=None, help="override the size")
+    # (untrans: untranscribed speech of new speakers in <data-dir>/untrans, no text; default 0)
     p.add_argument("--min-words", type=int, default=None)
     p.add_argument("--max-words", type=int, default=None)
     p.set_defaults(func=_main)
@@ -49,6 +51,8 @@ def _main(args: argparse.Namespace) -> int:
         train_speakers=args.train_speakers,
         dev_speakers=args.dev_speakers,
         eval_speakers=args.eval_speakers,
+        untrans_minutes=args.untrans_minutes,
+        untrans_speakers=args.untrans_speakers,
         min_words=args.min_words,
         max_words=args.max_words,
     )

@@ -34,7 +34,7 @@ HELDOUT_PITCH = (-250, -150, -50, 50, 150, 250)
 TRAIN_TEMPO = (0.9, 0.95, 1.0, 1.05, 1.1)
 HELDOUT_TEMPO = (0.925, 0.975, 1.025, 1.075)
 
-SPLIT_PREFIX = {"train": "tr", "dev": "dv", "eval": "ev"}
+SPLIT_PREFIX = {"train": "tr", "dev": "dv", "eval": "ev", "untrans": "un"}
 
 
 @dataclass(frozen=True)
@@ -95,11 +95,13 @@ def make_speakers(counts: dict[str, int], seed: int) -> dict[str, list[Speaker]]
             order = rng.permutation(len(combos))
             pools[name][voice] = [combos[i] for i in order]
     out: dict[str, list[Speaker]] = {}
-    for split in ("train", "dev", "eval"):
+    # untranscribed speech (drawn last: the other splits' speakers do not change) comes from new
+    # speakers of the training grid
+    for split in ("train", "dev", "eval", "untrans"):
         n = counts.get(split, 0)
         if n <= 0:
             continue
-        pool = pools["train" if split == "train" else "heldout"]
+        pool = pools["heldout" if split in ("dev", "eval") else "train"]
         start = int(rng.integers(len(voices)))
         chosen = []
         for i in range(n):
