@@ -130,9 +130,8 @@ class DeviceFrameDataset:
         :class:`DataDoesNotFit` when that is more than ``HEADROOM`` of the free memory."""
         frames = sum(self._max_frames.values())
         posts = self.source.teacher_posts
-        top_k = 0
-        if posts is not None and self.utts:
-            top_k = int(posts[self.utts[0]][0].shape[1]) if self.utts[0] in posts else 20
+        first = next((u for u in self.utts if u in posts), None) if posts is not None else None
+        top_k = int(posts[first][0].shape[1]) if posts is not None and first is not None else 0
         splice = max(self.source.left, self.source.right)
         need = bytes_needed(frames, len(self.utts), self.source.feat_dim, splice, self.dtype, top_k)
         free = device_free_bytes(self.device)

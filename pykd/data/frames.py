@@ -194,8 +194,8 @@ class UtteranceSource:
         if self.targets is not None:
             if utt in self.targets:
                 y = np.asarray(self.targets[utt], dtype=np.int64)
-            elif self.teacher_posts is not None and utt in self.teacher_posts:
-                pass  # untranscribed: its length comes from the posteriors below
+            elif self.is_untranscribed(utt):
+                pass  # its length comes from the features; the posteriors are matched below
             else:
                 if stats is not None:
                     stats.no_alignment += 1
