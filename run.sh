@@ -90,7 +90,8 @@ Stages (tools/install.sh runs first unless --skip-install true):
         12 sequence training: unigram graph, denominator lattices, then per criterion
            (sMBR, MMI) teacher, student, student+KD, student gates only, decoded
            (after every epoch with --seq-decode-epochs true),
-        13 speaker adaptation of the KD student's gates (two protocols), RESULTS.md again"
+        13 speaker adaptation of the KD student's gates (two protocols),
+        14 the KD student exported (one ONNX file, fp32 + int8) and decoded streaming, RESULTS.md again"
 
 cd "$(dirname "$0")"
 . ./utils_kd/parse_options.sh   # our own; utils/ may not exist before path.sh runs
@@ -330,7 +331,14 @@ if begin_stage 13 "speaker adaptation of the student's gates"; then
   end_stage 13 "speaker adaptation of the student's gates"
 fi
 
-if [ "$stage" -le 13 ] && [ "$stop_stage" -ge 12 ]; then
+# The KD student as one file for embedded devices (local/run_deploy.sh says what it holds).
+if begin_stage 14 "deploy the KD student (ONNX fp32 + int8, streaming decode)"; then
+  local/run_deploy.sh --decode-nj "$decode_nj" --train-cmd "$train_cmd" \
+    --decode-cmd "$decode_cmd" --decode-opts "$decode_opts" --base $base "$data"
+  end_stage 14 "deploy the KD student"
+fi
+
+if [ "$stage" -le 14 ] && [ "$stop_stage" -ge 12 ]; then
   # RESULTS.md with every system the stages declared finished (exp/systems.txt).
   local/results.sh --systems exp/systems.txt > RESULTS.md.tmp && mv RESULTS.md.tmp RESULTS.md
   cat RESULTS.md

@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     "pykd.gmm.decode_cli",
     "pykd.data.cli",
     "pykd.models.cli",
+    "pykd.deploy.cli",
     "pykd.nnet.cli",
     "pykd.nnet.train_cli",
     "pykd.adapt.cli",

@@ -13,6 +13,8 @@ max_active=7000
 prior_scale=1.0
 gmm_dir=
 model=            # checkpoint (default: <nnet-dir>/final.pt)
+exported=         # an exported model (steps_kd/export_model.sh) instead of the checkpoint
+chunk_frames=0    # with --exported: frames per call, as a streaming front end (0: whole utterances)
 device=           # empty: pykd's default (auto: cuda when torch sees a GPU)
 num_threads=1
 keep_loglikes=false
@@ -37,6 +39,9 @@ Options:
   --prior-scale <f>         # scale on the log-prior (default: $prior_scale)
   --gmm-dir <dir>           # dir with final.mdl (e.g. exp/tri1; default: <nnet-dir>)
   --model <final.pt>        # network checkpoint (default: <nnet-dir>/final.pt)
+  --exported <model.onnx>   # decode with an exported model (model.onnx / model.int8.onnx,
+                            # steps_kd/export_model.sh): onnxruntime, its own CMVN and priors
+  --chunk-frames <n>        # with --exported: <n> frames per call, streaming (default: whole)
   --device <cpu|cuda|auto>  # torch device for the forward pass (default: pykd's, auto)
   --num-threads <n>         # torch CPU threads per job (default: $num_threads)
   --keep-loglikes <bool>    # keep <decode-dir>/loglikes (default: $keep_loglikes)
@@ -49,7 +54,7 @@ Options:
 [ -f ./path.sh ] && . ./path.sh
 . utils/parse_options.sh
 . steps_kd/lib.sh
-kd_check_options "$0" nj:pos_int acwt:pos_float beam:pos_float lattice_beam:pos_float max_active:pos_int prior_scale:nonneg_float num_threads:nonneg_int keep_loglikes:bool stage:int skip_scoring:bool
+kd_check_options "$0" nj:pos_int acwt:pos_float beam:pos_float lattice_beam:pos_float max_active:pos_int prior_scale:nonneg_float num_threads:nonneg_int keep_loglikes:bool chunk_frames:nonneg_int stage:int skip_scoring:bool
 
 kd_check_num_args 4 $#
 graphdir=$1
@@ -59,6 +64,7 @@ dir=$4
 me=steps_kd/decode_nnet.sh
 [ -z "$gmm_dir" ] && gmm_dir=$nnetdir
 [ -z "$model" ] && model=$nnetdir/final.pt
+[ -n "$exported" ] && model=$exported
 mdl=$gmm_dir/final.mdl
 
 kd_require_files "$me" "$graphdir/HCLG.fst" "$graphdir/words.txt" "$data/feats.scp" "$data/utt2spk" \
@@ -70,7 +76,7 @@ mkdir -p "$dir/log"
 # A re-run with the same model, graph, data and options keeps finished lattices: after a kill
 # during scoring, nothing is decoded again; after a kill during decoding, only the jobs without a
 # complete lat.N.gz are. New inputs start afresh.
-stamp=$(kd_inputs_stamp "$acwt $beam $lattice_beam $max_active $prior_scale $nj" "$model" \
+stamp=$(kd_inputs_stamp "$acwt $beam $lattice_beam $max_active $prior_scale $nj $chunk_frames" "$model" \
   "$mdl" "$graphdir/HCLG.fst" "$data/feats.scp" "$data/utt2spk" "$spk_params")
 jobs=$(seq -s ' ' "$nj")
 if [ "$stage" -le 1 ]; then
@@ -79,7 +85,8 @@ fi
 if [ "$stage" -le 0 ] && [ -n "$jobs" ]; then
   steps_kd/make_loglikes.sh --nj "$nj" --jobs "$jobs" --cmd "$cmd" --prior-scale "$prior_scale" \
     --model "$model" --gmm-model "$mdl" ${device:+--device "$device"} --num-threads "$num_threads" \
-    --spk-params "$spk_params" "$data" "$nnetdir" "$dir/loglikes"
+    --spk-params "$spk_params" ${exported:+--exported "$exported" --chunk-frames "$chunk_frames"} \
+    "$data" "$nnetdir" "$dir/loglikes"
 fi
 
 if [ "$stage" -le 1 ]; then

@@ -17,6 +17,8 @@ cmvn=auto
 device=           # empty: pykd's default (auto: cuda when torch sees a GPU)
 num_threads=1
 spk_params=     # dir of pykd adapt-speakers (spk/<spk>.pt): per-speaker parameters
+exported=       # an exported model (pykd export-model) instead of the checkpoint
+chunk_frames=0  # with --exported: frames per call, as a streaming front end (0: whole utterances)
 jobs=           # job numbers to run (default: all; a resumed decode passes the unfinished ones)
 
 help_message="Usage: steps_kd/make_loglikes.sh [options] <data-dir> <nnet-dir> <out-dir>
@@ -35,12 +37,15 @@ Options:
   --num-threads <n>        # torch CPU threads per job (default: $num_threads)
   --spk-params <dir>       # per-speaker adapted parameters <dir>/spk/<spk>.pt over the model
                            # (steps_kd/adapt_hdnn.sh); speakers without a file: base model
+  --exported <model.onnx>  # an exported model (steps_kd/export_model.sh: model.onnx or
+                           # model.int8.onnx) run by onnxruntime; it holds its CMVN and priors
+  --chunk-frames <n>       # with --exported: feed <n> frames per call (0: whole utterances)
   --jobs \"<j ...>\"         # run only these job numbers (default: all; a resumed decode)"
 
 [ -f ./path.sh ] && . ./path.sh
 . utils/parse_options.sh
 . steps_kd/lib.sh
-kd_check_options "$0" nj:pos_int prior_scale:nonneg_float 'num_pdfs:pos_int?' 'cmvn:auto|mean|meanvar|none' num_threads:nonneg_int
+kd_check_options "$0" nj:pos_int prior_scale:nonneg_float 'num_pdfs:pos_int?' 'cmvn:auto|mean|meanvar|none' num_threads:nonneg_int chunk_frames:nonneg_int
 
 kd_check_num_args 3 $#
 data=$1
@@ -48,6 +53,7 @@ nnetdir=$2
 dir=$3
 me=steps_kd/make_loglikes.sh
 [ -z "$model" ] && model=$nnetdir/final.pt
+[ -n "$exported" ] && model=$exported
 [ -z "$prior_counts" ] && prior_counts=$nnetdir/prior.counts
 
 kd_require_files "$me" "$data/feats.scp" "$data/utt2spk" "$data/spk2utt" "$model"
@@ -57,7 +63,10 @@ case "$cmvn" in
   *) echo "$me: --cmvn must be auto, mean, meanvar or none, got '$cmvn'" >&2; exit 1 ;;
 esac
 prior_opt=()
-if [ "$(python3 -c "print(float('$prior_scale') != 0)")" = True ]; then
+if [ -n "$exported" ]; then
+  prior_scale=0  # the exported file divides by its own priors
+  prior_opt=(--exported "$exported" --chunk-frames "$chunk_frames")
+elif [ "$(python3 -c "print(float('$prior_scale') != 0)")" = True ]; then
   [ -f "$prior_counts" ] || { echo "$me: no such file $prior_counts (or use --prior-scale 0)" >&2; exit 1; }
   prior_opt=(--prior-counts "$prior_counts")
 fi
@@ -66,6 +75,8 @@ if [ -n "$spk_params" ]; then
   [ -d "$spk_params/spk" ] || { echo "$me: no such dir $spk_params/spk (--spk-params)" >&2; exit 1; }
   spk_opt=(--spk-params "$spk_params")
 fi
+model_arg=("$model")  # a checkpoint; an exported model comes with --exported
+[ -n "$exported" ] && model_arg=()
 nj=$(kd_num_jobs "$me" "$nj" "$data")
 
 mkdir -p "$dir/log"
@@ -76,7 +87,7 @@ jobs=$(kd_job_list "$me" "$nj" "$jobs")
 kd_run_jobs "$cmd" "$jobs" "$dir/log/make_loglikes.JOB.log" \
   pykd make-loglikes "${prior_opt[@]}" "${spk_opt[@]}" --prior-scale "$prior_scale" --cmvn "$cmvn" \
     ${device:+--device "$device"} --num-threads "$num_threads" \
-    "$model" "$sdata/JOB" "$dir/loglikes.JOB.ark" "$dir/loglikes.JOB.scp"
+    "${model_arg[@]}" "$sdata/JOB" "$dir/loglikes.JOB.ark" "$dir/loglikes.JOB.scp"
 for j in $jobs; do cat "$dir/loglikes.$j.scp"; done > "$dir/loglikes.scp.tmp"
 mv "$dir/loglikes.scp.tmp" "$dir/loglikes.scp"
 for j in $jobs; do cat "$sdata/$j/feats.scp"; done > "$dir/feats_of_jobs.scp"
@@ -88,6 +99,8 @@ if [ -n "$gmm_model" ]; then
   check+=(--model "$gmm_model")
 elif [ -n "$num_pdfs" ]; then
   check+=(--num-pdfs "$num_pdfs")
+elif [ -n "$exported" ]; then
+  check+=(--exported "$exported")
 else
   check+=(--checkpoint "$model")
 fi

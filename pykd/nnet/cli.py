@@ -15,7 +15,30 @@ from pykd.train.options import KdOptions
 log = logging.getLogger(__name__)
 
 
+def _make_loglikes_exported(args: argparse.Namespace) -> int:
+    from pykd.deploy.loglikes import write_exported_loglikes  # noqa: PLC0415
+
+    if args.model is not None:
+        raise ValueError(f"give the checkpoint ({args.model}) or --exported, not both")
+    if args.prior_counts or args.spk_params or args.cmvn != "auto":
+        raise ValueError(
+            "--exported: the file holds its priors and CMVN; --prior-counts, --spk-params and "
+            "--cmvn do not apply"
+        )
+    write_exported_loglikes(
+        args.exported, args.data_dir, args.out_ark, args.out_scp, args.chunk_frames,
+        max(args.num_threads, 1),
+    )  # fmt: skip
+    return 0
+
+
 def _make_loglikes(args: argparse.Namespace) -> int:
+    if args.exported:
+        return _make_loglikes_exported(args)
+    if args.model is None:
+        raise ValueError("give a checkpoint (e.g. exp/dnn/final.pt) or --exported FILE.onnx")
+    if args.chunk_frames:
+        raise ValueError("--chunk-frames needs --exported (an exported model)")
     from pykd.data.priors import log_priors, read_counts  # noqa: PLC0415
     from pykd.frontend.features import iter_network_inputs  # noqa: PLC0415
     from pykd.frontend.model import ModelForward, load_acoustic_model, module_forward  # noqa: PLC0415
@@ -82,13 +105,17 @@ def _validate_loglikes(args: argparse.Namespace) -> int:
     from pykd.frontend.model import checkpoint_num_pdfs  # noqa: PLC0415
     from pykd.nnet.loglikes import num_pdfs_of_model, validate_loglikes  # noqa: PLC0415
 
-    given = [x is not None for x in (args.num_pdfs, args.model, args.checkpoint)]
+    given = [x is not None for x in (args.num_pdfs, args.model, args.checkpoint, args.exported)]
     if sum(given) != 1:
-        raise ValueError("give exactly one of --num-pdfs, --model and --checkpoint")
+        raise ValueError("give exactly one of --num-pdfs, --model, --checkpoint and --exported")
     if args.num_pdfs is not None:
         num_pdfs = args.num_pdfs
     elif args.model is not None:
         num_pdfs = num_pdfs_of_model(args.model)
+    elif args.exported is not None:
+        from pykd.deploy.runtime import ExportedModel  # noqa: PLC0415
+
+        num_pdfs = ExportedModel(args.exported).info.num_pdfs
     else:
         num_pdfs = checkpoint_num_pdfs(args.checkpoint)
     frames = args.utt2num_frames
@@ -153,7 +180,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="dir of `pykd adapt-speakers` (spk/<speaker>.pt): per-speaker parameters over the "
         "model; a speaker without a file gets the base model (with a warning)",
     )
-    p.add_argument("model", help="checkpoint, e.g. exp/dnn/final.pt")
+    p.add_argument(
+        "--exported",
+        help="an exported model (pykd export-model: model.onnx / model.int8.onnx) instead of a "
+        "checkpoint: run by onnxruntime from the raw features (its own CMVN and priors)",
+    )
+    p.add_argument(
+        "--chunk-frames", type=int, default=0,
+        help="with --exported: feed each utterance this many frames at a time, as a streaming "
+        "front end would (0: whole utterances)",
+    )  # fmt: skip
+    p.add_argument("model", nargs="?", help="checkpoint, e.g. exp/dnn/final.pt")
     p.add_argument("data_dir", help="data dir with feats.scp (+ cmvn.scp, utt2spk)")
     p.add_argument("out_ark")
     p.add_argument("out_scp")
@@ -165,6 +202,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--num-pdfs", type=int, help="expected number of columns")
     p.add_argument("--model", help="Kaldi final.mdl giving the number of pdfs")
     p.add_argument("--checkpoint", help="network checkpoint (final.pt) giving the number of pdfs")
+    p.add_argument("--exported", help="exported model (model.onnx) giving the number of pdfs")
     p.add_argument("--data-dir", help="utterances that must be present; frame counts")
     p.add_argument("--utt2num-frames", help="'utt frames' file or a feats.scp (frame counts)")
     p.add_argument("scp")

@@ -811,6 +811,63 @@ def adapt_table(
     return out + body
 
 
+def read_json(path: Path) -> dict[str, Any] | None:
+    """A JSON file's object, or None when the file is missing."""
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def deploy_table(
+    export_dirs: Sequence[str | os.PathLike],
+    tune_set: str = "dev",
+    test_set: str = "eval",
+    non_scored: Sequence[str] = DEFAULT_NON_SCORED,
+) -> list[str]:
+    """The exported models (``pykd export-model`` dirs; their network is the parent dir): size,
+    cost, WERs of their decodes (``decode_<set>_<fp32|int8>``) against the checkpoint's, and the
+    speed / memory figures of ``bench/bench_footprint.py`` when it left ``footprint.json``."""
+    out = ["## Deployed models (one ONNX file each, onnxruntime, streaming log-likelihoods)", ""]
+    out += _header(
+        ["system", "file", "weights", "CMVN", "parameters", "file KB", "MFLOPs/frame",
+         "1-thread frames/s", "x real time", "peak RSS MB", f"{tune_set} WER",
+         f"{test_set} WER ({tune_set}'s setting)",
+         f"change vs checkpoint ({tune_set} / {test_set})"]
+    )  # fmt: skip
+    for d in map(Path, export_dirs):
+        summary = read_json(d / "export.json")
+        if summary is None:
+            raise FileNotFoundError(f"{d}/export.json is missing (pykd export-model writes it)")
+        speed = read_json(d / "footprint.json") or {}
+        model = summary["model"]
+        base = d.parent
+        ck_tune, ck_test = pair_wers(
+            base / f"decode_{tune_set}", base / f"decode_{test_set}", tune_set, test_set, non_scored
+        )
+        for kind, info in summary["files"].items():
+            tune, test = pair_wers(
+                d / f"decode_{tune_set}_{kind}", d / f"decode_{test_set}_{kind}", tune_set,
+                test_set, non_scored,
+            )  # fmt: skip
+            fig = speed.get(kind, {})
+            fps, rt = fig.get("frames_per_second"), fig.get("times_real_time")
+            out.append(_row([
+                base.name, Path(info["path"]).name, kind,
+                f"{model['cmvn']} ({model['cmvn_source']})", f"{model['num_params']:,}",
+                f"{info['bytes'] / 1024:.0f}", f"{model['mflops_per_frame']:.2f}",
+                "-" if fps is None else f"{fps:,.0f}",
+                "-" if rt is None else f"{rt:,.0f}",
+                "-" if "peak_rss_mb" not in fig else f"{fig['peak_rss_mb']:.0f}",
+                _cell(tune), _cell(test),
+                f"{signed_change(tune, ck_tune)} / {signed_change(test, ck_test)}",
+            ]))  # fmt: skip
+    out += [
+        "",
+        "Decoded from log-likelihoods that the exported file itself makes from raw fbank (its "
+        "online CMVN, fed chunk by chunk: local/run_deploy.sh); the checkpoint rows above use "
+        "per-speaker CMVN. Speed and memory: one thread, bench/bench_footprint.py.",
+    ]
+    return out
+
+
 def results_table(
     gmm: Sequence[str | os.PathLike] = (),
     nnet: Sequence[str | os.PathLike] = (),
@@ -824,10 +881,11 @@ def results_table(
     adapt_methods: Sequence[str] = ADAPT_METHODS,
     adapt_tag: str | None = None,
     kd_seeds: Mapping[str, Sequence[str | os.PathLike]] | None = None,
+    deploy: Sequence[str | os.PathLike] = (),
 ) -> str:
     """The Markdown text: GMM table, network table, KD paragraph, KD over seeds (two or more),
     per-epoch table of sequence training, adaptation table (each when asked for)."""
-    if not gmm and not nnet and not kd_pair and not epochs and adapt is None and not kd_seeds:
+    if not (gmm or nnet or kd_pair or epochs or adapt is not None or kd_seeds or deploy):
         raise ValueError(
             "nothing to tabulate: give --gmm, --nnet, --kd-pair, --epochs or --adapt systems"
         )
@@ -882,6 +940,8 @@ def results_table(
             *adapt_table(adapt, adapt_methods, adapt_tag, tune_set, test_set, non_scored),
             "",
         ]
+    if deploy:
+        out += [*deploy_table(deploy, tune_set, test_set, non_scored), ""]
     return "\n".join(out).rstrip("\n") + "\n"
 
 
@@ -914,6 +974,7 @@ def _run(args: argparse.Namespace) -> int:
         adapt_methods=systems.adapt_methods,
         adapt_tag=args.adapt_tag,
         kd_seeds=systems.kd_seeds,
+        deploy=systems.deploy,
     )
     print(text, end="")
     return 0

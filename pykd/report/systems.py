@@ -10,6 +10,7 @@ recipe's directory names::
     kd-pair exp/dnn exp/hdnn_ce exp/hdnn_kd # teacher, CE student, KD student: the KD paragraph
     kd-seed 2 exp/seeds/seed2/dnn ...       # the same three of one seed: the table over seeds
     adapt exp/hdnn_kd teacher decode        # a network's speaker adaptation runs (methods)
+    deploy exp/hdnn_kd/export               # exported models (fp32, int8) and their decodes
 
 Blank lines and ``#`` comments are ignored; a directory listed twice counts once.
 """
@@ -38,10 +39,14 @@ class Systems:
     kd_seeds: dict[str, list[str]] = field(default_factory=dict)  # seed -> teacher, CE, KD
     adapt: str | None = None
     adapt_methods: list[str] = field(default_factory=lambda: list(ADAPT_METHODS))
+    deploy: list[str] = field(default_factory=list)
 
     def add_line(self, kind: str, args: list[str], where: str) -> None:
         """Add one declaration (``kind`` and its arguments); ``where`` names it in errors."""
-        one_dir = {"gmm": [self.gmm], "nnet": [self.nnet], "seq": [self.nnet, self.epochs]}
+        one_dir = {
+            "gmm": [self.gmm], "nnet": [self.nnet], "seq": [self.nnet, self.epochs],
+            "deploy": [self.deploy],
+        }  # fmt: skip
         if kind in one_dir:
             if len(args) != 1:
                 raise SystemsFileError(f"{where}: '{kind}' takes one directory, got {args}")
@@ -71,12 +76,19 @@ class Systems:
             self.adapt_methods = args[1:] or list(ADAPT_METHODS)
         else:
             raise SystemsFileError(
-                f"{where}: unknown system kind '{kind}' (gmm, nnet, seq, kd-pair, kd-seed, adapt)"
+                f"{where}: unknown system kind '{kind}' "
+                "(gmm, nnet, seq, kd-pair, kd-seed, adapt, deploy)"
             )
 
     def empty(self) -> bool:
         return not (
-            self.gmm or self.nnet or self.epochs or self.kd_pair or self.kd_seeds or self.adapt
+            self.gmm
+            or self.nnet
+            or self.epochs
+            or self.kd_pair
+            or self.kd_seeds
+            or self.adapt
+            or self.deploy
         )
 
 
