@@ -15,6 +15,7 @@ gmm_dir=
 model=            # checkpoint (default: <nnet-dir>/final.pt)
 exported=         # an exported model (steps_kd/export_model.sh) instead of the checkpoint
 chunk_frames=0    # with --exported: frames per call, as a streaming front end (0: whole utterances)
+online_cmvn_per=speaker  # with --exported, online CMVN: stats carried over a speaker's utterances
 device=           # empty: pykd's default (auto: cuda when torch sees a GPU)
 num_threads=1
 keep_loglikes=false
@@ -42,6 +43,8 @@ Options:
   --exported <model.onnx>   # decode with an exported model (model.onnx / model.int8.onnx,
                             # steps_kd/export_model.sh): onnxruntime, its own CMVN and priors
   --chunk-frames <n>        # with --exported: <n> frames per call, streaming (default: whole)
+  --online-cmvn-per <speaker|utterance>  # with --exported, online CMVN: carry the stats over a
+                            # speaker's utterances or not (default: $online_cmvn_per)
   --device <cpu|cuda|auto>  # torch device for the forward pass (default: pykd's, auto)
   --num-threads <n>         # torch CPU threads per job (default: $num_threads)
   --keep-loglikes <bool>    # keep <decode-dir>/loglikes (default: $keep_loglikes)
@@ -54,7 +57,7 @@ Options:
 [ -f ./path.sh ] && . ./path.sh
 . utils/parse_options.sh
 . steps_kd/lib.sh
-kd_check_options "$0" nj:pos_int acwt:pos_float beam:pos_float lattice_beam:pos_float max_active:pos_int prior_scale:nonneg_float num_threads:nonneg_int keep_loglikes:bool chunk_frames:nonneg_int stage:int skip_scoring:bool
+kd_check_options "$0" nj:pos_int acwt:pos_float beam:pos_float lattice_beam:pos_float max_active:pos_int prior_scale:nonneg_float num_threads:nonneg_int keep_loglikes:bool chunk_frames:nonneg_int 'online_cmvn_per:speaker|utterance' stage:int skip_scoring:bool
 
 kd_check_num_args 4 $#
 graphdir=$1
@@ -76,7 +79,7 @@ mkdir -p "$dir/log"
 # A re-run with the same model, graph, data and options keeps finished lattices: after a kill
 # during scoring, nothing is decoded again; after a kill during decoding, only the jobs without a
 # complete lat.N.gz are. New inputs start afresh.
-stamp=$(kd_inputs_stamp "$acwt $beam $lattice_beam $max_active $prior_scale $nj $chunk_frames" "$model" \
+stamp=$(kd_inputs_stamp "$acwt $beam $lattice_beam $max_active $prior_scale $nj $chunk_frames $online_cmvn_per" "$model" \
   "$mdl" "$graphdir/HCLG.fst" "$data/feats.scp" "$data/utt2spk" "$spk_params")
 jobs=$(seq -s ' ' "$nj")
 if [ "$stage" -le 1 ]; then
@@ -85,7 +88,7 @@ fi
 if [ "$stage" -le 0 ] && [ -n "$jobs" ]; then
   steps_kd/make_loglikes.sh --nj "$nj" --jobs "$jobs" --cmd "$cmd" --prior-scale "$prior_scale" \
     --model "$model" --gmm-model "$mdl" ${device:+--device "$device"} --num-threads "$num_threads" \
-    --spk-params "$spk_params" ${exported:+--exported "$exported" --chunk-frames "$chunk_frames"} \
+    --spk-params "$spk_params" ${exported:+--exported "$exported" --chunk-frames "$chunk_frames" --online-cmvn-per "$online_cmvn_per"} \
     "$data" "$nnetdir" "$dir/loglikes"
 fi
 

@@ -19,6 +19,7 @@ num_threads=1
 spk_params=     # dir of pykd adapt-speakers (spk/<spk>.pt): per-speaker parameters
 exported=       # an exported model (pykd export-model) instead of the checkpoint
 chunk_frames=0  # with --exported: frames per call, as a streaming front end (0: whole utterances)
+online_cmvn_per=speaker  # with --exported, online CMVN: stats carried over a speaker's utterances
 jobs=           # job numbers to run (default: all; a resumed decode passes the unfinished ones)
 
 help_message="Usage: steps_kd/make_loglikes.sh [options] <data-dir> <nnet-dir> <out-dir>
@@ -40,12 +41,14 @@ Options:
   --exported <model.onnx>  # an exported model (steps_kd/export_model.sh: model.onnx or
                            # model.int8.onnx) run by onnxruntime; it holds its CMVN and priors
   --chunk-frames <n>       # with --exported: feed <n> frames per call (0: whole utterances)
+  --online-cmvn-per <speaker|utterance>  # with --exported, online CMVN: carry the stats over a
+                           # speaker's utterances, or start each from the prior (default: $online_cmvn_per)
   --jobs \"<j ...>\"         # run only these job numbers (default: all; a resumed decode)"
 
 [ -f ./path.sh ] && . ./path.sh
 . utils/parse_options.sh
 . steps_kd/lib.sh
-kd_check_options "$0" nj:pos_int prior_scale:nonneg_float 'num_pdfs:pos_int?' 'cmvn:auto|mean|meanvar|none' num_threads:nonneg_int chunk_frames:nonneg_int
+kd_check_options "$0" nj:pos_int prior_scale:nonneg_float 'num_pdfs:pos_int?' 'cmvn:auto|mean|meanvar|none' num_threads:nonneg_int chunk_frames:nonneg_int 'online_cmvn_per:speaker|utterance'
 
 kd_check_num_args 3 $#
 data=$1
@@ -65,7 +68,7 @@ esac
 prior_opt=()
 if [ -n "$exported" ]; then
   prior_scale=0  # the exported file divides by its own priors
-  prior_opt=(--exported "$exported" --chunk-frames "$chunk_frames")
+  prior_opt=(--exported "$exported" --chunk-frames "$chunk_frames" --online-cmvn-per "$online_cmvn_per")
 elif [ "$(python3 -c "print(float('$prior_scale') != 0)")" = True ]; then
   [ -f "$prior_counts" ] || { echo "$me: no such file $prior_counts (or use --prior-scale 0)" >&2; exit 1; }
   prior_opt=(--prior-counts "$prior_counts")

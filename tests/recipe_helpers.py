@@ -50,11 +50,11 @@ def run_tiny_recipe_all_stages(
     seq_criteria: str = "smbr mmi",
     untrans_minutes: str | None = None,
 ) -> None:
-    """Stages 1-13 on the tiny corpus as the end-to-end tests run them: networks for 2 epochs,
+    """Stages 1-14 on the tiny corpus as the end-to-end tests run them: networks for 2 epochs,
     2 sequence-training epochs per criterion of ``seq_criteria``, one adaptation epoch with the
     teacher and first-pass targets (the oracle method is covered by tests/test_adapt.py; left out
-    to keep CI short). ``untrans_minutes``: also that much untranscribed speech (stage 10 then
-    trains exp/hdnn_kd_untrans)."""
+    to keep CI short), the exported student decoded. ``untrans_minutes``: also that much
+    untranscribed speech (stage 10 then trains exp/hdnn_kd_untrans)."""
     untrans = ("--untrans-minutes", untrans_minutes) if untrans_minutes else ()
     run_recipe(
         recipe, "--stage", "1", "--stop-stage", "7", *untrans, *TINY_DECODE_OPTS,
@@ -65,7 +65,7 @@ def run_tiny_recipe_all_stages(
         kaldi_root=kaldi_root,
     )  # fmt: skip
     run_recipe(
-        recipe, "--stage", "12", "--stop-stage", "13", "--seq-epochs", "2", "--seq-criteria",
+        recipe, "--stage", "12", "--stop-stage", "14", "--seq-epochs", "2", "--seq-criteria",
         seq_criteria, "--seq-decode-epochs", "true", "--adapt-epochs", "1", "--adapt-methods",
         "teacher decode",
         *TINY_DECODE_OPTS, kaldi_root=kaldi_root,

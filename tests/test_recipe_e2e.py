@@ -1,4 +1,4 @@
-"""End-to-end: ./run.sh on the tiny embedded corpus (stages 1-13), in a scratch recipe dir, with
+"""End-to-end: ./run.sh on the tiny embedded corpus (stages 1-14), in a scratch recipe dir, with
 the builtin backend and (Kaldi tier) inside a real Kaldi install.
 
 Marked slow: runs with ``--run-slow`` (tools/test.sh and CI pass it).
@@ -32,11 +32,12 @@ def digest(paths: list[Path]) -> str:
 
 @pytest.mark.slow
 def test_tiny_recipe_builtin(tiny_builtin_recipe: Path) -> None:
-    """Stages 1-13 with the builtin backend; re-running a stage is safe."""
+    """Stages 1-14 with the builtin backend; re-running a stage is safe."""
     recipe = tiny_builtin_recipe
     check_gmm_stages(recipe)
     check_network_stages(recipe)
     check_sequence_and_adaptation_stages(recipe)
+    check_deploy_stage(recipe)
 
     # Re-running a stage is safe and gives the same lang.
     lang_files = sorted(p for p in (recipe / "data" / "lang").rglob("*") if p.is_file())
@@ -89,6 +90,7 @@ KALDI_STEPS = {
     "tri1_ali/log/align.1.log": "gmm-align-compiled",
     "dnn/decode_dev/log/decode.1.log": "latgen-faster-mapped",
     "hdnn_kd/decode_eval/log/decode.1.log": "latgen-faster-mapped",
+    "hdnn_kd/export/decode_dev_int8/log/decode.1.log": "latgen-faster-mapped",
     "dnn_denlats/log/decode_den.1.log": "latgen-faster-mapped",
 }
 
@@ -109,6 +111,7 @@ def test_tiny_recipe_with_kaldi(repo_root: Path, tmp_path: Path, kaldi_root: Pat
     check_gmm_stages(recipe)
     check_network_stages(recipe)
     check_sequence_and_adaptation_stages(recipe, criteria=("smbr",))
+    check_deploy_stage(recipe)
 
 
 def check_gmm_stages(recipe: Path) -> None:
@@ -266,6 +269,25 @@ def check_sequence_and_adaptation_stages(
     results = (recipe / "RESULTS.md").read_text()
     assert all(f"| {sys} " in results for sys in seq_systems) and "per epoch" in results, results
     assert "Speaker adaptation" in results and "| teacher |" in results, results
+
+
+def check_deploy_stage(recipe: Path) -> None:
+    """What stage 14 leaves: the KD student exported (fp32 + int8 ONNX), both decoded from their
+    own log-likelihoods, and their rows in RESULTS.md."""
+    import json
+
+    export = recipe / "exp/hdnn_kd/export"
+    summary = json.loads((export / "export.json").read_text())
+    assert summary["max_abs_diff_fp32_vs_torch"] < 1e-3
+    sizes = {k: v["bytes"] for k, v in summary["files"].items()}
+    assert sizes["int8"] < 0.5 * sizes["fp32"], sizes
+    for kind in ("fp32", "int8"):
+        for x in ("dev", "eval"):
+            best = (export / f"decode_{x}_{kind}" / "scoring_kaldi" / "best_wer").read_text()
+            assert re.match(r"%WER [0-9.]+ \[ \d+ / \d+,", best), best
+    results = (recipe / "RESULTS.md").read_text()
+    rows = [ln for ln in results.splitlines() if ln.startswith("| hdnn_kd/export | model.")]
+    assert len(rows) == 2 and "| int8 |" in rows[1], results
 
 
 @pytest.mark.slow

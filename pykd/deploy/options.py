@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 CMVN_SOURCES = ("speaker", "online")  # stats of the whole speaker, or accumulated frame by frame
 DEFAULT_CMVN_SOURCE = "online"
+ONLINE_PER = ("speaker", "utterance")  # online CMVN stats kept over a speaker's utterances or not
+DEFAULT_ONLINE_PER = "speaker"
 DEFAULT_PRIOR_FRAMES = 200.0  # weight (frames) of the global stats that start online CMVN
 FP32_NAME = "model.onnx"
 INT8_NAME = "model.int8.onnx"

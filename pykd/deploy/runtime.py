@@ -117,23 +117,28 @@ class ExportedModel:
         if names != INPUTS:
             raise ExportedModelError(f"{self.path}: inputs {names}, expected {INPUTS}")
 
-    def initial_stats(self, speaker_stats: np.ndarray | None = None) -> np.ndarray:
-        """CMVN stats to start an utterance with: the speaker's (source ``speaker``), the prior
-        (``online``; zeros without one), or zeros (CMVN ``none``)."""
+    def initial_stats(self, stats: np.ndarray | None = None) -> np.ndarray:
+        """CMVN stats to start an utterance with. Source ``speaker``: ``stats``, the speaker's
+        (required). ``online``: ``stats`` when given (e.g. carried from the speaker's previous
+        utterance), else the file's prior (zeros without one). CMVN ``none``: zeros."""
         d = self.info.feat_dim
-        if self.info.cmvn != "none" and self.info.cmvn_source == "speaker":
-            if speaker_stats is None:
+        if self.info.cmvn == "none":
+            return np.zeros((2, d + 1), dtype=np.float32)
+        if stats is None:
+            if self.info.cmvn_source == "speaker":
                 raise ExportedModelError(f"{self.path}: this model needs the speaker's CMVN stats")
-            stats = np.asarray(speaker_stats, dtype=np.float32)
-            if stats.shape != (2, d + 1) or stats[0, d] < 1:
-                raise ExportedModelError(
-                    f"speaker CMVN stats of shape {stats.shape}, count "
-                    f"{stats[0, -1] if stats.ndim == 2 else '?'}: need (2, {d + 1}), count >= 1"
-                )
-            return stats
-        if self.info.cmvn_source == "online" and self.info.online_prior_stats is not None:
-            return self.info.online_prior_stats.copy()
-        return np.zeros((2, d + 1), dtype=np.float32)
+            if self.info.online_prior_stats is not None:
+                return self.info.online_prior_stats.copy()
+            return np.zeros((2, d + 1), dtype=np.float32)
+        stats = np.asarray(stats, dtype=np.float32)
+        min_count = 1 if self.info.cmvn_source == "speaker" else 0
+        if stats.shape != (2, d + 1) or stats[0, d] < min_count:
+            raise ExportedModelError(
+                f"CMVN stats of shape {stats.shape}, count "
+                f"{stats[0, -1] if stats.ndim == 2 else '?'}: need (2, {d + 1}), count >= "
+                f"{min_count}"
+            )
+        return stats
 
     def run(
         self, feats: np.ndarray, context: np.ndarray, stats: np.ndarray, rows: np.ndarray
@@ -158,16 +163,18 @@ class ExportedModel:
         return x
 
     def utterance(
-        self, feats: np.ndarray, speaker_stats: np.ndarray | None = None, where: str = "input"
+        self, feats: np.ndarray, stats: np.ndarray | None = None, where: str = "input"
     ) -> np.ndarray:
-        """Log-likelihoods ``(T, num_pdfs)`` of one whole utterance, one graph call."""
-        stream = self.stream(speaker_stats)
+        """Log-likelihoods ``(T, num_pdfs)`` of one whole utterance, in one graph call
+        (``stats``: as :meth:`initial_stats`)."""
+        stream = self.stream(stats)
         head = stream.accept(feats, where)
         return np.concatenate([head, stream.finish()], 0)
 
-    def stream(self, speaker_stats: np.ndarray | None = None) -> LoglikeStream:
-        """A chunk-by-chunk computation for one utterance."""
-        return LoglikeStream(self, self.initial_stats(speaker_stats))
+    def stream(self, stats: np.ndarray | None = None) -> LoglikeStream:
+        """A chunk-by-chunk computation of one utterance (``stats``: as :meth:`initial_stats`);
+        its ``stats`` after :meth:`LoglikeStream.finish` can start the speaker's next one."""
+        return LoglikeStream(self, self.initial_stats(stats))
 
 
 class LoglikeStream:

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from pykd.cli_args import add_torch_args
+from pykd.deploy.options import DEFAULT_ONLINE_PER, ONLINE_PER
 from pykd.train.options import KdOptions
 
 log = logging.getLogger(__name__)
@@ -27,7 +28,7 @@ def _make_loglikes_exported(args: argparse.Namespace) -> int:
         )
     write_exported_loglikes(
         args.exported, args.data_dir, args.out_ark, args.out_scp, args.chunk_frames,
-        max(args.num_threads, 1),
+        max(args.num_threads, 1), args.online_cmvn_per,
     )  # fmt: skip
     return 0
 
@@ -189,6 +190,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--chunk-frames", type=int, default=0,
         help="with --exported: feed each utterance this many frames at a time, as a streaming "
         "front end would (0: whole utterances)",
+    )  # fmt: skip
+    p.add_argument(
+        "--online-cmvn-per", default=DEFAULT_ONLINE_PER, choices=ONLINE_PER,
+        help="with --exported and online CMVN: carry the stats over a speaker's utterances "
+        "(speaker) or start each utterance from the file's prior (default %(default)s)",
     )  # fmt: skip
     p.add_argument("model", nargs="?", help="checkpoint, e.g. exp/dnn/final.pt")
     p.add_argument("data_dir", help="data dir with feats.scp (+ cmvn.scp, utt2spk)")

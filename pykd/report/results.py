@@ -850,7 +850,7 @@ def deploy_table(
             fig = speed.get(kind, {})
             fps, rt = fig.get("frames_per_second"), fig.get("times_real_time")
             out.append(_row([
-                base.name, Path(info["path"]).name, kind,
+                f"{base.name}/{d.name}", Path(info["path"]).name, kind,
                 f"{model['cmvn']} ({model['cmvn_source']})", f"{model['num_params']:,}",
                 f"{info['bytes'] / 1024:.0f}", f"{model['mflops_per_frame']:.2f}",
                 "-" if fps is None else f"{fps:,.0f}",
