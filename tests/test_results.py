@@ -576,3 +576,40 @@ def test_bad_systems_file_line_is_named(tmp_path: Path, line: str, error: str) -
     path.write_text(f"# finished systems\ngmm exp/mono\n{line}\n")
     with pytest.raises(SystemsFileError, match=f"{path}:3: {error}"):
         read_systems(path)
+
+
+@needs_sclite
+def test_deploy_table(tmp_path: Path) -> None:
+    """Deployed-models rows: the export's size and cost, each file's WERs (eval at dev's
+    setting), the change against the checkpoint's decodes, speed from footprint.json."""
+    base = tmp_path / "exp/hdnn_kd"
+    make_system(base, 20, 30)
+    export = base / "export"
+    make_pair(export / "decode_dev_fp32", export / "decode_eval_fp32", 22, 30)
+    make_pair(export / "decode_dev_int8", export / "decode_eval_int8", 23, 28)
+    files = {"fp32": {"path": "x/model.onnx", "bytes": 1024 * 1316},
+             "int8": {"path": "x/model.int8.onnx", "bytes": 1024 * 438}}  # fmt: skip
+    model = {"cmvn": "mean", "cmvn_source": "online", "num_params": 298968,
+             "mflops_per_frame": 1.1837}  # fmt: skip
+    (export / "export.json").write_text(json.dumps({"model": model, "files": files}))
+    (export / "footprint.json").write_text(
+        json.dumps(
+            {"int8": {"frames_per_second": 81234.0, "times_real_time": 812.34, "peak_rss_mb": 71.2}}
+        )  # fmt: skip
+    )
+    (tmp_path / "systems.txt").write_text(f"deploy {export}\n")
+    text = results_table(deploy=read_systems(tmp_path / "systems.txt").deploy)
+    rows = section_rows(text, "Deployed models (one ONNX file each, onnxruntime, streaming "
+                        "log-likelihoods)")  # fmt: skip
+    assert [r[:7] for r in rows] == [
+        ["hdnn_kd/export", "model.onnx", "fp32", "mean (online)", "298,968", "1316", "1.18"],
+        ["hdnn_kd/export", "model.int8.onnx", "int8", "mean (online)", "298,968", "438", "1.18"],
+    ]
+    assert rows[0][7:10] == ["-", "-", "-"] and rows[1][7:10] == ["81,234", "812", "71"]
+    assert rows[0][10].startswith(wer_text(22)) and rows[1][11].startswith(wer_text(28))
+    assert rows[0][12] == f"{change(22, 20)} / {change(30, 30)}"
+    assert rows[1][12] == f"{change(23, 20)} / {change(28, 30)}"
+    shutil.rmtree(export / "decode_eval_int8")
+    rows = section_rows(results_table(deploy=[export]), "Deployed models (one ONNX file each, "
+                        "onnxruntime, streaming log-likelihoods)")  # fmt: skip
+    assert rows[1][11] == "-" and rows[1][12].endswith("/ -")
