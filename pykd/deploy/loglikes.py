@@ -26,8 +26,10 @@ def stream_utterance(
     """``feats`` fed to a :class:`LoglikeStream` ``chunk_frames`` at a time (0: in one call)
     -> (log-likelihoods, CMVN stats at the end: the speaker's next utterance may start there)."""
     stream = model.stream(stats)
-    step = chunk_frames if chunk_frames > 0 else max(feats.shape[0], 1)
-    parts = [stream.accept(feats[t : t + step], where) for t in range(0, feats.shape[0], step)]
+    if chunk_frames <= 0:
+        return stream.accept(feats, where, final=True), stream.stats
+    parts = [stream.accept(feats[t : t + chunk_frames], where)
+             for t in range(0, feats.shape[0], chunk_frames)]  # fmt: skip
     parts.append(stream.finish())
     return np.concatenate(parts, 0), stream.stats
 

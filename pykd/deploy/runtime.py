@@ -165,11 +165,9 @@ class ExportedModel:
     def utterance(
         self, feats: np.ndarray, stats: np.ndarray | None = None, where: str = "input"
     ) -> np.ndarray:
-        """Log-likelihoods ``(T, num_pdfs)`` of one whole utterance, in one graph call
+        """Log-likelihoods ``(T, num_pdfs)`` of one whole utterance in one graph call
         (``stats``: as :meth:`initial_stats`)."""
-        stream = self.stream(stats)
-        head = stream.accept(feats, where)
-        return np.concatenate([head, stream.finish()], 0)
+        return self.stream(stats).accept(feats, where, final=True)
 
     def stream(self, stats: np.ndarray | None = None) -> LoglikeStream:
         """A chunk-by-chunk computation of one utterance (``stats``: as :meth:`initial_stats`);
@@ -218,9 +216,10 @@ class LoglikeStream:
         self.frames_out = max(self.frames_out, last + 1)
         return loglikes
 
-    def accept(self, feats: np.ndarray, where: str = "input") -> np.ndarray:
-        """Log-likelihoods of the frames completed by ``feats`` (possibly none)."""
-        return self._step(self.model.check_features(feats, where), final=False)
+    def accept(self, feats: np.ndarray, where: str = "input", final: bool = False) -> np.ndarray:
+        """Log-likelihoods of the frames completed by ``feats`` (possibly none); with ``final``,
+        ``feats`` end the utterance and every remaining frame is returned (one graph call)."""
+        return self._step(self.model.check_features(feats, where), final=final)
 
     def finish(self) -> np.ndarray:
         """Log-likelihoods of the remaining frames (the end of the utterance)."""
