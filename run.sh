@@ -216,15 +216,6 @@ decode_gmm_set() {
   cat "$gmm_sys/decode_$1/scoring_kaldi/best_wer"
 }
 
-# decode_nnet_sets <nnet-dir>: decode dev and eval (at once) with its final.pt through tri1's graph.
-decode_nnet_sets() {
-  nnet_sys=$1
-  for_sets decode_nnet_set dev eval
-}
-decode_nnet_set() {
-  steps_kd/decode_nnet.sh --nj "$decode_nj" --cmd "$decode_cmd" $decode_opts --gmm-dir exp/tri1 \
-    exp/tri1/graph "$data/${1}_fbank" "$nnet_sys" "$nnet_sys/decode_$1"
-}
 
 if begin_stage 5 "monophone GMM"; then
   train_once exp/mono final.mdl steps_kd/train_mono.sh --nj "$nj" --cmd "$train_cmd" "$data/train" \
@@ -264,7 +255,7 @@ train_and_decode() {
   [ "$nnet_data_on_device" = true ] && opts+=(--data-on-device true)
   train_once "$dir" final.pt steps_kd/train_nnet.sh "${opts[@]}" "$@" "${nnet_data:-$data/train_fbank}" \
     exp/tri1_ali exp/tri1 "$dir"
-  decode_nnet_sets "$dir"
+  decode_dev_eval "$dir" "$dir/decode_SET"
   # the main systems are rows of the network table; extra seeds only feed the table over seeds
   [ "$nnet_exp" = exp ] && declare_system nnet "$dir"
   return 0

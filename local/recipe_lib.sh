@@ -92,3 +92,20 @@ for_sets() {
   done
   return $rc
 }
+
+# decode_dev_eval <nnet-dir> <out-dir-pattern> [steps_kd/decode_nnet.sh options]: decode dev and
+# eval (at once, for_sets) with the network of <nnet-dir> through tri1's graph into the pattern
+# with SET replaced by dev / eval (e.g. exp/dnn/decode_SET). The one dev + eval network decode of
+# the recipe's stages; reads the caller's $data, $decode_nj, $decode_cmd and $decode_opts.
+decode_dev_eval() {
+  decode_nnet_dir=$1 decode_out_pattern=$2
+  shift 2
+  decode_nnet_extra=("$@")
+  for_sets decode_nnet_one dev eval
+}
+decode_nnet_one() {
+  # shellcheck disable=SC2086
+  steps_kd/decode_nnet.sh --nj "$decode_nj" --cmd "$decode_cmd" $decode_opts --gmm-dir exp/tri1 \
+    "${decode_nnet_extra[@]}" exp/tri1/graph "$data/${1}_fbank" "$decode_nnet_dir" \
+    "${decode_out_pattern//SET/$1}"
+}

@@ -28,13 +28,8 @@ data=$1
 
 out=$base/export
 steps_kd/export_model.sh --cmd "$train_cmd" --global-cmvn-data "$data/train_fbank" $base $out
-for x in dev eval; do
-  for kind in fp32 int8; do
-    file=$out/model.onnx; [ $kind = int8 ] && file=$out/model.int8.onnx
-    # shellcheck disable=SC2086
-    steps_kd/decode_nnet.sh --nj "$decode_nj" --cmd "$decode_cmd" $decode_opts --gmm-dir exp/tri1 \
-      --exported $file --chunk-frames "$chunk_frames" exp/tri1/graph "$data/${x}_fbank" $base \
-      $out/decode_${x}_$kind
-  done
+for kind in fp32 int8; do
+  file=$out/model.onnx; [ $kind = int8 ] && file=$out/model.int8.onnx
+  decode_dev_eval $base "$out/decode_SET_$kind" --exported $file --chunk-frames "$chunk_frames"
 done
 declare_system deploy $out

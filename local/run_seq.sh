@@ -50,12 +50,7 @@ decode_seq() {
         --model "$dir/epoch$n.pt" exp/tri1/graph "$data/dev_fbank" "$dir" "$dir/decode_dev_ep$n"
     done
   fi
-  seq_sys=$dir
-  for_sets decode_seq_set dev eval
-}
-decode_seq_set() {
-  steps_kd/decode_nnet.sh --nj "$decode_nj" --cmd "$decode_cmd" $decode_opts --gmm-dir exp/tri1 \
-    exp/tri1/graph "$data/${1}_fbank" "$seq_sys" "$seq_sys/decode_$1"
+  decode_dev_eval "$dir" "$dir/decode_SET"
 }
 
 # Denominator lattices through a unigram-LM graph, with each initial network; all criteria share
