@@ -41,7 +41,6 @@ def worker(model_path: str, data_dir: str, repeats: int, chunk: int, max_frames:
     import numpy as np  # noqa: PLC0415
 
     sys.path.insert(0, str(REPO))
-    from pykd.deploy.loglikes import stream_utterance  # noqa: PLC0415
     from pykd.deploy.runtime import ExportedModel  # noqa: PLC0415
 
     feats, total = [], 0
@@ -66,7 +65,6 @@ def worker(model_path: str, data_dir: str, repeats: int, chunk: int, max_frames:
             stream.accept(f[t : t + chunk])
         stream.finish()
         chunk_ms += [1000 * s for s in stream.chunk_seconds[:-1]]  # the flush is not a chunk
-    stream_utterance(model, feats[0], chunk)  # the module a deployment would use, once
     fps = total / statistics.median(passes)
     # VmHWM: this process's peak RSS since exec (ru_maxrss would count the forked parent's pages)
     status = Path("/proc/self/status").read_text()

@@ -88,3 +88,16 @@ def read_counts(path: str | os.PathLike) -> np.ndarray:
     if not (text.startswith("[") and text.endswith("]")):
         raise ValueError(f"{path}: expected a text vector '[ ... ]'")
     return np.array(text[1:-1].split(), dtype=np.float64)
+
+
+class PriorCountsError(ValueError):
+    """Prior counts that do not fit the network (the message names the file)."""
+
+
+def read_log_priors(path: str | os.PathLike, num_pdfs: int) -> np.ndarray:
+    """:func:`log_priors` of the counts in ``path``, which must hold one count per pdf of a
+    network with ``num_pdfs`` outputs."""
+    counts = read_counts(path)
+    if counts.size != num_pdfs:
+        raise PriorCountsError(f"{path} has {counts.size} counts, the model {num_pdfs} pdfs")
+    return log_priors(counts)

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pykd.data.priors import log_priors, read_counts
+from pykd.data.priors import read_log_priors
 from pykd.deploy.graph import DeployGraph
 from pykd.deploy.options import CMVN_SOURCES, FP32_NAME, INT8_NAME, ExportOptions
 from pykd.deploy.runtime import INPUTS, OUTPUTS, ExportedModel, ModelInfo
@@ -114,13 +114,8 @@ def export_model(
     feat_dim = int(meta["input_dim"]) // (2 * spec.splice + 1)
     prior_term = None
     if opts.prior_counts:
-        counts = read_counts(opts.prior_counts)
-        if counts.size != meta["num_pdfs"]:
-            raise ValueError(
-                f"{opts.prior_counts} has {counts.size} counts, {checkpoint} "
-                f"{meta['num_pdfs']} pdfs"
-            )
-        prior_term = torch.from_numpy(opts.prior_scale * log_priors(counts)).float()
+        lp = read_log_priors(opts.prior_counts, int(meta["num_pdfs"]))
+        prior_term = torch.from_numpy(opts.prior_scale * lp).float()
     online_prior = None
     if opts.cmvn_source == "online" and spec.cmvn != "none" and opts.global_cmvn_data:
         online_prior = global_cmvn_prior(opts.global_cmvn_data, opts.prior_frames)

@@ -40,7 +40,7 @@ def _make_loglikes(args: argparse.Namespace) -> int:
         raise ValueError("give a checkpoint (e.g. exp/dnn/final.pt) or --exported FILE.onnx")
     if args.chunk_frames:
         raise ValueError("--chunk-frames needs --exported (an exported model)")
-    from pykd.data.priors import log_priors, read_counts  # noqa: PLC0415
+    from pykd.data.priors import PriorCountsError, read_log_priors  # noqa: PLC0415
     from pykd.frontend.features import iter_network_inputs  # noqa: PLC0415
     from pykd.frontend.model import ModelForward, load_acoustic_model, module_forward  # noqa: PLC0415
     from pykd.frontend.spec import InputSpec  # noqa: PLC0415
@@ -54,12 +54,10 @@ def _make_loglikes(args: argparse.Namespace) -> int:
         spec = dataclasses.replace(spec, cmvn=args.cmvn)
     priors = None
     if args.prior_counts:
-        counts = read_counts(args.prior_counts)
-        if counts.size != meta["num_pdfs"]:
-            raise LoglikesError(
-                f"{args.prior_counts} has {counts.size} counts, the model {meta['num_pdfs']} pdfs"
-            )
-        priors = log_priors(counts)
+        try:
+            priors = read_log_priors(args.prior_counts, meta["num_pdfs"])
+        except PriorCountsError as err:
+            raise LoglikesError(str(err)) from err
     elif args.prior_scale != 0:
         log.warning("no --prior-counts: writing log-posteriors (no prior division)")
     forward_for_utt = None

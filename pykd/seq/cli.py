@@ -48,7 +48,7 @@ def train_seq(args: argparse.Namespace) -> dict[str, Any]:
     """Load everything named by ``args`` and run :class:`pykd.seq.train.SeqTrainer`."""
 
     from pykd.data.frames import UtteranceSource  # noqa: PLC0415
-    from pykd.data.priors import log_priors, read_counts  # noqa: PLC0415
+    from pykd.data.priors import read_log_priors  # noqa: PLC0415
     from pykd.frontend.model import load_acoustic_model  # noqa: PLC0415
     from pykd.frontend.spec import InputSpec  # noqa: PLC0415
     from pykd.kaldi.model_io import (  # noqa: PLC0415
@@ -92,10 +92,7 @@ def train_seq(args: argparse.Namespace) -> dict[str, Any]:
     if cfg.prior_scale != 0:
         if not counts_path.is_file():
             raise FileNotFoundError(f"missing {counts_path} (or use --prior-scale 0)")
-        counts = read_counts(counts_path)
-        if counts.size != int(meta["num_pdfs"]):
-            raise ValueError(f"{counts_path}: {counts.size} counts for {meta['num_pdfs']} pdfs")
-        log_prior = log_priors(counts)
+        log_prior = read_log_priors(counts_path, int(meta["num_pdfs"]))
     alignments: dict[str, Any] = {}
     for path in ali_files:
         alignments.update(read_alignments(path))
