@@ -34,7 +34,16 @@ done
 [ -f $base/decode_dev/scoring_kaldi/best_wer ] || { echo "$0: needs $base decoded (run.sh stage 10)" >&2; exit 1; }
 
 dev_setting=$(awk '{print $NF}' $base/decode_dev/scoring_kaldi/best_wer | sed 's|.*/wer_||')
-for x in dev eval; do
+# adapt_set <dev|eval>: every method and protocol on one set, then its decodes. dev and eval
+# run at once (for_sets) when the machine has more than one core: each adaptation is one
+# single-threaded process.
+adapt_set() {
+  local x=$1 protocol sfx m half first_m targets
+  case " $methods " in
+    # the teacher's top-k posteriors over the set, once: every teacher-method run reads them
+    *" teacher "*) steps_kd/make_teacher_posts.sh --cmd "$train_cmd" exp/dnn/final.pt \
+                     "$data/${x}_fbank" exp/dnn/posts_$x ;;
+  esac
   case " $methods " in
     *" oracle "*) steps_kd/align_si.sh --nj "$nj" --cmd "$train_cmd" "$data/$x" data/lang exp/tri1 \
                     exp/tri1_ali_$x ;;
@@ -43,7 +52,7 @@ for x in dev eval; do
     sfx=$x; [ $protocol = split ] && sfx=split_$x
     for m in $methods; do
       case $m in
-        teacher) targets=(--teacher exp/dnn/final.pt) ;;
+        teacher) targets=(--teacher-posts exp/dnn/posts_$x) ;;
         # first-pass best path at dev's LM weight / penalty (eval is not used for tuning)
         decode) targets=(--lattices $base/decode_$x --gmm-model exp/tri1/final.mdl
                          --lmwt "${dev_setting%_*}" --wip "${dev_setting#*_}") ;;
@@ -66,6 +75,7 @@ for x in dev eval; do
     steps_kd/decode_nnet.sh --nj "$decode_nj" --cmd "$decode_cmd" $decode_opts --gmm-dir exp/tri1 \
       --spk-params $base/adapt_${m}_split_$x exp/tri1/graph $half $base $base/decode_${x}_half_adapt_$m
   done
-done
+}
+for_sets adapt_set dev eval
 declare_system adapt $base $methods
 echo "$0: done"

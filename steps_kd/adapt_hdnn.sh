@@ -13,6 +13,7 @@ cmd=run.pl
 method=teacher
 model=          # base checkpoint (default: <base-nnet-dir>/final.pt)
 teacher=        # --method teacher: teacher final.pt (e.g. exp/dnn/final.pt)
+teacher_posts=  # --method teacher: or its cached posteriors over <data-dir> (make_teacher_posts.sh)
 lattices=       # --method decode: first-pass decode dir (lat.N.gz, scoring_kaldi/best_wer)
 ali_dir=        # --method oracle: alignments of <data-dir>'s transcripts (ali.N.gz)
 gmm_model=      # final.mdl of the pdfs (default: <base-nnet-dir>/final.mdl, or <ali-dir>'s)
@@ -46,6 +47,8 @@ Options:
   --method <teacher|decode|oracle>  # targets (default: $method)
   --model <final.pt>            # base model (default: <base-nnet-dir>/final.pt)
   --teacher <final.pt>          # teacher network (--method teacher)
+  --teacher-posts <dir>         # or its cached top-k posteriors over <data-dir>
+                                # (steps_kd/make_teacher_posts.sh; --method teacher)
   --lattices <decode-dir>       # first-pass decoding of <data-dir> (--method decode)
   --ali-dir <dir>               # forced alignments of <data-dir> (--method oracle)
   --gmm-model <final.mdl>       # transition model of the pdfs (decode/oracle)
@@ -85,9 +88,15 @@ case "$protocol" in same|split) ;;
 opts=(--model "$model")
 case "$method" in
   teacher)
-    [ -n "$teacher" ] || { echo "$me: --method teacher needs --teacher <final.pt>" >&2; exit 1; }
-    [ -f "$teacher" ] || { echo "$me: no such file $teacher" >&2; exit 1; }
-    opts+=(--teacher "$teacher") ;;
+    if [ -n "$teacher_posts" ]; then
+      [ -z "$teacher" ] || { echo "$me: give --teacher or --teacher-posts, not both" >&2; exit 1; }
+      kd_require_files "$me" "$teacher_posts/post.scp" "$teacher_posts/info.json"
+      opts+=(--teacher-posts "$teacher_posts")
+    else
+      [ -n "$teacher" ] || { echo "$me: --method teacher needs --teacher <final.pt> or --teacher-posts <dir>" >&2; exit 1; }
+      [ -f "$teacher" ] || { echo "$me: no such file $teacher" >&2; exit 1; }
+      opts+=(--teacher "$teacher")
+    fi ;;
   decode)
     [ -n "$lattices" ] || { echo "$me: --method decode needs --lattices <decode-dir>" >&2; exit 1; }
     ls "$lattices"/lat.*.gz >/dev/null 2>&1 || { echo "$me: no lat.*.gz in $lattices" >&2; exit 1; }

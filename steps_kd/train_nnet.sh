@@ -14,6 +14,7 @@ kd_temperature=
 lr=
 max_epochs=
 batch_size=
+precision=        # default: pykd train-nnet's (float32)
 buffer_frames=
 seed=
 device=           # empty: pykd's default (auto: cuda when torch sees a GPU)
@@ -38,6 +39,8 @@ Options:
   --kd-p <f>                    # KD weight p (default: pykd train-nnet's, see its --help)
   --kd-temperature <f>          # KD temperature (default: pykd train-nnet's)
   --lr <f> --max-epochs <n> --batch-size <n> --buffer-frames <n> --seed <n>  # overrides
+  --precision <float32|bfloat16|auto>  # matrix products in training; auto: bfloat16 where the
+                                # device has native bfloat16 (AMX CPUs, CUDA) (default: pykd's)
   --device <cpu|cuda|auto>      # (default: pykd's, auto)
   --data-on-device <bool>       # hold the training set on the device (GPU), splice and shuffle
                                 # there; streams when it does not fit (default: $data_on_device)
@@ -49,7 +52,7 @@ Options:
 [ -f ./path.sh ] && . ./path.sh
 . utils/parse_options.sh
 . steps_kd/lib.sh
-kd_check_options "$0" 'kd_p:nonneg_float?' 'kd_temperature:pos_float?' 'lr:pos_float?' 'max_epochs:pos_int?' 'batch_size:pos_int?' 'buffer_frames:pos_int?' 'seed:int?' num_threads:nonneg_int num_procs:pos_int resume:bool data_on_device:bool
+kd_check_options "$0" 'kd_p:nonneg_float?' 'kd_temperature:pos_float?' 'lr:pos_float?' 'max_epochs:pos_int?' 'batch_size:pos_int?' 'precision:float32|bfloat16|auto?' 'buffer_frames:pos_int?' 'seed:int?' num_threads:nonneg_int num_procs:pos_int resume:bool data_on_device:bool
 
 kd_check_num_args 4 $#
 data=$1
@@ -72,6 +75,7 @@ fi
 [ -n "$lr" ] && opts+=(--lr "$lr")
 [ -n "$max_epochs" ] && opts+=(--max-epochs "$max_epochs")
 [ -n "$batch_size" ] && opts+=(--batch-size "$batch_size")
+[ -n "$precision" ] && opts+=(--precision "$precision")
 [ -n "$buffer_frames" ] && opts+=(--buffer-frames "$buffer_frames")
 [ -n "$seed" ] && opts+=(--seed "$seed")
 [ "$resume" = true ] && opts+=(--resume)

@@ -23,6 +23,7 @@ lr=
 momentum=0.0
 epochs=4
 utts_per_step=    # empty: pykd train-seq's default
+precision=        # empty: pykd train-seq's default (float32)
 seed=0
 shuffle=true
 checkpoint_every=200
@@ -61,6 +62,8 @@ Options:
   --epochs <n>                  # (default: $epochs)
   --utts-per-step <n>           # utterances per update, one batched lattice forward-backward
                                 # (1: nnet1's per-utterance updates; default: pykd train-seq's)
+  --precision <float32|bfloat16|auto>  # the network's matrix products (auto: bfloat16 where the
+                                # device has it natively: AMX CPUs, CUDA; default: pykd's)
   --seed <n> --shuffle <bool>   # utterance order per epoch (default: $seed, $shuffle)
   --checkpoint-every <n>        # utterances between checkpoints (default: $checkpoint_every)
   --model <final.pt>            # initial network (default: <nnet-dir>/final.pt)
@@ -72,7 +75,7 @@ Options:
 [ -f ./path.sh ] && . ./path.sh
 . utils/parse_options.sh
 . steps_kd/lib.sh
-kd_check_options "$0" 'criterion:smbr|mpfe|mmi' acwt:pos_float lm_scale:pos_float boost:nonneg_float one_silence_class:bool drop_frames:bool kd_q:nonneg_float kd_temperature:pos_float 'params:all|gates' 'optimizer:sgd|adam' 'lr:pos_float?' momentum:nonneg_float epochs:pos_int 'utts_per_step:pos_int?' seed:int shuffle:bool checkpoint_every:nonneg_int num_threads:nonneg_int resume:bool
+kd_check_options "$0" 'criterion:smbr|mpfe|mmi' acwt:pos_float lm_scale:pos_float boost:nonneg_float one_silence_class:bool drop_frames:bool kd_q:nonneg_float kd_temperature:pos_float 'params:all|gates' 'optimizer:sgd|adam' 'lr:pos_float?' momentum:nonneg_float epochs:pos_int 'utts_per_step:pos_int?' 'precision:float32|bfloat16|auto?' seed:int shuffle:bool checkpoint_every:nonneg_int num_threads:nonneg_int resume:bool
 
 kd_check_num_args 6 $#
 data=$1
@@ -97,6 +100,7 @@ opts=(--criterion "$criterion" --acwt "$acwt" --lm-scale "$lm_scale" --boost "$b
       ${device:+--device "$device"} --num-threads "$num_threads")
 [ -n "$lr" ] && opts+=(--lr "$lr")
 [ -n "$utts_per_step" ] && opts+=(--utts-per-step "$utts_per_step")
+[ -n "$precision" ] && opts+=(--precision "$precision")
 [ -n "$mdl" ] && opts+=(--mdl "$mdl")
 [ -n "$teacher" ] && opts+=(--teacher "$teacher" --kd-q "$kd_q" --kd-temperature "$kd_temperature")
 [ -n "$teacher_posts" ] && opts+=(--teacher-posts "$teacher_posts" --kd-q "$kd_q" \

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from pykd.adapt.config import AdaptConfig
+from pykd.adapt.config import AdaptConfig, AdaptError
 from pykd.adapt.core import adapt_speaker, evaluate_loss, speaker_frames
 from pykd.adapt.targets import decode_targets, read_best_wer, split_utterances
 from pykd.cli import build_parser
@@ -164,6 +164,61 @@ def test_output_bias_only_and_kl_term_and_hard_targets(setup):
     assert kl(tied.model) < kl(free.model)
     with pytest.raises(ModelError, match="needs an HDNN"):
         select_parameters(load_acoustic_model(setup["teacher"])[0], "gates")
+
+
+def test_adaptation_from_the_teachers_cached_posteriors(setup, tmp_path, caplog):
+    """Targets from the teacher's cached posteriors (`pykd teacher-posts` over the adaptation
+    data): with every pdf kept, the adaptation the teacher's forward pass gives; with top 2 a
+    different one that still lowers the loss; through the CLI as --teacher-posts; a cache of
+    another output size or both sources at once are refused."""
+    from pykd.kaldi.posterior_io import PosteriorTable  # noqa: PLC0415
+    from pykd.nnet.teacher_posts import write_teacher_posts  # noqa: PLC0415
+
+    data = setup["data"]
+    base, _ = load_acoustic_model(setup["base"])
+    teacher, _ = load_acoustic_model(setup["teacher"])
+    cfg = AdaptConfig(params="gates", epochs=3, lr=5e-3, batch_size=32)
+    online = adapt_speaker(base, _frames(data, "s2"), cfg, teacher)
+
+    def cached_frames(posts: Path):
+        source = UtteranceSource(
+            data / "feats.scp", {}, cmvn_scp=data / "cmvn.scp", utt2spk=data / "utt2spk",
+            left_context=CTX, right_context=CTX, teacher_posts=PosteriorTable(posts / "post.scp"),
+        )  # fmt: skip
+        return speaker_frames(source, [u for u in source.utterances if u.startswith("s2-")])
+
+    write_teacher_posts(setup["teacher"], data, tmp_path / "all", top_k=PDFS)
+    frames = cached_frames(tmp_path / "all")
+    assert frames.targets is None and frames.teacher_ids.shape == (sum(SPEAKERS["s2"]), PDFS)
+    cached = adapt_speaker(base, frames, cfg)
+    assert cached.stats.loss_before == pytest.approx(online.stats.loss_before, rel=1e-5)
+    assert cached.stats.loss_after == pytest.approx(online.stats.loss_after, rel=1e-4)
+    for name, tensor in online.state.items():
+        torch.testing.assert_close(cached.state[name], tensor, rtol=1e-4, atol=1e-5)
+    assert evaluate_loss(cached.model, frames) == pytest.approx(cached.stats.loss_after)
+
+    write_teacher_posts(setup["teacher"], data, tmp_path / "top2", top_k=2)
+    top2 = adapt_speaker(base, cached_frames(tmp_path / "top2"), cfg)
+    assert top2.stats.loss_after < top2.stats.loss_before
+    assert not torch.allclose(top2.state["gates.transform.weight"], cached.state[
+        "gates.transform.weight"])  # fmt: skip
+
+    out = tmp_path / "cli"
+    argv = ["adapt-speakers", "--model", str(setup["base"]), "--min-frames", "100", "--epochs"]
+    posts_all = str(tmp_path / "all")
+    assert _run_cli([*argv, "1", "--teacher-posts", posts_all, str(data), str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["num_adapted"] == 2 and summary["method"] == "teacher"
+    assert summary["teacher_posts"] == str(tmp_path / "all") and summary["teacher_top_k"] == PDFS
+    with pytest.raises(AdaptError, match="exactly one of"):
+        _run_cli([*argv, "1", "--teacher-posts", str(tmp_path / "all"), "--teacher",
+                  str(setup["teacher"]), str(data), str(tmp_path / "both")])  # fmt: skip
+    other = tmp_path / "other.pt"
+    _save_model(other, DNN_CFG, PDFS + 1, 3, DIM * (2 * CTX + 1))
+    write_teacher_posts(other, data, tmp_path / "other", top_k=3)
+    with pytest.raises(AdaptError, match="outputs"):
+        _run_cli([*argv, "1", "--teacher-posts", str(tmp_path / "other"), str(data),
+                  str(tmp_path / "x")])  # fmt: skip
 
 
 def test_speaker_file_reproduces_adapted_outputs(setup, tmp_path):

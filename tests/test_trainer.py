@@ -243,3 +243,29 @@ def test_single_process_commands_refuse_torchrun(monkeypatch: pytest.MonkeyPatch
     assert setup_torch(0, "cpu", ddp_ok=True) == "cpu"
     monkeypatch.setenv("WORLD_SIZE", "1")
     assert setup_torch(0, "cpu") == "cpu"
+
+
+def test_bfloat16_products_train_like_float32(tmp_path: Path) -> None:
+    """``precision: bfloat16`` runs the products under autocast (weights stay float32): it
+    learns the task as float32 does, but its weights are not float32's bit for bit; ``auto``
+    picks bfloat16 only where the CPU multiplies it natively; a wrong name is refused."""
+    from pykd.train.precision import autocast_dtype, native_bf16  # noqa: PLC0415
+
+    runs = {}
+    for precision in ("float32", "bfloat16"):
+        _, summ = run(
+            tmp_path / precision, make_mlp(), precision=precision, newbob={"max_epochs": 4}
+        )
+        runs[precision] = summ
+        assert summ["cv_acc"] > 0.8 and summ["cv_loss"] < 0.6 * summ["history"][0]["cv_loss"]
+    assert runs["bfloat16"]["matmul_dtype"] == "bfloat16"
+    assert runs["float32"]["matmul_dtype"] == "float32"
+    assert runs["bfloat16"]["cv_loss"] == pytest.approx(runs["float32"]["cv_loss"], rel=0.1)
+    assert runs["bfloat16"]["cv_loss"] != runs["float32"]["cv_loss"]
+    final = load_checkpoint(tmp_path / "bfloat16" / "final.pt")["model"]
+    assert all(v.dtype == torch.float32 for v in final.values())
+    cpu = torch.device("cpu")
+    assert autocast_dtype("auto", cpu) == (torch.bfloat16 if native_bf16(cpu) else None)
+    assert autocast_dtype("float32", cpu) is None
+    with pytest.raises(ValueError, match="unknown precision 'fp8'"):
+        autocast_dtype("fp8", cpu)

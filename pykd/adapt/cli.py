@@ -40,6 +40,21 @@ def _check_teacher(meta: dict[str, Any], t_meta: dict[str, Any], path: str) -> N
         )
 
 
+def _cached_posteriors(posts_dir: Path, num_pdfs: int) -> tuple[Any, dict[str, Any]]:
+    """The teacher's cached posteriors (``pykd teacher-posts`` dir) and their ``info.json``,
+    checked against the model's outputs."""
+    from pykd.adapt.config import AdaptError  # noqa: PLC0415
+    from pykd.kaldi.posterior_io import PosteriorTable  # noqa: PLC0415
+    from pykd.nnet.teacher_posts import read_info  # noqa: PLC0415
+
+    info = read_info(posts_dir)
+    if int(info["num_pdfs"]) != num_pdfs:
+        raise AdaptError(
+            f"{posts_dir}: the teacher has {info['num_pdfs']} outputs, the model {num_pdfs}"
+        )
+    return PosteriorTable(posts_dir / "post.scp"), info
+
+
 def _fmt(x: float) -> str:
     return f"{x:.4f}"
 
@@ -47,7 +62,7 @@ def _fmt(x: float) -> str:
 @dataclass(frozen=True)
 class AdaptJob:
     """One ``adapt-speakers`` run, typed: the base model, data, targets (exactly one of
-    ``teacher``, ``lattices``, ``ali_dir``) and options (see ``--help``)."""
+    ``teacher``, ``teacher_posts``, ``lattices``, ``ali_dir``) and options (see ``--help``)."""
 
     model: str
     data_dir: Path
@@ -61,6 +76,7 @@ class AdaptJob:
     wip: str | None = None
     protocol: str = "same"
     min_frames: int = 300
+    teacher_posts: str | None = None
 
     @classmethod
     def from_args(cls, args: argparse.Namespace, device: str) -> AdaptJob:
@@ -69,7 +85,7 @@ class AdaptJob:
             args.model, Path(args.data_dir), Path(args.out_dir),
             config_from_args(AdaptConfig, args, device=device),
             args.teacher, args.lattices, args.ali_dir, args.gmm_model, args.lmwt, args.wip,
-            args.protocol, args.min_frames,
+            args.protocol, args.min_frames, args.teacher_posts,
         )  # fmt: skip
 
 
@@ -95,9 +111,9 @@ def adapt_speakers(job: AdaptJob) -> dict[str, Any]:
     from pykd.io.atomic import atomic_write_text  # noqa: PLC0415
     from pykd.io.datadir import c_sorted, read_table  # noqa: PLC0415
 
-    sources = [x for x in (job.teacher, job.lattices, job.ali_dir) if x]
+    sources = [x for x in (job.teacher, job.teacher_posts, job.lattices, job.ali_dir) if x]
     if len(sources) != 1:
-        raise AdaptError("give exactly one of --teacher, --lattices and --ali-dir")
+        raise AdaptError("give exactly one of --teacher, --teacher-posts, --lattices and --ali-dir")
     cfg = job.config
     cfg.validate()
     device = cfg.device
@@ -113,11 +129,18 @@ def adapt_speakers(job: AdaptJob) -> dict[str, Any]:
 
     teacher = None
     targets = None
+    posts = None
     if job.teacher:
         method = "teacher"
         teacher, t_meta = load_acoustic_model(job.teacher, device=device)
         _check_teacher(meta, t_meta, job.teacher)
         settings["teacher"] = os.fspath(job.teacher)
+    elif job.teacher_posts:
+        method = "teacher"
+        posts, info = _cached_posteriors(Path(job.teacher_posts), int(meta["num_pdfs"]))
+        targets = {}  # every utterance is "untranscribed": it learns from the posteriors alone
+        settings.update(teacher=info["teacher"], teacher_posts=os.fspath(job.teacher_posts))
+        settings.update(teacher_top_k=info["top_k"], teacher_kept_mass=info["kept_mass"])
     else:
         from pykd.data.targets import check_targets, num_pdfs  # noqa: PLC0415
 
@@ -141,7 +164,9 @@ def adapt_speakers(job: AdaptJob) -> dict[str, Any]:
             settings["ali_dir"] = os.fspath(job.ali_dir)
         check_targets(targets, meta["num_pdfs"])
 
-    source = UtteranceSource.of_data_dir(data, targets, InputSpec.from_meta(meta))
+    source = UtteranceSource.of_data_dir(
+        data, targets, InputSpec.from_meta(meta), teacher_posts=posts
+    )
     have = set(source.utterances)
     spk2utts = {s: v.split() for s, v in read_table(data / "spk2utt").items()}
     missing = sorted(u for us in spk2utts.values() for u in us if u not in have)
@@ -280,6 +305,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--model", required=True, help="base (speaker-independent) final.pt")
     p.add_argument("--teacher", help="teacher final.pt: targets = its posteriors (unsupervised)")
+    p.add_argument(
+        "--teacher-posts",
+        help="the teacher's cached top-k posteriors over <data_dir> (`pykd teacher-posts` dir): "
+        "targets as --teacher, without its forward pass",
+    )
     p.add_argument("--lattices", help="first-pass decode dir (lat.N.gz, scoring_kaldi/best_wer)")
     p.add_argument("--ali-dir", help="dir with ali.N.gz of the reference transcripts (oracle)")
     p.add_argument("--gmm-model", help="final.mdl mapping transition-ids to pdfs")

@@ -6,7 +6,8 @@ a few epochs over one speaker's frames, in frame-shuffled mini-batches, against
 
 * the teacher's posteriors (soft cross-entropy at temperature 1, teacher in eval mode, computed
   once per speaker and kept if they fit in ``teacher_cache_mb``, else per mini-batch:
-  unsupervised knowledge distillation), or
+  unsupervised knowledge distillation; or read from its cached top-k posteriors, ``pykd
+  teacher-posts`` over the adaptation data, which the source hands over with the frames), or
 * hard pdf targets (best-path alignments of a first-pass decoding, or oracle alignments),
 
 plus optionally ``kl_weight * KL(p_SI || p_adapted)`` towards the SI model's posteriors. The
@@ -47,7 +48,9 @@ EVAL_CHUNK = 4096
 class SpeakerFrames:
     """One speaker's CMVN'd frames, edge-padded per utterance (spliced per mini-batch).
 
-    ``centers[i]`` is the row of frame ``i`` in ``padded``; ``targets`` (pdf-ids) or None.
+    ``centers[i]`` is the row of frame ``i`` in ``padded``; ``targets`` (pdf-ids) or None;
+    ``teacher_ids`` / ``teacher_probs`` ``(frames, k)``: the teacher's cached top-k posteriors
+    (when the source has them) or None.
     """
 
     padded: np.ndarray
@@ -55,6 +58,8 @@ class SpeakerFrames:
     left: int
     right: int
     targets: np.ndarray | None = None
+    teacher_ids: np.ndarray | None = None
+    teacher_probs: np.ndarray | None = None
     utts: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
 
@@ -92,18 +97,25 @@ def speaker_frames(source: UtteranceSource, utts: Iterable[str]) -> SpeakerFrame
         centers.append(offset + left + np.arange(len(feats), dtype=np.int64))
         offset += len(feats) + left + right
         if y is not None:
-            labels.append(np.asarray(y, dtype=np.int64))
+            labels.append(y if y.dtype.names else np.asarray(y, dtype=np.int64))
         used.append(utt)
     dim = source.feat_dim if source.utterances else 0
     padded = np.concatenate(pads) if pads else np.zeros((0, dim), dtype=np.float32)
+    targets = teacher_ids = teacher_probs = None
+    if source.teacher_posts is not None:  # rows of (y: IGNORE_INDEX, ids, probs) per frame
+        rows = np.concatenate(labels) if labels else None
+        teacher_ids = rows["ids"] if rows is not None else np.zeros((0, 1), np.int32)
+        teacher_probs = rows["probs"] if rows is not None else np.zeros((0, 1), np.float32)
+    elif source.targets is not None:
+        targets = np.concatenate(labels) if labels else np.zeros(0, np.int64)
     return SpeakerFrames(
         padded=padded,
         centers=np.concatenate(centers) if centers else np.zeros(0, dtype=np.int64),
         left=left,
         right=right,
-        targets=(np.concatenate(labels) if labels else np.zeros(0, np.int64))
-        if source.targets is not None
-        else None,
+        targets=targets,
+        teacher_ids=teacher_ids,
+        teacher_probs=teacher_probs,
         utts=used,
         skipped=list(stats.skipped),
     )
@@ -167,12 +179,58 @@ class _TeacherPosteriors:
         return self.cache[torch.from_numpy(np.asarray(idx, dtype=np.int64)).to(self.device)]
 
 
+class _CachedTeacherPosteriors:
+    """The teacher's cached top-k posteriors of a speaker's frames as dense rows per mini-batch
+    (renormalised over the k kept pdfs, as the KD loss of the cache does at T = 1)."""
+
+    def __init__(self, frames: SpeakerFrames, num_pdfs: int, device: torch.device) -> None:
+        assert frames.teacher_ids is not None and frames.teacher_probs is not None
+        self.ids = torch.from_numpy(np.asarray(frames.teacher_ids, dtype=np.int64))
+        probs = torch.from_numpy(np.asarray(frames.teacher_probs, dtype=np.float32))
+        self.probs = probs / probs.sum(1, keepdim=True).clamp_min(1e-30)
+        if len(self.ids) and int(self.ids.max()) >= num_pdfs:
+            raise AdaptError(
+                f"cached teacher posteriors name pdf {int(self.ids.max())}, the model has "
+                f"{num_pdfs} outputs (cache of another tree?)"
+            )
+        self.num_pdfs = num_pdfs
+        self.device = device
+
+    def __call__(self, idx: np.ndarray | slice, x: torch.Tensor) -> torch.Tensor:
+        if not isinstance(idx, slice):
+            idx = torch.from_numpy(np.asarray(idx, dtype=np.int64))
+        ids, probs = self.ids[idx], self.probs[idx]
+        dense = torch.zeros(len(ids), self.num_pdfs).scatter_(1, ids, probs)
+        return dense.to(self.device)
+
+
+Posteriors = _TeacherPosteriors | _CachedTeacherPosteriors
+
+
+def _teacher_posteriors(
+    model: nn.Module,
+    frames: SpeakerFrames,
+    teacher: nn.Module | None,
+    device: torch.device,
+    cache_mb: float,
+) -> Posteriors | None:
+    """The soft targets: the teacher's forward pass, the frames' cached posteriors, or None
+    (hard targets)."""
+    if teacher is not None:
+        return _TeacherPosteriors(teacher, frames, device, cache_mb)
+    if frames.teacher_ids is not None:
+        with torch.no_grad():
+            num_pdfs = int(model.eval()(frames.inputs(slice(0, 1)).to(device)).shape[-1])
+        return _CachedTeacherPosteriors(frames, num_pdfs, device)
+    return None
+
+
 def _task_loss(
     logits: torch.Tensor,
     frames: SpeakerFrames,
     idx: np.ndarray | slice,
     x: torch.Tensor,
-    posts: _TeacherPosteriors | None,
+    posts: Posteriors | None,
 ) -> torch.Tensor:
     if posts is not None:
         return soft_ce_loss(logits, posts(idx, x), 1.0)
@@ -185,7 +243,7 @@ def _task_loss(
 def _evaluate(
     model: nn.Module,
     frames: SpeakerFrames,
-    posts: _TeacherPosteriors | None,
+    posts: Posteriors | None,
     device: torch.device,
 ) -> float:
     model.eval()
@@ -200,11 +258,12 @@ def _evaluate(
 def evaluate_loss(
     model: nn.Module, frames: SpeakerFrames, teacher: nn.Module | None = None, device: str = "cpu"
 ) -> float:
-    """Mean task loss over all frames (soft CE against ``teacher``, else CE on the targets)."""
-    if teacher is None and frames.targets is None:
-        raise AdaptError("need a teacher or hard targets")
+    """Mean task loss over all frames (soft CE against ``teacher`` or the frames' cached
+    teacher posteriors, else CE on the targets)."""
+    if teacher is None and frames.targets is None and frames.teacher_ids is None:
+        raise AdaptError("need a teacher, cached teacher posteriors or hard targets")
     dev = torch.device(device)
-    posts = None if teacher is None else _TeacherPosteriors(teacher, frames, dev, 0)
+    posts = _teacher_posteriors(model, frames, teacher, dev, 0)
     return _evaluate(model, frames, posts, dev)
 
 
@@ -216,13 +275,14 @@ def adapt_speaker(
 ) -> AdaptResult:
     """Adapt a copy of ``base_model`` (left untouched) to one speaker's ``frames``.
 
-    Targets: ``teacher`` posteriors if given, else ``frames.targets``. Deterministic for a seed.
+    Targets: ``teacher`` posteriors if given, else the frames' cached teacher posteriors, else
+    ``frames.targets``. Deterministic for a seed.
     ``stats.seconds`` counts the teacher's forward passes and the updates (not the loss
     evaluations before / after).
     """
     cfg.validate()
-    if teacher is None and frames.targets is None:
-        raise AdaptError("adaptation needs a teacher or hard targets")
+    if teacher is None and frames.targets is None and frames.teacher_ids is None:
+        raise AdaptError("adaptation needs a teacher, cached teacher posteriors or hard targets")
     if len(frames) == 0:
         raise AdaptError("no frames to adapt on")
     device = torch.device(cfg.device)
@@ -240,9 +300,7 @@ def adapt_speaker(
         opt = torch.optim.SGD(params, lr=cfg.lr)
 
     start = time.perf_counter()
-    posts = None
-    if teacher is not None:
-        posts = _TeacherPosteriors(teacher, frames, device, cfg.teacher_cache_mb)
+    posts = _teacher_posteriors(model, frames, teacher, device, cfg.teacher_cache_mb)
     seconds = time.perf_counter() - start
     loss_before = _evaluate(model, frames, posts, device)
     gen = torch.Generator().manual_seed(cfg.seed)

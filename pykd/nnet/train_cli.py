@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from pykd.cli_args import add_torch_args
-from pykd.train.options import DataOptions, KdOptions
+from pykd.train.options import PRECISIONS, DataOptions, KdOptions
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +80,8 @@ def _train_config(args: argparse.Namespace) -> tuple[Any, DataOptions]:
         data["lr"] = args.lr
     if args.seed is not None:
         data["seed"] = args.seed
+    if args.precision is not None:
+        data["precision"] = args.precision
     if args.max_epochs is not None:
         newbob = dict(data.get("newbob") or {})
         newbob["max_epochs"] = args.max_epochs
@@ -367,6 +369,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help=f"type of the features held on the device (default {data.device_dtype})",
     )  # fmt: skip
     p.add_argument("--seed", type=int, help="random seed (overrides the YAML)")
+    p.add_argument(
+        "--precision", choices=PRECISIONS,
+        help="matrix products in training: bfloat16 (autocast), float32, or auto: bfloat16 where "
+        "the device multiplies it natively (AMX / AVX-512 BF16 CPUs, CUDA) (overrides the YAML)",
+    )  # fmt: skip
     p.add_argument("--teacher", help="teacher final.pt: train with KD (teacher run on each batch)")
     p.add_argument(
         "--teacher-posts",

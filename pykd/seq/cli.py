@@ -16,6 +16,7 @@ from typing import Any
 
 from pykd.cli_args import add_torch_args, config_from_args, str_to_bool
 from pykd.seq.config import CRITERIA, SeqTrainConfig
+from pykd.train.options import PRECISIONS
 
 log = logging.getLogger(__name__)
 
@@ -291,6 +292,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--utts-per-step", type=int, default=d.utts_per_step,
         help="utterances per update, their lattices in one batched forward-backward (1: "
         "nnet1's per-utterance SGD; default %(default)s)",
+    )  # fmt: skip
+    p.add_argument(
+        "--precision", choices=PRECISIONS, default=d.precision,
+        help="the network's matrix products: bfloat16 (autocast), float32, or auto: bfloat16 "
+        "where the device multiplies it natively (AMX CPUs, CUDA) (default %(default)s)",
     )  # fmt: skip
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--shuffle", type=str_to_bool, default=d.shuffle, help="utterances per epoch")

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
-from pykd.train.options import SEQ_CRITERIA, KdOptions
+from pykd.train.options import PRECISIONS, SEQ_CRITERIA, KdOptions
 
 CRITERIA = tuple(SEQ_CRITERIA)
 
@@ -41,6 +41,7 @@ class SeqTrainConfig:
     checkpoint_every: int = 200  # utterances; 0 = only at epoch ends
     log_every: int = 100  # utterances
     device: str = "cpu"
+    precision: str = "float32"  # the network's matrix products: float32 | bfloat16 | auto
     stop_after_utts: int = 0  # >0: checkpoint and return after this many updates (tests)
 
     def validate(self) -> None:
@@ -56,6 +57,8 @@ class SeqTrainConfig:
             raise SeqTrainError("params must be 'all' or 'gates'")
         if self.optimizer not in ("sgd", "adam"):
             raise SeqTrainError("optimizer must be 'sgd' or 'adam'")
+        if self.precision not in PRECISIONS:
+            raise SeqTrainError(f"precision must be one of {', '.join(PRECISIONS)}")
         if self.lr <= 0 or self.epochs < 1 or self.acwt <= 0 or self.utts_per_step < 1:
             raise SeqTrainError("lr, epochs, utts_per_step and acwt must be positive")
 

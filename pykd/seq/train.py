@@ -59,6 +59,7 @@ from pykd.train.checkpoint import (
 )
 from pykd.train.curves import save_figure
 from pykd.train.losses import soft_ce_frames, sparse_soft_ce_frames
+from pykd.train.precision import autocast, autocast_dtype
 from pykd.train.progress import format_hms
 
 log = logging.getLogger(__name__)
@@ -186,6 +187,7 @@ class SeqTrainer:
         self.cfg = cfg
         self.device = torch.device(cfg.device)
         self.model = model.to(self.device)
+        self.autocast_dtype = autocast_dtype(cfg.precision, self.device)
         self.trainable = select_trainable(model, cfg.params)
         if cfg.optimizer == "sgd":
             self.optimizer: torch.optim.Optimizer = torch.optim.SGD(
@@ -328,8 +330,9 @@ class SeqTrainer:
             ids = torch.from_numpy(np.concatenate([p[0] for p in posts])).to(x.device)
             probs = torch.from_numpy(np.concatenate([p[1] for p in posts])).to(x.device)
             return sparse_soft_ce_frames(logits, ids, probs, temp)
-        with torch.no_grad():
-            t_post = F.softmax(self.teacher(x) / temp, dim=-1)
+        with torch.no_grad(), autocast(self.autocast_dtype, self.device):
+            t_logits = self.teacher(x)
+        t_post = F.softmax(t_logits.float() / temp, dim=-1)
         return soft_ce_frames(logits, t_post, temp)
 
     def train_step(self, utts: Sequence[str], prepared: list[_Item | _Skip] | None = None) -> int:
@@ -351,7 +354,9 @@ class SeqTrainer:
         cfg = self.cfg
         frames = [int(it.feats.shape[0]) for it in items]
         x = torch.from_numpy(np.concatenate([it.feats for it in items])).to(self.device)
-        logits = self.model(x)
+        with autocast(self.autocast_dtype, self.device):
+            logits = self.model(x)
+        logits = logits.float()
         loglikes = self._loglikes(logits)
         graphs = [it.graph for it in items]
         alis = [it.ali for it in items]

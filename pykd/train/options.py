@@ -9,6 +9,7 @@ from dataclasses import dataclass
 # Names shared by the trainers, the recipe's checks and the results report (each list once).
 SEQ_CRITERIA = {"smbr": "sMBR", "mpfe": "MPFE", "mmi": "MMI"}  # criterion -> display name
 ADAPT_METHODS = ("teacher", "decode", "oracle")  # where speaker adaptation's targets come from
+PRECISIONS = ("auto", "float32", "bfloat16")  # training's matrix products (pykd.train.precision)
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,7 @@ from pykd.train.checkpoint import (
     set_rng_state,
 )
 from pykd.train.curves import plot_learning_curves
+from pykd.train.precision import autocast, autocast_dtype
 from pykd.train.progress import format_hms
 from pykd.train.schedule import NewbobConfig, NewbobScheduler
 
@@ -67,6 +68,7 @@ class TrainConfig:
     momentum: float = 0.0
     weight_decay: float = 0.0
     grad_clip: float = 0.0  # max global grad norm; 0 = off
+    precision: str = "float32"  # float32 | bfloat16 | auto (pykd.train.precision)
     newbob: NewbobConfig = field(default_factory=NewbobConfig)
     checkpoint_every_steps: int = 500  # also checkpoint mid-epoch (kill -> resume); 0 = epoch ends
     checkpoint_every_minutes: float = 10.0  # and after this much training time; 0 = off
@@ -136,6 +138,7 @@ class Trainer:
         model.to(self.device)
         self.module = model
         self.model = ddp.wrap_model(model, self.device)
+        self.autocast_dtype = autocast_dtype(cfg.precision, self.device)
         self.optimizer = optimizer or make_optimizer(model.parameters(), cfg)
         self.loss_fn = loss_fn
         self.teacher = teacher
@@ -229,8 +232,8 @@ class Trainer:
             raise ValueError("a batch must be (x, y) or (x, y, *extra)")
         out = [t.to(self.device, non_blocking=True) for t in batch]
         if self.teacher is not None:
-            with torch.no_grad():
-                out.append(self.teacher(out[0]))
+            with torch.no_grad(), autocast(self.autocast_dtype, self.device):
+                out.append(self.teacher(out[0]).float())
         return out
 
     def _check_finite(self, value: float, what: str) -> None:
@@ -298,8 +301,9 @@ class Trainer:
             elif batch is None:
                 break
             x, y, *extra = self._to_device(batch)
-            out = self.model(x)
-            loss = self.loss_fn(out, y, *extra)
+            with autocast(self.autocast_dtype, self.device):
+                out = self.model(x)
+            loss = self.loss_fn(out.float(), y, *extra)
             value = float(loss.detach())
             self._check_finite(value, "training loss")
             self.optimizer.zero_grad(set_to_none=True)
@@ -392,6 +396,13 @@ class Trainer:
                     self.epoch,
                     self.step_in_epoch,
                 )
+        if self.info.is_main:
+            logger.info(
+                "training on %s, matrix products in %s (precision %s)",
+                self.device,
+                str(self.autocast_dtype or torch.float32).removeprefix("torch."),
+                self.cfg.precision,
+            )
         if not self.history:
             self._fresh_start()
             self.save()
@@ -470,6 +481,7 @@ class Trainer:
             "final_lr": self.sched.lr,
             "params": sum(p.numel() for p in self.module.parameters()),
             "device": str(self.device),
+            "matmul_dtype": str(self.autocast_dtype or torch.float32).removeprefix("torch."),
             "world_size": self.info.world_size,
             "wall_s": wall_s,
             "history": self.history,
