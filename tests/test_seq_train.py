@@ -250,6 +250,23 @@ def test_smbr_epochs_change_model_and_write_outputs(tiny: dict, tmp_path: Path) 
     assert meta["loss"] == "smbr" and meta["seq"]["criterion"] == "smbr" and meta["num_pdfs"] == 272
 
 
+def test_bfloat16_products_give_the_float32_objective(tiny: dict, tmp_path: Path) -> None:
+    """``--precision bfloat16`` (the recipe's teacher on AMX CPUs): the network runs under
+    autocast, the lattice forward-backward in float32; the epoch's objective is float32's to
+    bfloat16 rounding (not bit for bit) and the saved network is float32."""
+    from pykd.seq.cli import train_seq
+
+    hist = {}
+    for precision in ("float32", "bfloat16"):
+        out = tmp_path / precision
+        train_seq(_args(tiny, out, "--precision", precision))
+        hist[precision] = json.loads((out / "summary.json").read_text())["history"][0]
+        assert all(v.dtype == torch.float32 for v in _state(out / "final.pt").values())
+    obj = {k: h["objective_per_frame"] for k, h in hist.items()}
+    assert obj["bfloat16"] == pytest.approx(obj["float32"], abs=0.02) and 0 < obj["float32"] < 1
+    assert obj["bfloat16"] != obj["float32"]
+
+
 def test_mmi_kd_gates_only_on_hdnn(tiny: dict, tmp_path: Path) -> None:
     """Student MMI + KD (teacher: the DNN) updating only the HDNN's shared gates, via the script."""
     out = tmp_path / "hdnn_mmi_kd"
