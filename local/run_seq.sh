@@ -20,7 +20,7 @@ nets="teacher student student_kd student_gates"
 epochs=2
 kd_q=0.5              # student seq+KD: L = (1-q) L_seq + q CE(teacher sequence-trained the same way)
 gates_lr=0.05         # SGD lr of the gates-only student
-teacher_precision=auto  # the teacher's matrix products (auto: bfloat16 on AMX CPUs and CUDA)
+teacher_precision=float32  # the teacher's matrix products (auto: bfloat16 on AMX CPUs and CUDA)
 decode_epochs=false   # also decode dev after every epoch but the last (a learning curve)
 
 help_message="Usage: $0 [options] <data>
