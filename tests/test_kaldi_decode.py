@@ -257,6 +257,32 @@ def test_determinize_small_lattice():
     assert prune_lattice(lat, 0.4).num_arcs() == 2
 
 
+def test_determinize_keeps_a_state_reached_again_at_a_lower_cost():
+    """A determinised state first made from a costlier predecessor and then reached more
+    cheaply with residual weights that differ below the state-merging quantum (2^-10) is still
+    expanded. (It was not: its queue entries all looked stale, and every path through it was
+    lost; a real dev utterance got no lattice at lattice beam 8.) Words 1 a, 2 b, 3 c, 4 d,
+    5 e: {after a} is expanded first (its best completion, e, is cheap), making {after a c};
+    {after b} reaches the same state more cheaply; the path b c d must survive."""
+    eps = 1e-7
+    lat = Lattice(
+        start=0,
+        arcs=[
+            [(1, 1, 1, 0.0, 2.0), (2, 2, 2, 0.0, 1.0)],
+            [(3, 3, 3, 0.0, 0.0), (4, 4, 3, 0.0, 1.0), (5, 7, 5, 0.0, 0.0)],
+            [(3, 3, 3, 0.0, 0.0), (4, 4, 3, 0.0, 1.0 + eps)],
+            [(5, 5, 4, 0.0, 5.0)],
+            [(5, 6, 4, 0.0, 0.0)],
+            [],
+        ],
+        finals={5: (0.0, 0.0)},
+    )
+    clat = RawLattice.from_openfst(lattice_to_binary(lat)).determinize(10.0, 10_000, 1.0)
+    want = reference_determinize(lat, 10.0, 1.0)
+    assert set(_paths(clat)) == set(_paths(want)) == {(1, 5), (1, 3, 4), (2, 3, 4)}
+    assert _paths(clat)[(2, 3, 4)][1] == (2, 4, 6)
+
+
 def reference_determinize(lat: Lattice, beam: float, acoustic_factor: float) -> CompactLattice:
     """The Python reference of RawLattice.determinize: prune, determinise, prune, scale."""
     clat = prune_lattice(determinize_lattice(prune_lattice(lat, beam)), beam)

@@ -357,7 +357,9 @@ class Determinizer {
           dst = it->second;
           if (!expanded[dst] && child_fwd < fwd[dst]) {
             fwd[dst] = child_fwd;
-            queue.emplace(child_f, dst);
+            // the priority from the det-state's stored subset, the staleness check's own
+            // expression: `norm` has the same key but may differ from it below kDelta
+            queue.emplace(fwd[dst] + Completion(subsets[dst]), dst);
           }
         }
         out->arcs[idx].push_back(CArc{dst, word, g0, a0, std::vector<int>(first.begin(), first.begin() + plen)});
