@@ -36,7 +36,7 @@ from pykd.adapt.config import AdaptConfig, AdaptError
 from pykd.data.frames import EpochStats, UtteranceSource
 from pykd.frontend.model import select_parameters
 from pykd.frontend.splice import pad_edges, splice_padded
-from pykd.train.losses import ce_loss, soft_ce_loss
+from pykd.train.losses import ce_loss, soft_ce_loss, sparse_soft_ce_frames
 
 log = logging.getLogger(__name__)
 
@@ -180,28 +180,26 @@ class _TeacherPosteriors:
 
 
 class _CachedTeacherPosteriors:
-    """The teacher's cached top-k posteriors of a speaker's frames as dense rows per mini-batch
-    (renormalised over the k kept pdfs, as the KD loss of the cache does at T = 1)."""
+    """The teacher's cached top-k posteriors of a speaker's frames: pdf ids and probabilities
+    per frame, for :func:`~pykd.train.losses.sparse_soft_ce_frames` (which renormalises them
+    over the k kept pdfs, as the KD loss of the cache does)."""
 
     def __init__(self, frames: SpeakerFrames, num_pdfs: int, device: torch.device) -> None:
         assert frames.teacher_ids is not None and frames.teacher_probs is not None
-        self.ids = torch.from_numpy(np.asarray(frames.teacher_ids, dtype=np.int64))
-        probs = torch.from_numpy(np.asarray(frames.teacher_probs, dtype=np.float32))
-        self.probs = probs / probs.sum(1, keepdim=True).clamp_min(1e-30)
-        if len(self.ids) and int(self.ids.max()) >= num_pdfs:
+        ids = torch.from_numpy(np.asarray(frames.teacher_ids, dtype=np.int64))
+        if len(ids) and int(ids.max()) >= num_pdfs:
             raise AdaptError(
-                f"cached teacher posteriors name pdf {int(self.ids.max())}, the model has "
+                f"cached teacher posteriors name pdf {int(ids.max())}, the model has "
                 f"{num_pdfs} outputs (cache of another tree?)"
             )
-        self.num_pdfs = num_pdfs
-        self.device = device
+        self.ids = ids.to(device)
+        self.probs = torch.from_numpy(np.asarray(frames.teacher_probs, np.float32)).to(device)
 
-    def __call__(self, idx: np.ndarray | slice, x: torch.Tensor) -> torch.Tensor:
+    def rows(self, idx: np.ndarray | slice) -> tuple[torch.Tensor, torch.Tensor]:
+        """(ids, probs) of frames ``idx``."""
         if not isinstance(idx, slice):
-            idx = torch.from_numpy(np.asarray(idx, dtype=np.int64))
-        ids, probs = self.ids[idx], self.probs[idx]
-        dense = torch.zeros(len(ids), self.num_pdfs).scatter_(1, ids, probs)
-        return dense.to(self.device)
+            idx = torch.from_numpy(np.asarray(idx, dtype=np.int64)).to(self.ids.device)
+        return self.ids[idx], self.probs[idx]
 
 
 Posteriors = _TeacherPosteriors | _CachedTeacherPosteriors
@@ -232,6 +230,8 @@ def _task_loss(
     x: torch.Tensor,
     posts: Posteriors | None,
 ) -> torch.Tensor:
+    if isinstance(posts, _CachedTeacherPosteriors):
+        return sparse_soft_ce_frames(logits, *posts.rows(idx), 1.0).mean()
     if posts is not None:
         return soft_ce_loss(logits, posts(idx, x), 1.0)
     y = frames.labels(idx)
