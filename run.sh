@@ -26,10 +26,12 @@ decode_opts=         # extra options of every dev/eval decode (GMM and networks)
 teacher_config=      # default: conf/teacher_dnn.yaml (AMI, 6x2048) | conf/teacher_dnn_small.yaml
 student_config=conf/student_hdnn.yaml
 nnet_train_config=conf/train_nnet.yaml
-teacher_batch_size=256  # the teacher's mini-batch (512 with --teacher-precision auto: ~2.5x faster)
-teacher_precision=float32  # the teacher's matrix products in CE (stage 8) and sequence training
-                        # (stage 12): auto = bfloat16 where the device has it natively (AMX
-                        # CPUs, CUDA), else float32 (docs/training.md; README: why not default)
+teacher_batch_size=  # the teacher's mini-batch (empty: the train config's; 512 with
+                     # --teacher-precision auto trains ~2.5x faster)
+teacher_precision=   # the teacher's matrix products in CE (stage 8) and sequence training
+                     # (stage 12), empty: pykd's default (float32); auto = bfloat16 where the
+                     # device has it natively (AMX CPUs, CUDA) (docs/training.md; README: why
+                     # it is not the default)
 nnet_max_epochs=     # override the max epochs of the train config (e.g. 2 for a smoke run)
 kd_p=1.0             # KD weight p: L = (1-p) CE(hard) + p CE(teacher)
 kd_temperature=1.0
@@ -70,10 +72,10 @@ help_message="Usage: $0 [options]
   --student-config YAML        student model (default: conf/student_hdnn.yaml)
   --nnet-train-config YAML     optimiser / newbob settings (default: conf/train_nnet.yaml)
   --nnet-max-epochs N          cap the training epochs of every network
-  --teacher-batch-size N       the teacher's mini-batch in frames (default: 256)
+  --teacher-batch-size N       the teacher's mini-batch in frames (default: the train config's)
   --teacher-precision P        the teacher's matrix products in stages 8 and 12: float32,
                                bfloat16, or auto (bfloat16 where the device multiplies it
-                               natively: AMX CPUs, CUDA) (default: float32)
+                               natively: AMX CPUs, CUDA) (default: pykd's, float32)
   --kd-p P --kd-temperature T  knowledge distillation (default: 1.0 / 1.0)
   --nnet-device auto|cpu|cuda  training device (default: auto)
   --nnet-procs N               DDP processes per teacher/student training run, one per GPU
@@ -109,7 +111,7 @@ kd_check_options "$0" stage:int stop_stage:int 'corpus:embedded|ami' 'size:defau
   'mic:ihm|sdm1' nj:pos_int lm_order:pos_int 'lm_prune_threshold:nonneg_float?' tri_leaves:pos_int \
   tri_gauss:pos_int decode_nj:pos_int 'nnet_max_epochs:pos_int?' kd_p:nonneg_float \
   kd_temperature:pos_float 'nnet_device:auto|cpu|cuda' nnet_threads:nonneg_int nnet_procs:pos_int \
-  nnet_data_on_device:bool teacher_batch_size:pos_int 'teacher_precision:float32|bfloat16|auto' \
+  nnet_data_on_device:bool 'teacher_batch_size:pos_int?' 'teacher_precision:float32|bfloat16|auto?' \
   seq_epochs:pos_int seq_gates_lr:pos_float seq_kd_q:nonneg_float seq_decode_epochs:bool \
   adapt_epochs:pos_int skip_install:bool untrans_minutes:nonneg_float
 
@@ -270,8 +272,9 @@ train_and_decode() {
 }
 
 if begin_stage 8 "teacher DNN (CE)"; then
-  train_and_decode "$nnet_exp/dnn" "$teacher_config" --batch-size "$teacher_batch_size" \
-    --precision "$teacher_precision"
+  train_and_decode "$nnet_exp/dnn" "$teacher_config" \
+    ${teacher_batch_size:+--batch-size "$teacher_batch_size"} \
+    ${teacher_precision:+--precision "$teacher_precision"}
   end_stage 8 "teacher DNN (CE)"
 fi
 

@@ -20,7 +20,7 @@ nets="teacher student student_kd student_gates"
 epochs=2
 kd_q=0.5              # student seq+KD: L = (1-q) L_seq + q CE(teacher sequence-trained the same way)
 gates_lr=0.05         # SGD lr of the gates-only student
-teacher_precision=float32  # the teacher's matrix products (auto: bfloat16 on AMX CPUs and CUDA)
+teacher_precision=    # the teacher's matrix products (empty: pykd's; auto: bfloat16 on AMX CPUs, CUDA)
 decode_epochs=false   # also decode dev after every epoch but the last (a learning curve)
 
 help_message="Usage: $0 [options] <data>
@@ -33,7 +33,7 @@ Options: --nj N --decode-nj N --train-cmd CMD --decode-cmd CMD --decode-opts \"O
 . steps_kd/lib.sh
 . local/recipe_lib.sh
 kd_check_options "$0" nj:pos_int decode_nj:pos_int seed:int num_threads:nonneg_int epochs:pos_int \
-  kd_q:nonneg_float gates_lr:pos_float decode_epochs:bool 'teacher_precision:float32|bfloat16|auto'
+  kd_q:nonneg_float gates_lr:pos_float decode_epochs:bool 'teacher_precision:float32|bfloat16|auto?'
 kd_check_num_args 1 $#
 data=$1
 kd_check_seq_choice "$0" "$criteria" "$nets"
@@ -73,8 +73,8 @@ for crit in $criteria; do
     # skipped when finished, continued from its checkpoint after a kill (train_once)
     dir=$(seq_dir $net $crit)
     case $net in
-      teacher) args=(--precision "$teacher_precision" "$data/train_fbank" data/lang exp/dnn
-                     exp/tri1_ali exp/dnn_denlats) ;;
+      teacher) args=(${teacher_precision:+--precision "$teacher_precision"} "$data/train_fbank"
+                     data/lang exp/dnn exp/tri1_ali exp/dnn_denlats) ;;
       student) args=("${student_inputs[@]}") ;;
       # The paper's setting: the student is sequence-trained with the sequence-trained teacher's
       # posteriors as regulariser.
