@@ -15,7 +15,7 @@ decode_cmd=run.pl
 decode_opts=
 seed=1
 num_threads=0
-criteria="smbr mmi"   # smbr mmi mpfe
+criteria=smbr         # of smbr mmi mpfe (sMBR: the paper's)
 nets="teacher student student_kd student_gates"
 epochs=2
 kd_q=0.5              # student seq+KD: L = (1-q) L_seq + q CE(teacher sequence-trained the same way)
