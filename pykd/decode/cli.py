@@ -51,8 +51,8 @@ def add_decode_opts(p: argparse.ArgumentParser) -> None:
         "--max-beam-widenings",
         type=int,
         default=d.max_beam_widenings,
-        help="re-runs of the lattice search at 2x, 4x.. beam when it finds no lattice (or, "
-        "with --check-best-path, misses the 1-best)",
+        help="re-runs of the lattice search at 2x, 4x.. beam when it reaches no final state "
+        "(or, with --check-best-path, misses the 1-best)",
     )
     p.add_argument(
         "--check-best-path",

@@ -27,6 +27,7 @@
 namespace {
 
 const double kInf = std::numeric_limits<double>::infinity();
+const double kBeamDelta = 0.5;  // Kaldi's decoders' default beam_delta
 const double kDelta = 1.0 / 1024;  // weight quantisation when comparing determinised states
 
 struct Arc {
@@ -473,9 +474,10 @@ class Search {
     std::vector<int> cur;  // tokens of the current frame
     cur.push_back(NewToken(g_.start, 0.0));
     phase_begin_.push_back(0);  // phases of links: closure 0, emitting 0->1, closure 1, ...
-    if (!Closure(&cur, kInf, bad_label)) return false;
+    if (!Closure(&cur, beam_, bad_label)) return false;  // the start cost is 0
     for (int t = 0; t < frames_; ++t) {
-      double cutoff = Cutoff(cur);
+      double adaptive_beam = beam_;
+      double cutoff = Cutoff(cur, &adaptive_beam);
       for (int tok : cur) tok_of_[tokens_[tok].state] = -1;
       std::vector<int> next;
       phase_begin_.push_back(static_cast<int64_t>(links_.size()));  // emitting t -> t+1
@@ -492,7 +494,7 @@ class Search {
           int il = g_.ilabel[i];
           if (il == 0 || il > cols_) continue;
           double nc = tokens_[best_tok].cost + g_.weight[i] - row[il - 1];
-          next_cutoff = std::min(next_cutoff, nc + beam_);
+          next_cutoff = std::min(next_cutoff, nc + adaptive_beam);
         }
       }
       for (int tok : cur) {
@@ -509,7 +511,7 @@ class Search {
           float ac = -row[il - 1];
           double nc = c + g_.weight[i] + ac;
           if (nc > next_cutoff) continue;
-          if (nc + beam_ < next_cutoff) next_cutoff = nc + beam_;
+          if (nc + adaptive_beam < next_cutoff) next_cutoff = nc + adaptive_beam;
           int d = g_.next[i];
           int dt = tok_of_[d];
           if (dt < 0) {
@@ -607,8 +609,11 @@ class Search {
   }
 
   // Pruning threshold of a frame's tokens: best + beam, tightened to the max_active-th best
-  // cost when there are more tokens (never below the min_active-th).
-  double Cutoff(const std::vector<int> &toks) const {
+  // cost when there are more tokens (never below the min_active-th). When max_active or
+  // min_active sets it, the beam used for the next frame's tokens (*adaptive_beam) is that
+  // cutoff's distance from the best plus kBeamDelta, as in Kaldi's decoders (their GetCutoff,
+  // beam_delta 0.5); else the beam.
+  double Cutoff(const std::vector<int> &toks, double *adaptive_beam) const {
     std::vector<double> costs;
     costs.reserve(toks.size());
     double best = kInf;
@@ -616,16 +621,31 @@ class Search {
       costs.push_back(tokens_[t].cost);
       best = std::min(best, tokens_[t].cost);
     }
-    double cutoff = best + beam_;
+    const double beam_cutoff = best + beam_;
+    *adaptive_beam = beam_;
     if (max_active_ > 0 && static_cast<int>(costs.size()) > max_active_) {
       std::nth_element(costs.begin(), costs.begin() + max_active_, costs.end());
-      cutoff = std::min(cutoff, costs[max_active_]);
+      if (costs[max_active_] < beam_cutoff) {
+        *adaptive_beam = costs[max_active_] - best + kBeamDelta;
+        return costs[max_active_];
+      }
     }
-    if (min_active_ > 0 && static_cast<int>(costs.size()) > min_active_) {
-      std::nth_element(costs.begin(), costs.begin() + min_active_, costs.end());
-      cutoff = std::max(cutoff, costs[min_active_]);
+    // min_active: with no more tokens than that, every token is kept and the next frame is not
+    // beam-pruned at all (an infinite cutoff), as in Kaldi's decoders.
+    double min_active_cutoff = kInf;
+    if (static_cast<int>(costs.size()) > min_active_) {
+      if (min_active_ <= 0) {
+        min_active_cutoff = best;
+      } else {
+        std::nth_element(costs.begin(), costs.begin() + min_active_, costs.end());
+        min_active_cutoff = costs[min_active_];
+      }
     }
-    return cutoff;
+    if (min_active_cutoff > beam_cutoff) {
+      *adaptive_beam = min_active_cutoff - best + kBeamDelta;
+      return min_active_cutoff;
+    }
+    return beam_cutoff;
   }
 
   // Follow input-epsilon arcs (words, no frame) within the frame: relaxation with a queue,
