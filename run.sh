@@ -21,9 +21,7 @@ tri_leaves=400       # tied states of the triphone GMM (~4000 at AMI scale)
 tri_gauss=4000       # Gaussians of the triphone GMM
 decode_nj=2
 decode_opts=         # extra options of every dev/eval decode (GMM and networks), e.g.
-                     # "--beam 8 --lattice-beam 4" for a quick smoke run (GMM defaults: Kaldi's)
-nnet_decode_config=conf/decode_dnn.config  # the network decodes' beams (Kaldi's decode config
-                     # convention; --decode-opts still overrides it)
+                     # "--beam 8 --lattice-beam 4" for a quick smoke run (defaults: Kaldi's)
 # Networks (stages 8-11). Empty configs: chosen by corpus (see below).
 teacher_config=      # default: conf/teacher_dnn.yaml (AMI, 6x2048) | conf/teacher_dnn_small.yaml
 student_config=conf/student_hdnn.yaml
@@ -69,7 +67,6 @@ help_message="Usage: $0 [options]
   --lm-prune-threshold X       prune the 3-gram LM (default: none)
   --tri-leaves N --tri-gauss N triphone GMM size (default: 400 / 4000)
   --decode-opts \"OPTS\"         extra options of every dev/eval decode (e.g. \"--beam 8\")
-  --nnet-decode-config FILE    beams of the network decodes (default: $nnet_decode_config)
   --teacher-config YAML        teacher model (default: conf/teacher_dnn.yaml for AMI,
                                conf/teacher_dnn_small.yaml for the embedded corpus)
   --student-config YAML        student model (default: conf/student_hdnn.yaml)
@@ -118,9 +115,6 @@ kd_check_options "$0" stage:int stop_stage:int 'corpus:embedded|ami' 'size:defau
   nnet_data_on_device:bool 'teacher_batch_size:pos_int?' 'teacher_precision:float32|bfloat16|auto?' \
   seq_epochs:pos_int seq_gates_lr:pos_float seq_kd_q:nonneg_float seq_decode_epochs:bool \
   adapt_epochs:pos_int skip_install:bool untrans_minutes:nonneg_float
-[ -f "$nnet_decode_config" ] || { echo "$0: --nnet-decode-config: no file '$nnet_decode_config'" >&2; exit 1; }
-# every network decode: the config's beams, then --decode-opts (later options win)
-nnet_decode_opts="--config $nnet_decode_config $decode_opts"
 
 if ! $skip_install; then tools/install.sh; fi
 . ./path.sh
@@ -272,7 +266,7 @@ train_and_decode() {
   [ "$nnet_data_on_device" = true ] && opts+=(--data-on-device true)
   train_once "$dir" final.pt steps_kd/train_nnet.sh "${opts[@]}" "$@" "${nnet_data:-$data/train_fbank}" \
     exp/tri1_ali exp/tri1 "$dir"
-  decode_opts=$nnet_decode_opts decode_dev_eval "$dir" "$dir/decode_SET"
+  decode_dev_eval "$dir" "$dir/decode_SET"
   # the main systems are rows of the network table; extra seeds only feed the table over seeds
   [ "$nnet_exp" = exp ] && declare_system nnet "$dir"
   return 0
@@ -325,7 +319,7 @@ fi
 kd_check_seq_choice "$0" "$seq_criteria" "$seq_nets"
 if begin_stage 12 "sequence training ($seq_criteria)"; then
   local/run_seq.sh --nj "$nj" --decode-nj "$decode_nj" --train-cmd "$train_cmd" \
-    --decode-cmd "$decode_cmd" --decode-opts "$nnet_decode_opts" --seed "$seed" \
+    --decode-cmd "$decode_cmd" --decode-opts "$decode_opts" --seed "$seed" \
     --num-threads "$nnet_threads" --criteria "$seq_criteria" --nets "$seq_nets" \
     --epochs "$seq_epochs" --kd-q "$seq_kd_q" --gates-lr "$seq_gates_lr" \
     --teacher-precision "$teacher_precision" --decode-epochs "$seq_decode_epochs" "$data"
@@ -336,7 +330,7 @@ fi
 base=exp/hdnn_kd
 if begin_stage 13 "speaker adaptation of the student's gates"; then
   local/run_adapt.sh --nj "$nj" --decode-nj "$decode_nj" --train-cmd "$train_cmd" \
-    --decode-cmd "$decode_cmd" --decode-opts "$nnet_decode_opts" --methods "$adapt_methods" \
+    --decode-cmd "$decode_cmd" --decode-opts "$decode_opts" --methods "$adapt_methods" \
     --epochs "$adapt_epochs" --base $base "$data"
   end_stage 13 "speaker adaptation of the student's gates"
 fi
@@ -344,7 +338,7 @@ fi
 # The KD student as one file for embedded devices (local/run_deploy.sh says what it holds).
 if begin_stage 14 "deploy the KD student (ONNX fp32 + int8, streaming decode)"; then
   local/run_deploy.sh --decode-nj "$decode_nj" --train-cmd "$train_cmd" \
-    --decode-cmd "$decode_cmd" --decode-opts "$nnet_decode_opts" --base $base "$data"
+    --decode-cmd "$decode_cmd" --decode-opts "$decode_opts" --base $base "$data"
   end_stage 14 "deploy the KD student"
 fi
 
