@@ -304,7 +304,7 @@ def test_compiled_determinization_equals_the_reference(ref: Path, tri1) -> None:
     dec = LatticeDecoder(tri1_dec.graph, tm, DecodeOptions(beam=13.0, lattice_beam=14.0))
     checked = 0
     for utt, ll in kaldiio.load_ark(str(ref / "nnet/rms3/loglikes.ark")):
-        mat = np.ascontiguousarray(0.3 * ACWT * ll[:, dec.tid2pdf[1:]], np.float32)
+        mat = np.ascontiguousarray(0.3 * ACWT * ll, np.float32)  # frames x pdfs
         raw = dec._raw_lattice(mat, dec.opts.beam)
         for beam in (2.0, 6.0, 10.0, 14.0):
             # (renumbered in one topological order: the two number their states differently)
@@ -331,7 +331,7 @@ def test_determinization_blowup_reduces_lattice_beam(ref: Path, tri1, caplog):
     tm, _am, dec = tri1
     utt, ll = next(iter(kaldiio.load_ark(str(ref / "nnet/rms3/loglikes.ark"))))
     raw = dec._raw_lattice(
-        np.ascontiguousarray(ACWT * ll[:, dec.tid2pdf[1:]], np.float32), dec.opts.beam
+        np.ascontiguousarray(ACWT * ll, np.float32), dec.opts.beam
     )
     with pytest.raises(DeterminizeLimitError):
         raw.lattice.determinize(6.0, 10, 1.0)

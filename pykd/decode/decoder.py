@@ -2,10 +2,11 @@
 
 Per utterance (log-likelihoods ``T x num_pdfs``, natural log, unscaled):
 
-1. ``mat = acwt * loglike[:, tid2pdf[1:]]`` (column j = transition-id j+1).
+1. ``mat = acwt * loglike`` (frames x pdfs; each graph arc reads its transition-id's pdf).
 2. Only with ``check_best_path`` (off by default): Kaldi's own ``LatticeFasterDecoder``
-   (``kaldi_hmm_gmm``, with beam and max-active) gives the 1-best path exactly as latgen-faster
-   does; it exposes no lattice.
+   (``kaldi_hmm_gmm``, with beam and max-active, on ``mat[:, tid2pdf[1:]]``: column j =
+   transition-id j+1) gives the 1-best path exactly as latgen-faster does; it exposes no
+   lattice.
 3. Our lattice search (compiled, :mod:`pykd.decode.latdet`): frame-synchronous beam search with
    max-active / min-active pruning that keeps every token link within the beam, the raw
    state-level lattice; its best path is the 1-best (one search per utterance). When it reaches
@@ -368,9 +369,11 @@ class LatticeDecoder:
         return ok, list(ali), list(words), float(like)
 
     def _raw_lattice(self, mat: np.ndarray, beam: float) -> RawSearch | None:
-        """One lattice search (compiled: beam, max-active, min-active) at ``beam``."""
+        """One lattice search (compiled: beam, max-active, min-active) at ``beam`` of ``mat``
+        (frames x pdfs, scaled)."""
         if self._search_graph is None:
             self._search_graph = DecodingGraph.from_fst(self.graph)
+            self._search_graph.set_columns(self.tid2pdf)  # the search reads pdf columns
         o = self.opts
         raw, status = self._search_graph.search(
             mat, beam, o.max_active, o.min_active, o.lattice_beam
@@ -395,9 +398,9 @@ class LatticeDecoder:
             raise DecodeError(f"utterance {utt}: empty log-likelihood matrix")
         if not np.all(np.isfinite(loglikes)):
             raise DecodeError(f"utterance {utt}: log-likelihoods contain NaN or inf")
-        mat = np.ascontiguousarray(o.acoustic_scale * loglikes[:, self.tid2pdf[1:]], np.float32)
+        mat = np.ascontiguousarray(o.acoustic_scale * loglikes, np.float32)  # frames x pdfs
         if o.check_best_path or not o.determinize_lattice:
-            ok, ali, words, like = self._faster_best(utt, mat)
+            ok, ali, words, like = self._faster_best(utt, mat[:, self.tid2pdf[1:]])
             if not ok:
                 raise DecodeError(
                     f"utterance {utt}: no lattice: decoding reached no final state "

@@ -439,13 +439,15 @@ class Determinizer {
 // ---------------------------------------------------------------------------- lattice search
 
 // A decoding graph (HCLG: input labels transition-ids, output labels words, tropical weights).
-struct Graph {
-  int start = -1;
-  std::vector<float> final_cost;            // +inf: not final
-  std::vector<int64_t> arc_begin;           // arcs of state s: [arc_begin[s], arc_begin[s+1])
-  std::vector<int> ilabel, olabel, next;
-  std::vector<float> weight;
-  int num_states() const { return static_cast<int>(final_cost.size()); }
+// Arcs are one array of structs, each state's input-epsilon arcs first and its emitting arcs
+// after them (each kind in the file's order), so that a frame's expansion and the epsilon
+// closure each walk only their own arcs.
+struct GArc {
+  int ilabel;  // transition-id (0: input epsilon)
+  int col;     // column of the likelihood matrix the arc reads (-1: input epsilon)
+  int next;
+  int olabel;
+  float weight;
 };
 
 struct Token {
@@ -459,79 +461,131 @@ struct Link {
   float g, a;
 };
 
+// A search's buffers, kept with the graph and reused by its next search (one search at a time
+// per graph), so that an utterance does not pay again for growing them.
+struct Workspace {
+  std::vector<int> tok_of;  // graph state -> its token in the frame being built, or -1
+  std::vector<Token> tokens;
+  std::vector<Link> links;
+  std::vector<int64_t> phase_begin;  // first link of each phase (closure, emitting, ...)
+  std::vector<int> cur, next, queue, final_tokens;
+  std::vector<double> costs, beta;
+  std::vector<int> new_id;
+};
+
+struct Graph {
+  int start = -1;
+  std::vector<float> final_cost;    // +inf: not final
+  std::vector<int64_t> arc_begin;   // arcs of state s: [arc_begin[s], arc_begin[s+1])
+  std::vector<int64_t> emit_begin;  // its emitting arcs: [emit_begin[s], arc_begin[s+1])
+  std::vector<GArc> arcs;
+  int max_col = -1;                 // the largest column an arc reads
+  int max_col_label = 0;            // a transition-id that reads it
+  Workspace ws;
+  int num_states() const { return static_cast<int>(final_cost.size()); }
+
+  // Arc columns: transition-id t reads column col_of_label[t] (t < n); without a map, t - 1.
+  // False (and *bad_label) for a transition-id the map does not cover.
+  bool SetColumns(const int *col_of_label, int n, int *bad_label) {
+    max_col = -1;
+    for (GArc &a : arcs) {
+      if (a.ilabel == 0) continue;
+      if (col_of_label) {
+        if (a.ilabel >= n || col_of_label[a.ilabel] < 0) {
+          *bad_label = a.ilabel;
+          return false;
+        }
+        a.col = col_of_label[a.ilabel];
+      } else {
+        a.col = a.ilabel - 1;
+      }
+      if (a.col > max_col) {
+        max_col = a.col;
+        max_col_label = a.ilabel;
+      }
+    }
+    return true;
+  }
+};
+
 // Frame-synchronous Viterbi beam search over the graph with max-active pruning that keeps
 // every token-to-token link within the beam: a state-level lattice (one lattice state per
 // token, one arc per link), as a lattice-generating decoder produces before determinisation.
 class Search {
  public:
-  Search(const Graph &g, const float *mat, int frames, int cols, double beam, int max_active,
+  Search(Graph *g, const float *mat, int frames, int cols, double beam, int max_active,
          int min_active)
-      : g_(g), mat_(mat), frames_(frames), cols_(cols), beam_(beam), max_active_(max_active),
-        min_active_(min_active), tok_of_(g.num_states(), -1) {}
+      : g_(*g), w_(g->ws), mat_(mat), frames_(frames), cols_(cols), beam_(beam),
+        max_active_(max_active), min_active_(min_active) {
+    w_.tok_of.assign(g_.num_states(), -1);
+    w_.tokens.clear();
+    w_.links.clear();
+    w_.phase_begin.clear();
+    w_.final_tokens.clear();
+  }
 
-  // Returns false when a transition-id exceeds the matrix columns (*bad_label set).
+  // Returns false when an arc reads a column beyond the matrix (*bad_label set).
   bool Run(int *bad_label) {
-    std::vector<int> cur;  // tokens of the current frame
+    if (g_.max_col >= cols_) {
+      *bad_label = g_.max_col_label;
+      return false;
+    }
+    std::vector<int> &cur = w_.cur;  // tokens of the current frame
+    std::vector<int> &next = w_.next;
+    cur.clear();
     cur.push_back(NewToken(g_.start, 0.0));
-    phase_begin_.push_back(0);  // phases of links: closure 0, emitting 0->1, closure 1, ...
-    if (!Closure(&cur, beam_, bad_label)) return false;  // the start cost is 0
+    w_.phase_begin.push_back(0);  // phases of links: closure 0, emitting 0->1, closure 1, ...
+    Closure(&cur, beam_);  // the start cost is 0
+    const GArc *arcs = g_.arcs.data();
     for (int t = 0; t < frames_; ++t) {
       double adaptive_beam = beam_;
       double cutoff = Cutoff(cur, &adaptive_beam);
-      for (int tok : cur) tok_of_[tokens_[tok].state] = -1;
-      std::vector<int> next;
-      phase_begin_.push_back(static_cast<int64_t>(links_.size()));  // emitting t -> t+1
+      for (int tok : cur) w_.tok_of[w_.tokens[tok].state] = -1;
+      next.clear();
+      w_.phase_begin.push_back(static_cast<int64_t>(w_.links.size()));  // emitting t -> t+1
       double next_cutoff = kInf;
       const float *row = mat_ + static_cast<int64_t>(t) * cols_;
       // As Kaldi's decoders do: a first bound on the next frame's cutoff from the best token's
       // arcs (which tokens are pruned depends on it, as on the beam).
       int best_tok = -1;
       for (int tok : cur)
-        if (best_tok < 0 || tokens_[tok].cost < tokens_[best_tok].cost) best_tok = tok;
+        if (best_tok < 0 || w_.tokens[tok].cost < w_.tokens[best_tok].cost) best_tok = tok;
       if (best_tok >= 0) {
-        int s = tokens_[best_tok].state;
-        for (int64_t i = g_.arc_begin[s]; i < g_.arc_begin[s + 1]; ++i) {
-          int il = g_.ilabel[i];
-          if (il == 0 || il > cols_) continue;
-          double nc = tokens_[best_tok].cost + g_.weight[i] - row[il - 1];
+        int s = w_.tokens[best_tok].state;
+        for (int64_t i = g_.emit_begin[s]; i < g_.arc_begin[s + 1]; ++i) {
+          double nc = w_.tokens[best_tok].cost + arcs[i].weight - row[arcs[i].col];
           next_cutoff = std::min(next_cutoff, nc + adaptive_beam);
         }
       }
       for (int tok : cur) {
-        double c = tokens_[tok].cost;
+        double c = w_.tokens[tok].cost;
         if (c > cutoff) continue;
-        int s = tokens_[tok].state;
-        for (int64_t i = g_.arc_begin[s]; i < g_.arc_begin[s + 1]; ++i) {
-          int il = g_.ilabel[i];
-          if (il == 0) continue;
-          if (il > cols_) {
-            *bad_label = il;
-            return false;
-          }
-          float ac = -row[il - 1];
-          double nc = c + g_.weight[i] + ac;
+        int s = w_.tokens[tok].state;
+        for (int64_t i = g_.emit_begin[s], e = g_.arc_begin[s + 1]; i < e; ++i) {
+          const GArc &arc = arcs[i];
+          float ac = -row[arc.col];
+          double nc = c + arc.weight + ac;
           if (nc > next_cutoff) continue;
           if (nc + adaptive_beam < next_cutoff) next_cutoff = nc + adaptive_beam;
-          int d = g_.next[i];
-          int dt = tok_of_[d];
+          int dt = w_.tok_of[arc.next];
           if (dt < 0) {
-            dt = NewToken(d, nc);
-            tok_of_[d] = dt;
+            dt = NewToken(arc.next, nc);
+            w_.tok_of[arc.next] = dt;
             next.push_back(dt);
-          } else if (nc < tokens_[dt].cost) {
-            tokens_[dt].cost = nc;
+          } else if (nc < w_.tokens[dt].cost) {
+            w_.tokens[dt].cost = nc;
           }
-          links_.push_back(Link{tok, dt, il, g_.olabel[i], g_.weight[i], ac});
+          w_.links.push_back(Link{tok, dt, arc.ilabel, arc.olabel, arc.weight, ac});
         }
       }
       cur.swap(next);
       if (cur.empty()) break;
-      phase_begin_.push_back(static_cast<int64_t>(links_.size()));  // closure t+1
-      if (!Closure(&cur, next_cutoff, bad_label)) return false;
+      w_.phase_begin.push_back(static_cast<int64_t>(w_.links.size()));  // closure t+1
+      Closure(&cur, next_cutoff);
       last_frame_ = t + 1;
     }
-    for (int tok : cur) tok_of_[tokens_[tok].state] = -1;
-    final_tokens_ = cur;
+    for (int tok : cur) w_.tok_of[w_.tokens[tok].state] = -1;
+    w_.final_tokens = cur;
     return true;
   }
 
@@ -540,31 +594,36 @@ class Search {
   // a partial result). Pruned on the flat token/link arrays: forward costs are the tokens'
   // costs; backward costs come from one pass over the link phases in reverse (closure links of
   // a frame relaxed until they settle). Returns an empty lattice when nothing is left.
-  Lat PrunedLattice(double lattice_beam, bool *reached_final) const {
+  Lat PrunedLattice(double lattice_beam, bool *reached_final) {
     Lat lat;
     *reached_final = false;
-    int n = static_cast<int>(tokens_.size());
+    const std::vector<Token> &tokens = w_.tokens;
+    const std::vector<Link> &links = w_.links;
+    int n = static_cast<int>(tokens.size());
     if (last_frame_ != frames_ || n == 0) return lat;  // every token pruned away
-    std::vector<double> fin(n, kInf);
-    for (int tok : final_tokens_) {
-      float f = g_.final_cost[tokens_[tok].state];
+    std::vector<double> &beta = w_.beta;
+    beta.assign(n, kInf);
+    for (int tok : w_.final_tokens) {
+      float f = g_.final_cost[tokens[tok].state];
       if (f != std::numeric_limits<float>::infinity()) {
-        fin[tok] = f;
+        beta[tok] = f;
         *reached_final = true;
       }
     }
     if (!*reached_final)
-      for (int tok : final_tokens_) fin[tok] = 0.0;
-    std::vector<double> beta(fin);
-    int64_t end = static_cast<int64_t>(links_.size());
-    for (int ph = static_cast<int>(phase_begin_.size()) - 1; ph >= 0; --ph) {
-      int64_t begin = phase_begin_[ph];
+      for (int tok : w_.final_tokens) beta[tok] = 0.0;
+    std::vector<double> fin;  // final costs of the last frame's tokens, in final_tokens order
+    fin.reserve(w_.final_tokens.size());
+    for (int tok : w_.final_tokens) fin.push_back(beta[tok]);
+    int64_t end = static_cast<int64_t>(links.size());
+    for (int ph = static_cast<int>(w_.phase_begin.size()) - 1; ph >= 0; --ph) {
+      int64_t begin = w_.phase_begin[ph];
       bool closure = ph % 2 == 0;
       bool changed = true;
       while (changed) {
         changed = false;
         for (int64_t i = end - 1; i >= begin; --i) {
-          const Link &l = links_[i];
+          const Link &l = links[i];
           double b = (static_cast<double>(l.g) + l.a) + beta[l.to];
           if (b < beta[l.from]) {
             beta[l.from] = b;
@@ -577,25 +636,27 @@ class Search {
     double best = beta[0];
     if (best == kInf) return lat;
     double limit = best + lattice_beam;
-    std::vector<int> new_id(n, -1);
+    std::vector<int> &new_id = w_.new_id;
+    new_id.assign(n, -1);
     int m = 0;
     for (int t = 0; t < n; ++t)
-      if (tokens_[t].cost + beta[t] <= limit) new_id[t] = m++;
+      if (tokens[t].cost + beta[t] <= limit) new_id[t] = m++;
     lat.start = 0;
     lat.arcs.assign(m, {});
     lat.is_final.assign(m, 0);
     lat.fg.assign(m, kInf);
     lat.fa.assign(m, kInf);
-    for (const Link &l : links_) {
+    for (const Link &l : links) {
       if (new_id[l.from] < 0 || new_id[l.to] < 0) continue;
-      if (tokens_[l.from].cost + (static_cast<double>(l.g) + l.a) + beta[l.to] > limit) continue;
+      if (tokens[l.from].cost + (static_cast<double>(l.g) + l.a) + beta[l.to] > limit) continue;
       lat.arcs[new_id[l.from]].push_back(Arc{new_id[l.to], l.ilabel, l.olabel, l.g, l.a});
     }
-    for (int tok : final_tokens_) {
+    for (size_t k = 0; k < w_.final_tokens.size(); ++k) {
+      int tok = w_.final_tokens[k];
       int id = new_id[tok];
-      if (id >= 0 && fin[tok] != kInf && tokens_[tok].cost + fin[tok] <= limit) {
+      if (id >= 0 && fin[k] != kInf && tokens[tok].cost + fin[k] <= limit) {
         lat.is_final[id] = 1;
-        lat.fg[id] = fin[tok];
+        lat.fg[id] = fin[k];
         lat.fa[id] = 0.0;
       }
     }
@@ -604,8 +665,8 @@ class Search {
 
  private:
   int NewToken(int state, double cost) {
-    tokens_.push_back(Token{state, cost, false});
-    return static_cast<int>(tokens_.size()) - 1;
+    w_.tokens.push_back(Token{state, cost, false});
+    return static_cast<int>(w_.tokens.size()) - 1;
   }
 
   // Pruning threshold of a frame's tokens: best + beam, tightened to the max_active-th best
@@ -613,13 +674,13 @@ class Search {
   // min_active sets it, the beam used for the next frame's tokens (*adaptive_beam) is that
   // cutoff's distance from the best plus kBeamDelta, as in Kaldi's decoders (their GetCutoff,
   // beam_delta 0.5); else the beam.
-  double Cutoff(const std::vector<int> &toks, double *adaptive_beam) const {
-    std::vector<double> costs;
-    costs.reserve(toks.size());
+  double Cutoff(const std::vector<int> &toks, double *adaptive_beam) {
+    std::vector<double> &costs = w_.costs;
+    costs.clear();
     double best = kInf;
     for (int t : toks) {
-      costs.push_back(tokens_[t].cost);
-      best = std::min(best, tokens_[t].cost);
+      costs.push_back(w_.tokens[t].cost);
+      best = std::min(best, w_.tokens[t].cost);
     }
     const double beam_cutoff = best + beam_;
     *adaptive_beam = beam_;
@@ -650,50 +711,45 @@ class Search {
 
   // Follow input-epsilon arcs (words, no frame) within the frame: relaxation with a queue,
   // tokens whose cost improves are expanded again.
-  bool Closure(std::vector<int> *toks, double cutoff, int *bad_label) {
-    (void)bad_label;
-    for (int tok : *toks) tok_of_[tokens_[tok].state] = tok;
-    std::vector<int> queue(*toks);
+  void Closure(std::vector<int> *toks, double cutoff) {
+    for (int tok : *toks) w_.tok_of[w_.tokens[tok].state] = tok;
+    std::vector<int> &queue = w_.queue;
+    queue.assign(toks->begin(), toks->end());
+    const GArc *arcs = g_.arcs.data();
     while (!queue.empty()) {
       int tok = queue.back();
       queue.pop_back();
-      double c = tokens_[tok].cost;
+      double c = w_.tokens[tok].cost;
       if (c > cutoff) continue;
       // A token expanded again (its cost improved) passes the cost on; its links exist.
-      bool expanded = tokens_[tok].expanded;
-      tokens_[tok].expanded = true;
-      int s = tokens_[tok].state;
-      for (int64_t i = g_.arc_begin[s]; i < g_.arc_begin[s + 1]; ++i) {
-        if (g_.ilabel[i] != 0) continue;
-        double nc = c + g_.weight[i];
+      bool expanded = w_.tokens[tok].expanded;
+      w_.tokens[tok].expanded = true;
+      int s = w_.tokens[tok].state;
+      for (int64_t i = g_.arc_begin[s], e = g_.emit_begin[s]; i < e; ++i) {
+        const GArc &arc = arcs[i];
+        double nc = c + arc.weight;
         if (nc > cutoff) continue;
-        int d = g_.next[i];
-        int dt = tok_of_[d];
+        int dt = w_.tok_of[arc.next];
         if (dt < 0) {
-          dt = NewToken(d, nc);
-          tok_of_[d] = dt;
+          dt = NewToken(arc.next, nc);
+          w_.tok_of[arc.next] = dt;
           toks->push_back(dt);
           queue.push_back(dt);
-        } else if (nc < tokens_[dt].cost) {
-          tokens_[dt].cost = nc;
+        } else if (nc < w_.tokens[dt].cost) {
+          w_.tokens[dt].cost = nc;
           queue.push_back(dt);
         }
-        if (!expanded) links_.push_back(Link{tok, dt, 0, g_.olabel[i], g_.weight[i], 0.0f});
+        if (!expanded) w_.links.push_back(Link{tok, dt, 0, arc.olabel, arc.weight, 0.0f});
       }
     }
-    return true;
   }
 
   const Graph &g_;
+  Workspace &w_;
   const float *mat_;
   int frames_, cols_;
   double beam_;
   int max_active_, min_active_;
-  std::vector<int> tok_of_;  // graph state -> its token in the frame being built, or -1
-  std::vector<Token> tokens_;
-  std::vector<Link> links_;
-  std::vector<int64_t> phase_begin_;  // first link of each phase (closure, emitting, ...)
-  std::vector<int> final_tokens_;
   int last_frame_ = 0;
 };
 
@@ -797,6 +853,8 @@ void *latdet_graph_parse(const char *data, long len, char *err, int errlen) {
   g->start = static_cast<int>(start);
   g->final_cost.resize(nstates);
   g->arc_begin.assign(nstates + 1, 0);
+  g->emit_begin.assign(nstates, 0);
+  std::vector<GArc> emitting;  // the state's emitting arcs, placed after its epsilon arcs
   for (int64_t s = 0; s < nstates && r.ok; ++s) {
     g->final_cost[s] = r.get<float>();
     int64_t narcs = r.get<int64_t>();
@@ -804,19 +862,24 @@ void *latdet_graph_parse(const char *data, long len, char *err, int errlen) {
       r.ok = false;
       break;
     }
-    g->arc_begin[s + 1] = g->arc_begin[s] + narcs;
+    emitting.clear();
     for (int64_t i = 0; i < narcs && r.ok; ++i) {
       int32_t il = r.get<int32_t>(), ol = r.get<int32_t>();
       float w = r.get<float>();
       int32_t d = r.get<int32_t>();
       if (d < 0 || d >= nstates || il < 0) r.ok = false;
-      g->ilabel.push_back(il);
-      g->olabel.push_back(ol);
-      g->weight.push_back(w);
-      g->next.push_back(d);
+      GArc arc{il, -1, d, ol, w};
+      if (il == 0)
+        g->arcs.push_back(arc);
+      else
+        emitting.push_back(arc);
     }
+    g->emit_begin[s] = static_cast<int64_t>(g->arcs.size());
+    g->arcs.insert(g->arcs.end(), emitting.begin(), emitting.end());
+    g->arc_begin[s + 1] = static_cast<int64_t>(g->arcs.size());
   }
-  if (!r.ok) {
+  int unused = 0;
+  if (!r.ok || !g->SetColumns(nullptr, 0, &unused)) {
     delete g;
     CopyError("truncated or corrupt graph", err, errlen);
     return nullptr;
@@ -824,19 +887,25 @@ void *latdet_graph_parse(const char *data, long len, char *err, int errlen) {
   return g;
 }
 
+// Columns of the likelihood matrices that later searches of the graph get: transition-id t
+// reads column col_of_label[t] (t < n; e.g. its pdf, so that the matrix is frames x pdfs).
+// 0 and *bad_label when an arc's transition-id is not covered (>= n or a negative column).
+int latdet_graph_set_columns(void *graph, const int *col_of_label, int n, int *bad_label) {
+  return static_cast<Graph *>(graph)->SetColumns(col_of_label, n, bad_label) ? 1 : 0;
+}
+
 void latdet_graph_free(void *g) { delete static_cast<Graph *>(g); }
 
-// Search `mat` (frames x cols, row-major; column j = transition-id j+1, scaled log-likelihoods)
-// through the graph: the raw state-level lattice pruned to `lattice_beam` (free with
-// latdet_free_lattice), or nullptr.
+// Search `mat` (frames x cols, row-major, scaled log-likelihoods; column j = transition-id j+1,
+// or as latdet_graph_set_columns mapped them) through the graph: the raw state-level lattice
+// pruned to `lattice_beam` (free with latdet_free_lattice), or nullptr.
 // status: 0 a final state reached, 1 no final state (every last-frame token made final with
 // cost 0, a partial result), 2 every token pruned before the last frame, 3 a transition-id of
-// the graph beyond the matrix columns (*bad_label).
+// the graph that reads a column beyond the matrix (*bad_label).
 void *latdet_search(void *graph, const float *mat, int frames, int cols, double beam,
                     int max_active, int min_active, double lattice_beam, int *status,
                     int *bad_label) {
-  const Graph &g = *static_cast<Graph *>(graph);
-  Search search(g, mat, frames, cols, beam, max_active, min_active);
+  Search search(static_cast<Graph *>(graph), mat, frames, cols, beam, max_active, min_active);
   if (!search.Run(bad_label)) {
     *status = 3;
     return nullptr;

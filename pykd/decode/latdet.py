@@ -97,6 +97,8 @@ def _library() -> ctypes.CDLL:
         lib.latdet_graph_parse.argtypes = [ctypes.c_char_p, lp, ctypes.c_char_p, ip]
         lib.latdet_graph_parse.restype = vp
         lib.latdet_graph_free.argtypes = [vp]
+        lib.latdet_graph_set_columns.argtypes = [vp, p_int, ip, ctypes.POINTER(ip)]
+        lib.latdet_graph_set_columns.restype = ip
         lib.latdet_search.argtypes = [
             vp, p_flt, ip, ip, dp, ip, ip, dp, ctypes.POINTER(ip), ctypes.POINTER(ip),
         ]  # fmt: skip
@@ -211,6 +213,19 @@ class DecodingGraph:
             _library().latdet_graph_free(self._handle)
             self._handle = None
 
+    def set_columns(self, col_of_label: np.ndarray) -> None:
+        """Let later searches read matrices whose column for transition-id ``t`` is
+        ``col_of_label[t]`` (e.g. its pdf: frames x pdfs, no per-utterance gather)."""
+        cols = np.ascontiguousarray(col_of_label, dtype=np.int32)
+        bad = ctypes.c_int(0)
+        if not _library().latdet_graph_set_columns(
+            self._handle, cols, len(cols), ctypes.byref(bad)
+        ):
+            raise ValueError(
+                f"the graph has transition-id {bad.value}, which the model does not have "
+                f"({len(cols) - 1} transition-ids; graph and model do not match)"
+            )
+
     def search(
         self,
         mat: np.ndarray,
@@ -219,8 +234,8 @@ class DecodingGraph:
         min_active: int,
         lattice_beam: float,
     ) -> tuple[RawLattice | None, int]:
-        """Beam search of ``mat`` (frames x transition-ids, scaled log-likelihoods, column j =
-        transition-id j+1) with max-active pruning: the raw state-level lattice, pruned to
+        """Beam search of ``mat`` (scaled log-likelihoods, frames x transition-ids with column j
+        = transition-id j+1, or as :meth:`set_columns` mapped them) with max-active pruning: the raw state-level lattice, pruned to
         ``lattice_beam`` (None when every token was pruned), and a :class:`SearchStatus`."""
         mat = np.ascontiguousarray(mat, dtype=np.float32)
         if mat.ndim != 2:
@@ -232,8 +247,8 @@ class DecodingGraph:
         )  # fmt: skip
         if status.value == 3:
             raise ValueError(
-                f"the graph has transition-id {bad.value}; the likelihoods have {mat.shape[1]} "
-                "(graph and model do not match)"
+                f"the graph has transition-id {bad.value}, beyond the likelihoods' "
+                f"{mat.shape[1]} columns (graph and model do not match)"
             )
         return (RawLattice(handle) if handle else None), status.value
 
