@@ -236,7 +236,8 @@ class DecodingGraph:
     ) -> tuple[RawLattice | None, int]:
         """Beam search of ``mat`` (scaled log-likelihoods, frames x transition-ids with column j
         = transition-id j+1, or as :meth:`set_columns` mapped them) with max-active pruning:
-        the raw state-level lattice, pruned to ``lattice_beam`` (None when every token was pruned), and a :class:`SearchStatus`."""
+        the raw state-level lattice, pruned to ``lattice_beam`` (None when every token was
+        pruned), and a :class:`SearchStatus`."""
         mat = np.ascontiguousarray(mat, dtype=np.float32)
         if mat.ndim != 2:
             raise ValueError(f"expected a (frames, transition-ids) matrix, got {mat.shape}")
