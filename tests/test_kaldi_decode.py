@@ -330,9 +330,7 @@ def test_determinization_blowup_reduces_lattice_beam(ref: Path, tri1, caplog):
     lattice beam (as Kaldi's pruned determinisation does) and keeps the best path."""
     tm, _am, dec = tri1
     utt, ll = next(iter(kaldiio.load_ark(str(ref / "nnet/rms3/loglikes.ark"))))
-    raw = dec._raw_lattice(
-        np.ascontiguousarray(ACWT * ll, np.float32), dec.opts.beam
-    )
+    raw = dec._raw_lattice(np.ascontiguousarray(ACWT * ll, np.float32), dec.opts.beam)
     with pytest.raises(DeterminizeLimitError):
         raw.lattice.determinize(6.0, 10, 1.0)
     with pytest.raises(DeterminizeLimitError):
