@@ -49,7 +49,7 @@ seq_gates_lr=0.05    # SGD lr of the gates-only student (0.01, the all-parameter
                      # moved the gates: embedded dev 7.01 -> 6.83 sMBR; 0.05: 6.39)
 seq_kd_q=0.5         # student seq+KD: L = (1-q) L_seq + q CE(teacher sequence-trained the same way)
 seq_decode_epochs=false  # also decode dev after every epoch but the last (a learning curve)
-adapt_methods="teacher decode oracle"   # HDNN gate adaptation targets
+adapt_methods="teacher decode"   # HDNN gate adaptation targets (oracle: the supervised bound, an option)
 adapt_epochs=3
 untrans_minutes=0    # embedded: minutes of untranscribed speech (new speakers) for KD; 0 = none
 skip_install=false
@@ -91,7 +91,8 @@ help_message="Usage: $0 [options]
   --seq-epochs N --seq-kd-q Q  their epochs (default: 2) and KD weight of student seq+KD (0.5)
   --seq-gates-lr LR            learning rate of the gates-only student (default: 0.05)
   --seq-decode-epochs B        also decode dev after each earlier epoch (default: false)
-  --adapt-methods "..."        gate adaptation targets: teacher decode oracle (default: all)
+  --adapt-methods "..."        gate adaptation targets, of teacher decode oracle (default: teacher
+                               decode; oracle, adapted to the reference alignment, is the bound)
 Stages (tools/install.sh runs first unless --skip-install true):
         1 data dirs, 2 dictionary + lang, 3 LM + lang_test, 4 features (MFCC + CMVN for the GMM, fbank + CMVN for the networks),
         5 monophone GMM + graph + decode, 6 triphone GMM (tree) + graph + decode,
