@@ -39,7 +39,7 @@ nnet_device=auto     # torch device for training: auto | cpu | cuda
 nnet_threads=0       # torch CPU threads for training (0: torch's default)
 nnet_procs=1         # DDP processes per CE/KD training run (torchrun; one per GPU)
 nnet_data_on_device=false  # CE/KD training holds its training set on the device (GPU)
-nnet_exp=exp         # where stages 8-10 put dnn, hdnn_ce, hdnn_kd (local/run_seeds.sh: per seed)
+nnet_exp=exp         # where stages 8-9 put dnn, hdnn_ce, hdnn_kd (local/run_seeds.sh: per seed)
 # Sequence training (stage 12) and speaker adaptation (stage 13).
 seq_criteria=smbr    # sequence criteria (smbr mmi mpfe): teacher, student, student+KD,
                      # student gates only, each (sMBR: the paper's; "smbr mmi" adds MMI)
@@ -82,7 +82,7 @@ help_message="Usage: $0 [options]
                                (torchrun --standalone; default: 1)
   --nnet-data-on-device BOOL   hold the training set on the GPU, splice and shuffle there
                                (AMI on a GPU; default: false)
-  --nnet-exp DIR               stages 8-10 write DIR/{dnn,hdnn_ce,hdnn_kd} (default: exp; other
+  --nnet-exp DIR               stages 8-9 write DIR/{dnn,hdnn_ce,hdnn_kd} (default: exp; other
                                dirs are extra seeds for the table over seeds, local/run_seeds.sh)
   --seq-criteria \"CRITS\"       sequence-training criteria of stage 12, of smbr mmi mpfe
                                (default: smbr; \"smbr mmi\" adds the MMI systems)
@@ -97,8 +97,9 @@ Stages (tools/install.sh runs first unless --skip-install true):
         1 data dirs, 2 dictionary + lang, 3 LM + lang_test, 4 features (MFCC + CMVN for the GMM, fbank + CMVN for the networks),
         5 monophone GMM + graph + decode, 6 triphone GMM (tree) + graph + decode,
         7 triphone alignments of train (network targets) + GMM WER table,
-        8 teacher DNN (CE) + decode, 9 student HDNN (CE) + decode,
-        10 student HDNN (KD from the teacher) + decode, 11 WER table RESULTS.md,
+        8 teacher DNN (CE) + decode, 9 teacher posteriors, then the CE and the KD student HDNN
+           (trained at once on 2+ cores) + decode, 10 with --untrans-minutes: the KD student on
+           train + untranscribed audio + decode, 11 WER table RESULTS.md,
         12 sequence training: unigram graph, denominator lattices, then per criterion
            (sMBR; --seq-criteria \"smbr mmi\" adds MMI) teacher, student, student+KD, student gates only, decoded
            (after every epoch with --seq-decode-epochs true),
@@ -280,24 +281,38 @@ if begin_stage 8 "teacher DNN (CE)"; then
   end_stage 8 "teacher DNN (CE)"
 fi
 
-if begin_stage 9 "student HDNN (CE)"; then
-  train_and_decode "$nnet_exp/hdnn_ce" "$student_config"
-  end_stage 9 "student HDNN (CE)"
-fi
+# Stage 9: the two students, trained at the same time where the machine has two or more cores
+# (each with half of them): a 0.3M-parameter student uses a second thread poorly (~25k frames/s
+# on one, ~30k on two), so the pair takes little more than one. Each is then decoded.
+train_student() {
+  case $1 in
+    ce) nnet_threads=$student_threads train_and_decode "$nnet_exp/hdnn_ce" "$student_config" ;;
+    kd) nnet_threads=$student_threads train_and_decode "$nnet_exp/hdnn_kd" "$student_config" \
+          --teacher-posts "$teacher_dir/posts_train" --kd-p "$kd_p" --kd-temperature "$kd_temperature" ;;
+  esac
+}
 
-if begin_stage 10 "student HDNN (KD)"; then
+if begin_stage 9 "students HDNN (CE and KD)"; then
   teacher_dir=$nnet_exp/dnn
-  [ -f "$teacher_dir/final.pt" ] || { echo "$0: stage 10 needs the teacher $teacher_dir/final.pt (stage 8)" >&2; exit 1; }
+  [ -f "$teacher_dir/final.pt" ] || { echo "$0: stage 9 needs the teacher $teacher_dir/final.pt (stage 8)" >&2; exit 1; }
   # The teacher's posteriors over the training data, once (top 20 per frame): the student reads
   # them like alignments instead of running the teacher on every batch.
   steps_kd/make_teacher_posts.sh --cmd "$train_cmd" --device "$nnet_device" \
     --num-threads "$nnet_threads" "$teacher_dir/final.pt" "$data/train_fbank" "$teacher_dir/posts_train"
-  train_and_decode "$nnet_exp/hdnn_kd" "$student_config" --teacher-posts "$teacher_dir/posts_train" \
-    --kd-p "$kd_p" --kd-temperature "$kd_temperature"
+  student_threads=$nnet_threads
+  cores=$(nproc 2>/dev/null || echo 1)
+  if [ "$nnet_threads" = 0 ] && [ "$cores" -ge 2 ]; then student_threads=$(( cores / 2 )); fi
+  for_sets train_student ce kd
   kd_systems=("$teacher_dir" "$nnet_exp/hdnn_ce" "$nnet_exp/hdnn_kd")
   [ "$nnet_exp" = exp ] && declare_system kd-pair "${kd_systems[@]}"
   declare_system kd-seed "$seed" "${kd_systems[@]}"
+  end_stage 9 "students HDNN (CE and KD)"
+fi
+
+if begin_stage 10 "student HDNN (KD from untranscribed audio)"; then
+  teacher_dir=$nnet_exp/dnn
   if [ -f "$data/untrans_fbank/feats.scp" ] && [ "$nnet_exp" = exp ]; then
+    [ -f "$teacher_dir/final.pt" ] || { echo "$0: stage 10 needs the teacher $teacher_dir/final.pt (stage 8)" >&2; exit 1; }
     # KD from untranscribed audio: the teacher labels train + untrans; the utterances without
     # an alignment train from its posteriors alone (no CV, no priors)
     utils/combine_data.sh "$data/train_untrans_fbank" "$data/train_fbank" "$data/untrans_fbank"
@@ -307,8 +322,10 @@ if begin_stage 10 "student HDNN (KD)"; then
     nnet_data=$data/train_untrans_fbank train_and_decode exp/hdnn_kd_untrans "$student_config" \
       --teacher-posts "$teacher_dir/posts_train_untrans" --kd-p "$kd_p" \
       --kd-temperature "$kd_temperature"
+  else
+    echo "$0: no untranscribed audio ($data/untrans_fbank; run.sh --untrans-minutes M): nothing to do"
   fi
-  end_stage 10 "student HDNN (KD)"
+  end_stage 10 "student HDNN (KD from untranscribed audio)"
 fi
 
 if begin_stage 11 "WER table"; then

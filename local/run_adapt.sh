@@ -4,7 +4,7 @@
 # Protocols: "same" (adapt and test on the same utterances) and "split" (adapt on the first half
 # of a speaker's utterances, test on the second half). Methods: teacher = the teacher's
 # posteriors (unsupervised KD), decode = the student's own first-pass best path, oracle = forced
-# alignments of the reference (for reference only). Needs exp/hdnn_kd decoded (stage 10),
+# alignments of the reference (for reference only). Needs exp/hdnn_kd decoded (stage 9),
 # exp/dnn (stage 8) and exp/tri1.
 set -euo pipefail
 
@@ -13,7 +13,7 @@ decode_nj=2
 train_cmd=run.pl
 decode_cmd=run.pl
 decode_opts=
-methods="teacher decode oracle"
+methods="teacher decode"   # oracle: the supervised bound, an option
 epochs=3
 base=exp/hdnn_kd
 
@@ -31,7 +31,7 @@ data=$1
 for m in $methods; do
   case $m in teacher|decode|oracle) ;; *) echo "$0: unknown adaptation method '$m'" >&2; exit 1 ;; esac
 done
-[ -f $base/decode_dev/scoring_kaldi/best_wer ] || { echo "$0: needs $base decoded (run.sh stage 10)" >&2; exit 1; }
+[ -f $base/decode_dev/scoring_kaldi/best_wer ] || { echo "$0: needs $base decoded (run.sh stage 9)" >&2; exit 1; }
 
 dev_setting=$(awk '{print $NF}' $base/decode_dev/scoring_kaldi/best_wer | sed 's|.*/wer_||')
 # adapt_set <dev|eval>: every method and protocol on one set, then its decodes. dev and eval

@@ -24,7 +24,7 @@ Options: --decode-nj N --train-cmd CMD --decode-cmd CMD --decode-opts \"OPTS\" -
 kd_check_options "$0" decode_nj:pos_int chunk_frames:nonneg_int
 kd_check_num_args 1 $#
 data=$1
-[ -f $base/final.pt ] || { echo "$0: needs $base/final.pt (run.sh stage 10)" >&2; exit 1; }
+[ -f $base/final.pt ] || { echo "$0: needs $base/final.pt (run.sh stage 9)" >&2; exit 1; }
 
 out=$base/export
 steps_kd/export_model.sh --cmd "$train_cmd" --global-cmvn-data "$data/train_fbank" $base $out

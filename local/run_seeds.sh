@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Knowledge distillation over seeds: the teacher, the CE student and the KD student (run.sh
-# stages 8-10) trained and decoded once per seed, then the results table (stage 11) with the
+# stages 8-9) trained and decoded once per seed, then the results table (stage 11) with the
 # table over seeds (mean +- sd, paired KD - CE per seed, share of the gap closed).
 #   local/run_seeds.sh [--seeds "1 2 3"] [--main-seed 1] [run.sh options]
-# The main seed's networks are the recipe's own (exp/dnn, exp/hdnn_ce, exp/hdnn_kd: stages 8-10
+# The main seed's networks are the recipe's own (exp/dnn, exp/hdnn_ce, exp/hdnn_kd: stages 8-9
 # as run.sh runs them, kept when already trained); each other seed's go to exp/seeds/seed<N>/.
 # Needs run.sh stages 1-7. Every other option goes to run.sh unchanged (e.g. --nj, --corpus).
 set -euo pipefail
@@ -32,6 +32,6 @@ for s in $seeds; do
   dir=exp/seeds/seed$s
   [ "$s" = "$main_seed" ] && dir=exp
   echo "$0: seed $s -> $dir/{dnn,hdnn_ce,hdnn_kd}"
-  ./run.sh --skip-install true "${run_opts[@]}" --stage 8 --stop-stage 10 --seed "$s" --nnet-exp "$dir"
+  ./run.sh --skip-install true "${run_opts[@]}" --stage 8 --stop-stage 9 --seed "$s" --nnet-exp "$dir"
 done
 ./run.sh --skip-install true "${run_opts[@]}" --stage 11 --stop-stage 11
