@@ -269,8 +269,16 @@ train_and_decode() {
   train_once "$dir" final.pt steps_kd/train_nnet.sh "${opts[@]}" "$@" "${nnet_data:-$data/train_fbank}" \
     exp/tri1_ali exp/tri1 "$dir"
   decode_dev_eval "$dir" "$dir/decode_SET"
-  # the main systems are rows of the network table; extra seeds only feed the table over seeds
-  [ "$nnet_exp" = exp ] && declare_system nnet "$dir"
+  # (networks trained at once leave it to their caller: exp/systems.txt has one writer at a time
+  # and keeps the stages' order)
+  [ "${nnet_declare:-true}" = true ] && declare_nnet "$dir"
+  return 0
+}
+
+# declare_nnet <dir>: the main systems are rows of the network table; extra seeds only feed the
+# table over seeds.
+declare_nnet() {
+  [ "$nnet_exp" = exp ] && declare_system nnet "$1"
   return 0
 }
 
@@ -286,8 +294,8 @@ fi
 # on one, ~30k on two), so the pair takes little more than one. Each is then decoded.
 train_student() {
   case $1 in
-    ce) nnet_threads=$student_threads train_and_decode "$nnet_exp/hdnn_ce" "$student_config" ;;
-    kd) nnet_threads=$student_threads train_and_decode "$nnet_exp/hdnn_kd" "$student_config" \
+    ce) nnet_threads=$student_threads nnet_declare=false train_and_decode "$nnet_exp/hdnn_ce" "$student_config" ;;
+    kd) nnet_threads=$student_threads nnet_declare=false train_and_decode "$nnet_exp/hdnn_kd" "$student_config" \
           --teacher-posts "$teacher_dir/posts_train" --kd-p "$kd_p" --kd-temperature "$kd_temperature" ;;
   esac
 }
@@ -303,6 +311,8 @@ if begin_stage 9 "students HDNN (CE and KD)"; then
   cores=$(nproc 2>/dev/null || echo 1)
   if [ "$nnet_threads" = 0 ] && [ "$cores" -ge 2 ]; then student_threads=$(( cores / 2 )); fi
   for_sets train_student ce kd
+  declare_nnet "$nnet_exp/hdnn_ce"
+  declare_nnet "$nnet_exp/hdnn_kd"
   kd_systems=("$teacher_dir" "$nnet_exp/hdnn_ce" "$nnet_exp/hdnn_kd")
   [ "$nnet_exp" = exp ] && declare_system kd-pair "${kd_systems[@]}"
   declare_system kd-seed "$seed" "${kd_systems[@]}"

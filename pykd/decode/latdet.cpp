@@ -878,12 +878,13 @@ void *latdet_graph_parse(const char *data, long len, char *err, int errlen) {
     g->arcs.insert(g->arcs.end(), emitting.begin(), emitting.end());
     g->arc_begin[s + 1] = static_cast<int64_t>(g->arcs.size());
   }
-  int unused = 0;
-  if (!r.ok || !g->SetColumns(nullptr, 0, &unused)) {
+  if (!r.ok) {
     delete g;
     CopyError("truncated or corrupt graph", err, errlen);
     return nullptr;
   }
+  int no_bad_label = 0;
+  g->SetColumns(nullptr, 0, &no_bad_label);  // transition-id t reads column t - 1 until mapped
   return g;
 }
 

@@ -240,7 +240,7 @@ class DecodingGraph:
         pruned), and a :class:`SearchStatus`."""
         mat = np.ascontiguousarray(mat, dtype=np.float32)
         if mat.ndim != 2:
-            raise ValueError(f"expected a (frames, transition-ids) matrix, got {mat.shape}")
+            raise ValueError(f"expected a (frames, columns) matrix, got {mat.shape}")
         status, bad = ctypes.c_int(0), ctypes.c_int(0)
         handle = _library().latdet_search(
             self._handle, mat, mat.shape[0], mat.shape[1], beam, max_active, min_active,
