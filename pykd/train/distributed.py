@@ -92,8 +92,15 @@ def training_device(name: str | None) -> torch.device:
 
 
 def setup_torch(num_threads: int, device: str, ddp_ok: bool = False) -> str:
-    """CLI set-up shared by the network commands: torch CPU threads (0 = torch's default) and
-    the device name, ``auto`` becoming ``cuda`` when available, else ``cpu``.
+    """CLI set-up shared by the network commands: denormal floats flushed to zero, torch CPU
+    threads (0 = torch's default) and the device name, ``auto`` becoming ``cuda`` when
+    available, else ``cpu``.
+
+    Flushing denormals: after a few hundred Adam steps ~23% of the teacher's optimiser state
+    (squared-gradient averages of near-dead units) is denormal, and x86 arithmetic on denormals
+    is slow: a teacher step took 2.3x as long (81 vs 36 ms, 2 threads) without the flush. The
+    flag is per thread and the intra-op pool's threads copy it when they are created, so this
+    must run before the first parallel torch operation.
 
     Commands that run in one process (``ddp_ok=False``) refuse a torchrun launch, in which every
     rank would train alone and write the same files.
@@ -103,6 +110,7 @@ def setup_torch(num_threads: int, device: str, ddp_ok: bool = False) -> str:
             f"WORLD_SIZE={os.environ['WORLD_SIZE']}: this command runs in a single process; "
             "launch it without torchrun (only pykd train-nnet trains with DDP)"
         )
+    torch.set_flush_denormal(True)  # False (a no-op) on CPUs without the flush-to-zero mode
     if num_threads > 0:
         torch.set_num_threads(num_threads)
     if device == "auto":
