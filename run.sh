@@ -39,7 +39,7 @@ nnet_device=auto     # torch device for training: auto | cpu | cuda
 nnet_threads=0       # torch CPU threads for training (0: torch's default)
 nnet_procs=1         # DDP processes per CE/KD training run (torchrun; one per GPU)
 nnet_data_on_device=false  # CE/KD training holds its training set on the device (GPU)
-nnet_exp=exp         # where stages 8-9 put dnn, hdnn_ce, hdnn_kd (local/run_seeds.sh: per seed)
+nnet_exp=exp         # where stages 8-10 put dnn, hdnn_ce, hdnn_kd[_untrans] (local/run_seeds.sh: per seed)
 # Sequence training (stage 12) and speaker adaptation (stage 13).
 seq_criteria=smbr    # sequence criteria (smbr mmi mpfe): teacher, student, student+KD,
                      # student gates only, each (sMBR: the paper's; "smbr mmi" adds MMI)
@@ -82,8 +82,8 @@ help_message="Usage: $0 [options]
                                (torchrun --standalone; default: 1)
   --nnet-data-on-device BOOL   hold the training set on the GPU, splice and shuffle there
                                (AMI on a GPU; default: false)
-  --nnet-exp DIR               stages 8-9 write DIR/{dnn,hdnn_ce,hdnn_kd} (default: exp; other
-                               dirs are extra seeds for the table over seeds, local/run_seeds.sh)
+  --nnet-exp DIR               stages 8-10 write DIR/{dnn,hdnn_ce,hdnn_kd[_untrans]} (default: exp;
+                               others are extra seeds for the tables over seeds, run_seeds.sh)
   --seq-criteria \"CRITS\"       sequence-training criteria of stage 12, of smbr mmi mpfe
                                (default: smbr; \"smbr mmi\" adds the MMI systems)
   --seq-nets \"...\"            networks stage 12 trains per criterion (default: all of
@@ -321,7 +321,7 @@ fi
 
 if begin_stage 10 "student HDNN (KD from untranscribed audio)"; then
   teacher_dir=$nnet_exp/dnn
-  if [ -f "$data/untrans_fbank/feats.scp" ] && [ "$nnet_exp" = exp ]; then
+  if [ -f "$data/untrans_fbank/feats.scp" ]; then
     [ -f "$teacher_dir/final.pt" ] || { echo "$0: stage 10 needs the teacher $teacher_dir/final.pt (stage 8)" >&2; exit 1; }
     # KD from untranscribed audio: the teacher labels train + untrans; the utterances without
     # an alignment train from its posteriors alone (no CV, no priors)
@@ -329,9 +329,11 @@ if begin_stage 10 "student HDNN (KD from untranscribed audio)"; then
     steps_kd/make_teacher_posts.sh --cmd "$train_cmd" --device "$nnet_device" \
       --num-threads "$nnet_threads" "$teacher_dir/final.pt" "$data/train_untrans_fbank" \
       "$teacher_dir/posts_train_untrans"
-    nnet_data=$data/train_untrans_fbank train_and_decode exp/hdnn_kd_untrans "$student_config" \
-      --teacher-posts "$teacher_dir/posts_train_untrans" --kd-p "$kd_p" \
+    nnet_data=$data/train_untrans_fbank train_and_decode "$nnet_exp/hdnn_kd_untrans" \
+      "$student_config" --teacher-posts "$teacher_dir/posts_train_untrans" --kd-p "$kd_p" \
       --kd-temperature "$kd_temperature"
+    declare_system kd-untrans-seed "$seed" "$teacher_dir" "$nnet_exp/hdnn_ce" \
+      "$nnet_exp/hdnn_kd_untrans"
   else
     echo "$0: no untranscribed audio ($data/untrans_fbank; run.sh --untrans-minutes M): nothing to do"
   fi

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Knowledge distillation over seeds: the teacher, the CE student and the KD student (run.sh
 # stages 8-9) trained and decoded once per seed, then the results table (stage 11) with the
-# table over seeds (mean +- sd, paired KD - CE per seed, share of the gap closed).
+# table over seeds (mean +- sd, paired KD - CE per seed, share of the gap closed). When the
+# recipe has untranscribed audio (run.sh --untrans-minutes M, stages 1 and 4), each seed also
+# trains stage 10's KD student on transcribed + untranscribed audio, and the results get its
+# table over seeds too.
 #   local/run_seeds.sh [--seeds "1 2 3"] [--main-seed 1] [run.sh options]
 # The main seed's networks are the recipe's own (exp/dnn, exp/hdnn_ce, exp/hdnn_kd: stages 8-9
 # as run.sh runs them, kept when already trained); each other seed's go to exp/seeds/seed<N>/.
@@ -31,7 +34,7 @@ done
 for s in $seeds; do
   dir=exp/seeds/seed$s
   [ "$s" = "$main_seed" ] && dir=exp
-  echo "$0: seed $s -> $dir/{dnn,hdnn_ce,hdnn_kd}"
-  ./run.sh --skip-install true "${run_opts[@]}" --stage 8 --stop-stage 9 --seed "$s" --nnet-exp "$dir"
+  echo "$0: seed $s -> $dir/{dnn,hdnn_ce,hdnn_kd[,hdnn_kd_untrans]}"
+  ./run.sh --skip-install true "${run_opts[@]}" --stage 8 --stop-stage 10 --seed "$s" --nnet-exp "$dir"
 done
 ./run.sh --skip-install true "${run_opts[@]}" --stage 11 --stop-stage 11

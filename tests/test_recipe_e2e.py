@@ -49,7 +49,8 @@ def test_tiny_recipe_builtin(tiny_builtin_recipe: Path) -> None:
 @pytest.mark.slow
 def test_kd_over_seeds(tiny_builtin_recipe: Path, repo_root: Path, tmp_path: Path) -> None:
     """local/run_seeds.sh: the main seed's networks are kept, another seed's are trained into
-    exp/seeds/, and RESULTS.md gets the table over seeds (the network table keeps its rows)."""
+    exp/seeds/, and RESULTS.md gets the tables over seeds (without and with untranscribed
+    audio; the network table keeps its rows)."""
     import shutil
 
     import torch
@@ -72,11 +73,16 @@ def test_kd_over_seeds(tiny_builtin_recipe: Path, repo_root: Path, tmp_path: Pat
     assert any(not torch.equal(a[k], b[k]) for k in a)  # another seed, another network
     assert (seed2 / "hdnn_kd/decode_eval/scoring_kaldi/best_wer").is_file()
     results = (recipe / "RESULTS.md").read_text()
-    assert "## Knowledge distillation over 2 seeds" in results
-    for row in ("| 1 |", "| 2 |", "| mean +- sd |"):
-        assert sum(ln.startswith(row) for ln in results.splitlines()) == 1, results
+    # the tiny recipe has untranscribed audio: each seed's stage 10 KD student, its own table
+    assert (seed2 / "hdnn_kd_untrans/decode_eval/scoring_kaldi/best_wer").is_file()
+    plain = results.index("## Knowledge distillation over 2 seeds")
+    untrans = results.index("## Knowledge distillation from transcribed + untranscribed audio")
+    assert plain < untrans
+    for table in (results[plain:untrans], results[untrans:]):
+        for row in ("| 1 |", "| 2 |", "| mean +- sd |"):
+            assert sum(ln.startswith(row) for ln in table.splitlines()) == 1, results
+        assert re.search(r"- dev: KD beats CE in [012] of 2 seeds; one WER near", table)
     assert sum(ln.startswith("| dnn |") for ln in results.splitlines()) == 1
-    assert re.search(r"- dev: KD beats CE in [012] of 2 seeds; one WER near", results)
 
 
 # Kaldi binaries whose LOG lines must appear in the logs of a run with KALDI_ROOT: proof that

@@ -264,6 +264,35 @@ def test_kd_over_seeds_table(tmp_path: Path, capsys: pytest.CaptureFixture) -> N
     assert "- dev: KD beats CE in 2 of 3 seeds" in text
     half = 196.0 * np.sqrt(ce.mean() / 100 * (1 - ce.mean() / 100) / REF_WORDS)
     assert f"over its {REF_WORDS} words is known to +-{half:.2f}" in text
+    assert "untranscribed" not in text  # no kd-untrans-seed lines: no second table
+
+
+@needs_sclite
+def test_kd_untranscribed_over_seeds_table(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """kd-untrans-seed lines make their own table over seeds, next to the kd-seed one, with the
+    KD student that also learnt from untranscribed audio."""
+    exp = tmp_path / "exp"
+    declare = []
+    for seed, (t, ce, kd, kd_u) in {"1": (3, 9, 8, 5), "2": (4, 8, 8, 6)}.items():
+        dirs = {n: exp / f"seed{seed}" / n for n in ("dnn", "hdnn_ce", "hdnn_kd", "hdnn_kd_u")}
+        for n, d in zip((t, ce, kd, kd_u), dirs.values(), strict=True):
+            make_system(d, n, n)
+        base = f"{dirs['dnn']} {dirs['hdnn_ce']}"
+        declare.append(f"declare_system kd-seed {seed} {base} {dirs['hdnn_kd']}")
+        declare.append(f"declare_system kd-untrans-seed {seed} {base} {dirs['hdnn_kd_u']}")
+    repo = Path(__file__).resolve().parents[1]
+    subprocess.run(["bash", "-c", f". {repo}/local/recipe_lib.sh && " + " && ".join(declare)],
+                   cwd=tmp_path, check=True)  # fmt: skip
+    assert main(["results-table", "--systems", str(exp / "systems.txt")]) == 0
+    text = capsys.readouterr().out
+    plain = text.index("## Knowledge distillation over 2 seeds")
+    untrans = text.index("## Knowledge distillation from transcribed + untranscribed audio over 2")
+    assert plain < untrans
+    w = 100.0 / REF_WORDS
+    assert table_rows(text[untrans:], "1")[3:6] == [f"{5 * w:.2f}", f"{-4 * w:+.2f}", "67%"]
+    assert table_rows(text[plain:untrans], "1")[3:6] == [f"{8 * w:.2f}", f"{-w:+.2f}", "17%"]
+    assert "- dev: KD beats CE in 2 of 2 seeds" in text[untrans:]
+    assert "- dev: KD beats CE in 1 of 2 seeds" in text[plain:untrans]
 
 
 def test_gap_share() -> None:

@@ -245,6 +245,23 @@ def test_single_process_commands_refuse_torchrun(monkeypatch: pytest.MonkeyPatch
     assert setup_torch(0, "cpu") == "cpu"
 
 
+def test_network_commands_flush_denormals() -> None:
+    """setup_torch, the start of every network command, flushes denormal floats to zero in the
+    main thread and in the intra-op threads (a fresh process: the pool is made after the flag)."""
+    code = (
+        "import torch\n"
+        "from pykd.train.distributed import setup_torch\n"
+        "setup_torch(2, 'cpu')\n"
+        "tiny = torch.full((4096, 64), 1e-39)\n"
+        "print(int((tiny * 1.0).count_nonzero()), int((tiny @ torch.eye(64)).count_nonzero()))\n"
+    )
+    if not torch.backends.cpu.get_cpu_capability().startswith("AVX"):
+        pytest.skip("flush-to-zero is an x86 mode")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=Path(__file__).resolve().parents[1]).stdout  # fmt: skip
+    assert out.split() == ["0", "0"]
+
+
 def test_bfloat16_products_train_like_float32(tmp_path: Path) -> None:
     """``precision: bfloat16`` runs the products under autocast (weights stay float32): it
     learns the task as float32 does, but its weights are not float32's bit for bit; ``auto``

@@ -427,18 +427,26 @@ def kd_seed_table(
     seeds: Mapping[str, tuple[SystemWers, SystemWers, SystemWers]],
     tune_set: str = "dev",
     test_set: str = "eval",
+    untranscribed: bool = False,
 ) -> list[str]:
     """KD against CE over seeds: one row per seed (teacher, CE and KD student WERs, the paired
     KD - CE difference, the share of the teacher-student gap closed), mean +- standard deviation
-    over the seeds, and the binomial 95% interval of one WER on each set."""
+    over the seeds, and the binomial 95% interval of one WER on each set. ``untranscribed``: the
+    KD student also learnt from untranscribed audio (the title and the text say so)."""
     sets = ((tune_set, "tune"), (test_set, "test"))
     heads = ["seed"]
     for name, _ in sets:
         heads += [f"teacher {name}", f"CE {name}", f"KD {name}", f"KD - CE {name}",
                   f"gap closed {name}"]  # fmt: skip
-    out = [f"## Knowledge distillation over {len(seeds)} seeds", ""]
+    title = "Knowledge distillation"
+    kd_text = "KD student"
+    if untranscribed:
+        title += " from transcribed + untranscribed audio"
+        kd_text = ("KD student (trained on the transcribed and the untranscribed audio, every "
+                   "frame's targets the teacher's posteriors)")  # fmt: skip
+    out = [f"## {title} over {len(seeds)} seeds", ""]
     out += [
-        f"Teacher, CE student and KD student trained with each seed ({test_set} at "
+        f"Teacher, CE student and {kd_text} trained with each seed ({test_set} at "
         f"{tune_set}'s setting). KD - CE < 0: KD is better; gap closed: (CE - KD) / "
         "(CE - teacher).",
         "",
@@ -882,10 +890,13 @@ def results_table(
     adapt_tag: str | None = None,
     kd_seeds: Mapping[str, Sequence[str | os.PathLike]] | None = None,
     deploy: Sequence[str | os.PathLike] = (),
+    kd_untrans_seeds: Mapping[str, Sequence[str | os.PathLike]] | None = None,
 ) -> str:
-    """The Markdown text: GMM table, network table, KD paragraph, KD over seeds (two or more),
-    per-epoch table of sequence training, adaptation table (each when asked for)."""
-    if not (gmm or nnet or kd_pair or epochs or adapt is not None or kd_seeds or deploy):
+    """The Markdown text: GMM table, network table, KD paragraph, KD over seeds (two or more;
+    also with untranscribed audio), per-epoch table of sequence training, adaptation table
+    (each when asked for)."""
+    if not (gmm or nnet or kd_pair or epochs or adapt is not None or kd_seeds or deploy
+            or kd_untrans_seeds):  # fmt: skip
         raise ValueError(
             "nothing to tabulate: give --gmm, --nnet, --kd-pair, --epochs or --adapt systems"
         )
@@ -930,9 +941,13 @@ def results_table(
         t, ce, kd = (wers(d) for d in kd_pair)
         names = (Path(kd_pair[0]).name, Path(kd_pair[1]).name, Path(kd_pair[2]).name)
         out.append(kd_summary(t, ce, kd, names, tune_set, test_set))
-    if kd_seeds and len(kd_seeds) > 1:
-        by_seed = {seed: tuple(wers(d) for d in dirs) for seed, dirs in kd_seeds.items()}
-        out += [*kd_seed_table(by_seed, tune_set, test_set), ""]  # type: ignore[arg-type]
+    for seed_dirs, untranscribed in ((kd_seeds, False), (kd_untrans_seeds, True)):
+        if seed_dirs and len(seed_dirs) > 1:
+            by_seed = {seed: tuple(wers(d) for d in dirs) for seed, dirs in seed_dirs.items()}
+            out += [
+                *kd_seed_table(by_seed, tune_set, test_set, untranscribed),  # type: ignore[arg-type]
+                "",
+            ]
     if epochs:
         out += [*epoch_table(epochs, tune_set, non_scored, test_set), ""]
     if adapt is not None:
@@ -975,6 +990,7 @@ def _run(args: argparse.Namespace) -> int:
         adapt_tag=args.adapt_tag,
         kd_seeds=systems.kd_seeds,
         deploy=systems.deploy,
+        kd_untrans_seeds=systems.kd_untrans_seeds,
     )
     print(text, end="")
     return 0

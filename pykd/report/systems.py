@@ -9,6 +9,8 @@ recipe's directory names::
     seq exp/dnn_smbr                        # a sequence-trained network: a row + its epochs
     kd-pair exp/dnn exp/hdnn_ce exp/hdnn_kd # teacher, CE student, KD student: the KD paragraph
     kd-seed 2 exp/seeds/seed2/dnn ...       # the same three of one seed: the table over seeds
+    kd-untrans-seed 2 T CE KD_UNTRANS       # the same with the KD student that also learnt from
+                                            # untranscribed audio: its table over seeds
     adapt exp/hdnn_kd teacher decode        # a network's speaker adaptation runs (methods)
     deploy exp/hdnn_kd/export               # exported models (fp32, int8) and their decodes
 
@@ -37,6 +39,8 @@ class Systems:
     epochs: list[str] = field(default_factory=list)
     kd_pair: list[str] | None = None
     kd_seeds: dict[str, list[str]] = field(default_factory=dict)  # seed -> teacher, CE, KD
+    # seed -> teacher, CE, KD student trained on transcribed + untranscribed audio
+    kd_untrans_seeds: dict[str, list[str]] = field(default_factory=dict)
     adapt: str | None = None
     adapt_methods: list[str] = field(default_factory=lambda: list(ADAPT_METHODS))
     deploy: list[str] = field(default_factory=list)
@@ -59,12 +63,13 @@ class Systems:
                     f"{where}: 'kd-pair' takes TEACHER STUDENT_CE STUDENT_KD, got {args}"
                 )
             self.kd_pair = args
-        elif kind == "kd-seed":
+        elif kind in ("kd-seed", "kd-untrans-seed"):
             if len(args) != 4:
                 raise SystemsFileError(
-                    f"{where}: 'kd-seed' takes SEED TEACHER STUDENT_CE STUDENT_KD, got {args}"
+                    f"{where}: '{kind}' takes SEED TEACHER STUDENT_CE STUDENT_KD, got {args}"
                 )
-            self.kd_seeds[args[0]] = args[1:]
+            table = self.kd_seeds if kind == "kd-seed" else self.kd_untrans_seeds
+            table[args[0]] = args[1:]
         elif kind == "adapt":
             bad = [m for m in args[1:] if m not in ADAPT_METHODS]
             if not args or bad:
@@ -77,7 +82,7 @@ class Systems:
         else:
             raise SystemsFileError(
                 f"{where}: unknown system kind '{kind}' "
-                "(gmm, nnet, seq, kd-pair, kd-seed, adapt, deploy)"
+                "(gmm, nnet, seq, kd-pair, kd-seed, kd-untrans-seed, adapt, deploy)"
             )
 
     def empty(self) -> bool:
@@ -87,6 +92,7 @@ class Systems:
             or self.epochs
             or self.kd_pair
             or self.kd_seeds
+            or self.kd_untrans_seeds
             or self.adapt
             or self.deploy
         )
