@@ -1,0 +1,122 @@
+"""KD lever ablation over seeds (issue 16): one line per lever with the mean dev / eval WER of
+its KD student, the paired KD - CE difference (mean +- sd over seeds), the number of seeds in
+which KD beats CE and the share of the teacher-student gap closed.
+
+A lever is a KD student system (a dir name under each seed's dir) of a recipe dir that
+``local/run_seeds.sh`` ran: the seeds are ``exp`` (the main seed) and ``exp/seeds/seed<N>``;
+each seed's teacher is ``dnn`` and its CE student ``hdnn_ce`` in the same dir, so every
+difference is paired (the same seed's CE student, the same teacher)::
+
+    python bench/kd_levers.py \\
+        --lever "recipe: p = 1, T = 1" RECIPE hdnn_kd \\
+        --lever "+ 1 h untranscribed audio" RECIPE hdnn_kd_untrans \\
+        [--out bench/results/kd_levers_default.md]
+
+Seeds where a lever's system is not decoded are left out of that lever's line (and counted).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from pykd.report.results import gap_share, is_scored, system_wers  # noqa: E402
+
+
+def seed_dirs(recipe: Path, main_seed: str) -> dict[str, Path]:
+    """seed -> the dir (relative to ``recipe``) holding that seed's dnn / hdnn_ce / students."""
+    dirs = {main_seed: Path("exp")}
+    for d in sorted((recipe / "exp" / "seeds").glob("seed*")):
+        dirs[d.name.removeprefix("seed")] = d.relative_to(recipe)
+    return dirs
+
+
+def wer_pair(recipe: Path, sys_dir: Path) -> tuple[float, float] | None:
+    """(dev WER at its best setting, eval WER at dev's) of ``recipe/sys_dir``, None when not
+    decoded and scored."""
+    cwd = os.getcwd()
+    os.chdir(recipe)  # decode dirs name their files relative to the recipe dir
+    try:
+        if not (is_scored(sys_dir / "decode_dev") and is_scored(sys_dir / "decode_eval")):
+            return None
+        w = system_wers(sys_dir)
+    finally:
+        os.chdir(cwd)
+    return w.tune.wer, w.test.wer
+
+
+def lever_line(name: str, recipe: Path, system: str, main_seed: str) -> tuple[str, list[str]]:
+    """The Markdown row of one lever and the per-seed detail lines."""
+    rows = []
+    detail = []
+    for seed, d in seed_dirs(recipe, main_seed).items():
+        t, ce, kd = (wer_pair(recipe, d / s) for s in ("dnn", "hdnn_ce", system))
+        if t is None or ce is None or kd is None:
+            detail.append(f"  - seed {seed}: {d / system} not decoded, left out")
+            continue
+        rows.append((t, ce, kd))
+        detail.append(
+            f"  - seed {seed}: teacher {t[0]:.2f} / {t[1]:.2f}, CE {ce[0]:.2f} / {ce[1]:.2f}, "
+            f"KD {kd[0]:.2f} / {kd[1]:.2f}, KD - CE {kd[0] - ce[0]:+.2f} / {kd[1] - ce[1]:+.2f}"
+        )
+    if not rows:
+        return f"| {name} | 0 | - | - | - | - | - | - |", detail
+    a = np.array(rows)  # seeds x (teacher, CE, KD) x (dev, eval)
+    diff = a[:, 2, :] - a[:, 1, :]
+    sd = diff.std(axis=0, ddof=1) if len(rows) > 1 else np.zeros(2)
+    kd_sd = a[:, 2, :].std(axis=0, ddof=1) if len(rows) > 1 else np.zeros(2)
+    mean = a.mean(axis=0)
+    shares = [gap_share(mean[1, i], mean[2, i], mean[0, i]) for i in range(2)]
+    cells = [
+        name,
+        str(len(rows)),
+        f"{mean[0, 0]:.2f} / {mean[0, 1]:.2f}",
+        f"{mean[1, 0]:.2f} / {mean[1, 1]:.2f}",
+        f"{mean[2, 0]:.2f} +- {kd_sd[0]:.2f} / {mean[2, 1]:.2f} +- {kd_sd[1]:.2f}",
+        f"{diff[:, 0].mean():+.2f} +- {sd[0]:.2f} / {diff[:, 1].mean():+.2f} +- {sd[1]:.2f}",
+        f"{int((diff[:, 0] < 0).sum())} / {int((diff[:, 1] < 0).sum())}",
+        " / ".join("n/a" if s is None else f"{s:.0f}%" for s in shares),
+    ]
+    return "| " + " | ".join(cells) + " |", detail
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument(
+        "--lever", nargs=3, action="append", required=True, metavar=("NAME", "RECIPE", "SYSTEM"),
+        help="a lever: its name, the recipe dir run_seeds.sh ran, the KD student's dir name in "
+        "each seed's dir",
+    )  # fmt: skip
+    ap.add_argument("--main-seed", default="1", help="the seed of RECIPE/exp (default 1)")
+    ap.add_argument("--out", type=Path, help="also write the table here (Markdown)")
+    args = ap.parse_args()
+    lines = [
+        "| lever | seeds | teacher dev / eval | CE student dev / eval | KD student dev / eval "
+        "(mean +- sd) | KD - CE dev / eval (mean +- sd) | seeds where KD beats CE (dev / eval) "
+        "| gap closed dev / eval (of the means) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    details = []
+    for name, recipe, system in args.lever:
+        row, detail = lever_line(name, Path(recipe).resolve(), system, args.main_seed)
+        lines.append(row)
+        details += [f"- {name} (`{recipe}`, `{system}`):", *detail]
+    command = "python bench/kd_levers.py " + " ".join(
+        f'--lever "{n}" {r} {s}' for n, r, s in args.lever
+    )
+    text = "\n".join([*lines, "", "Per seed (dev / eval, eval at dev's setting):", "", *details,
+                      "", f"Command: `{command}`", ""])  # fmt: skip
+    print(text, end="")
+    if args.out:
+        args.out.write_text(text)
+
+
+if __name__ == "__main__":
+    main()
