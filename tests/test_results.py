@@ -6,6 +6,7 @@ import json
 import logging
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -642,3 +643,39 @@ def test_deploy_table(tmp_path: Path) -> None:
     rows = section_rows(results_table(deploy=[export]), "Deployed models (one ONNX file each, "
                         "onnxruntime, streaming log-likelihoods)")  # fmt: skip
     assert rows[1][11] == "-" and rows[1][12].endswith("/ -")
+
+
+@needs_sclite
+def test_kd_lever_ablation_script(tmp_path: Path) -> None:
+    """bench/kd_levers.py: one row per lever with paired KD - CE over the seeds that have the
+    lever's student decoded (a seed without it is left out and named)."""
+    recipe = tmp_path / "recipe"
+    # (teacher, CE, KD, KD_T2) dev errors per seed dir; eval = dev
+    seeds = {
+        "exp": (3, 9, 8, 5),
+        "exp/seeds/seed2": (4, 8, 8, 6),
+        "exp/seeds/seed3": (3, 9, 7, None),
+    }
+    for d, errs in seeds.items():
+        for name, n in zip(("dnn", "hdnn_ce", "hdnn_kd", "hdnn_kd_T2"), errs, strict=True):
+            if n is not None:
+                make_system(recipe / d / name, n, n)
+    repo = Path(__file__).resolve().parents[1]
+    out = subprocess.run(
+        [sys.executable, str(repo / "bench/kd_levers.py"), "--lever", "recipe", str(recipe),
+         "hdnn_kd", "--lever", "T = 2", str(recipe), "hdnn_kd_T2"],
+        capture_output=True, text=True, check=True, cwd=tmp_path,
+    ).stdout  # fmt: skip
+    w = 100.0 / REF_WORDS
+    recipe_row = table_rows(out, "recipe")
+    assert recipe_row[1] == "3"
+    diffs = np.array([-1.0, 0.0, -2.0]) * w
+    assert recipe_row[5] == (
+        f"{diffs.mean():+.2f} +- {diffs.std(ddof=1):.2f} / {diffs.mean():+.2f} +- "
+        f"{diffs.std(ddof=1):.2f}"
+    )
+    assert recipe_row[6] == "2 / 2"
+    t2 = table_rows(out, "T = 2")
+    assert t2[1] == "2" and t2[6] == "2 / 2"
+    assert t2[7] == "60% / 60%"  # means: teacher 3.5, CE 8.5, KD 5.5 -> 3 / 5 of the gap
+    assert "seed 3: exp/seeds/seed3/hdnn_kd_T2 not decoded, left out" in out
