@@ -66,36 +66,29 @@ for sys in $denlat_sys; do
     "$data/train_fbank" exp/tri1/graph_ug exp/$sys exp/${sys}_denlats
 done
 
-seq_opts=(--cmd "$train_cmd" --epochs "$epochs" --seed "$seed")
+seq_opts=(--cmd "$train_cmd" --epochs "$epochs" --seed "$seed" --num-threads "$num_threads")
 student_inputs=("$data/train_fbank" data/lang exp/hdnn_kd exp/tri1_ali exp/hdnn_kd_denlats)
-# The students train at the same time where the machine has two or more cores, one thread each
-# (with --num-threads 0): a student's epoch is mostly lattice work in one thread, so three take
-# little more than one. The teacher, whose matrix products use every core, trains first.
-student_threads=$num_threads
-if [ "$num_threads" = 0 ] && [ "$(nproc 2>/dev/null || echo 1)" -ge 2 ]; then student_threads=1; fi
-train_seq_net() {
-  local net=$1 dir threads=$student_threads args
-  dir=$(seq_dir "$net" "$crit")
-  case $net in
-    teacher) threads=$num_threads
-             args=(${teacher_precision:+--precision "$teacher_precision"} "$data/train_fbank"
-                   data/lang exp/dnn exp/tri1_ali exp/dnn_denlats) ;;
-    student) args=("${student_inputs[@]}") ;;
-    student_kd)
-      steps_kd/make_teacher_posts.sh --cmd "$train_cmd" --num-threads "$threads" \
-        "exp/dnn_$crit/final.pt" "$data/train_fbank" "exp/dnn_$crit/posts_train"
-      args=(--teacher-posts "exp/dnn_$crit/posts_train" --kd-q "$kd_q" "${student_inputs[@]}") ;;
-    student_gates) args=(--params gates --lr "$gates_lr" "${student_inputs[@]}") ;;
-  esac
-  train_once "$dir" final.pt steps_kd/train_seq.sh "${seq_opts[@]}" --num-threads "$threads" \
-    --criterion "$crit" "${args[@]}" "$dir"
-}
 for crit in $criteria; do
-  students=()
   for net in $nets; do
-    case $net in teacher) train_seq_net teacher ;; *) students+=("$net") ;; esac
+    # skipped when finished, continued from its checkpoint after a kill (train_once)
+    dir=$(seq_dir $net $crit)
+    case $net in
+      teacher) args=(${teacher_precision:+--precision "$teacher_precision"} "$data/train_fbank"
+                     data/lang exp/dnn exp/tri1_ali exp/dnn_denlats) ;;
+      student) args=("${student_inputs[@]}") ;;
+      # The paper's setting: the student is sequence-trained with the sequence-trained teacher's
+      # posteriors as regulariser.
+      # (its top-k posteriors over train cached once, read like alignments)
+      student_kd)
+        steps_kd/make_teacher_posts.sh --cmd "$train_cmd" --num-threads "$num_threads" \
+          exp/dnn_$crit/final.pt "$data/train_fbank" exp/dnn_$crit/posts_train
+        args=(--teacher-posts exp/dnn_$crit/posts_train --kd-q "$kd_q" "${student_inputs[@]}") ;;
+      # Only the student's shared gates (W_T, b_T, W_C, b_C: 11% of its parameters) are updated.
+      student_gates) args=(--params gates --lr "$gates_lr" "${student_inputs[@]}") ;;
+    esac
+    train_once "$dir" final.pt steps_kd/train_seq.sh "${seq_opts[@]}" --criterion $crit \
+      "${args[@]}" "$dir"
   done
-  [ ${#students[@]} -eq 0 ] || for_sets train_seq_net "${students[@]}"
   for net in $nets; do
     decode_seq "$(seq_dir $net $crit)"
     declare_system seq "$(seq_dir $net $crit)"
