@@ -74,13 +74,17 @@ def lever_line(name: str, recipe: Path, system: str, main_seed: str) -> tuple[st
     kd_sd = a[:, 2, :].std(axis=0, ddof=1) if len(rows) > 1 else np.zeros(2)
     mean = a.mean(axis=0)
     shares = [gap_share(mean[1, i], mean[2, i], mean[0, i]) for i in range(2)]
+
+    def pm(value: float, spread: float, sign: str = "") -> str:  # one seed: no spread to show
+        return f"{value:{sign}.2f}" + (f" +- {spread:.2f}" if len(rows) > 1 else "")
+
     cells = [
         name,
         str(len(rows)),
         f"{mean[0, 0]:.2f} / {mean[0, 1]:.2f}",
         f"{mean[1, 0]:.2f} / {mean[1, 1]:.2f}",
-        f"{mean[2, 0]:.2f} +- {kd_sd[0]:.2f} / {mean[2, 1]:.2f} +- {kd_sd[1]:.2f}",
-        f"{diff[:, 0].mean():+.2f} +- {sd[0]:.2f} / {diff[:, 1].mean():+.2f} +- {sd[1]:.2f}",
+        f"{pm(mean[2, 0], kd_sd[0])} / {pm(mean[2, 1], kd_sd[1])}",
+        f"{pm(diff[:, 0].mean(), sd[0], '+')} / {pm(diff[:, 1].mean(), sd[1], '+')}",
         f"{int((diff[:, 0] < 0).sum())} / {int((diff[:, 1] < 0).sum())}",
         " / ".join("n/a" if s is None else f"{s:.0f}%" for s in shares),
     ]
