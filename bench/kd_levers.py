@@ -18,7 +18,6 @@ Seeds where a lever's system is not decoded are left out of that lever's line (a
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -27,7 +26,9 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from pykd.report.results import gap_share, is_scored, system_wers  # noqa: E402
+from untrans_curve import point  # noqa: E402  (bench/, the script's own dir)
+
+from pykd.report.results import gap_share  # noqa: E402
 
 
 def seed_dirs(recipe: Path, main_seed: str) -> dict[str, Path]:
@@ -41,15 +42,8 @@ def seed_dirs(recipe: Path, main_seed: str) -> dict[str, Path]:
 def wer_pair(recipe: Path, sys_dir: Path) -> tuple[float, float] | None:
     """(dev WER at its best setting, eval WER at dev's) of ``recipe/sys_dir``, None when not
     decoded and scored."""
-    cwd = os.getcwd()
-    os.chdir(recipe)  # decode dirs name their files relative to the recipe dir
-    try:
-        if not (is_scored(sys_dir / "decode_dev") and is_scored(sys_dir / "decode_eval")):
-            return None
-        w = system_wers(sys_dir)
-    finally:
-        os.chdir(cwd)
-    return w.tune.wer, w.test.wer
+    dev, test = point(recipe, sys_dir)
+    return None if dev is None or test is None else (dev.wer, test.wer)
 
 
 def lever_line(name: str, recipe: Path, system: str, main_seed: str) -> tuple[str, list[str]]:

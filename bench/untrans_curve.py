@@ -30,13 +30,13 @@ def minutes(data_dir: Path) -> float:
     return sum(int(v) for v in frames.values()) / 100 / 60
 
 
-def point(recipe: Path, system: str) -> tuple:
-    """(dev WER, eval WER at dev's setting) of ``recipe/exp/<system>``."""
+def point(recipe: Path, sys_dir: str | Path) -> tuple:
+    """(dev WER, eval WER at dev's setting) of ``recipe/sys_dir`` (``sys_dir`` relative to the
+    recipe, e.g. ``exp/hdnn_kd``); None where not decoded. Also read by bench/kd_levers.py."""
     cwd = os.getcwd()
     os.chdir(recipe)  # decode dirs name their files relative to the recipe dir
     try:
-        return pair_wers(Path(f"exp/{system}/decode_dev"), Path(f"exp/{system}/decode_eval"),
-                         "dev", "eval")  # fmt: skip
+        return pair_wers(Path(sys_dir) / "decode_dev", Path(sys_dir) / "decode_eval", "dev", "eval")
     finally:
         os.chdir(cwd)
 
@@ -48,7 +48,7 @@ def main() -> None:
     args = ap.parse_args()
     first = args.recipes[0].resolve()
     train_min = minutes(first / "data/train_fbank")
-    base_dev, base_eval = point(first, "hdnn_kd")
+    base_dev, base_eval = point(first, "exp/hdnn_kd")
     lines = [
         "| untranscribed speech (min) | x transcribed | KD student dev WER | eval WER (dev's "
         "setting) | change vs no untranscribed (dev / eval) |",
@@ -57,7 +57,7 @@ def main() -> None:
     ]
     for recipe in map(Path.resolve, args.recipes):
         extra = minutes(recipe / "data/untrans_fbank")
-        dev, test = point(recipe, "hdnn_kd_untrans")
+        dev, test = point(recipe, "exp/hdnn_kd_untrans")
         lines.append(
             f"| {extra:.1f} | {extra / train_min:.2f} | {dev.wer:.2f} | {test.wer:.2f} | "
             f"{signed_change(dev, base_dev)} / {signed_change(test, base_eval)} |"

@@ -231,6 +231,16 @@ def test_network_table_and_kd_gain(tmp_path: Path) -> None:
     assert "closing n/a of the teacher-student gap" in text
 
 
+def declared_results(tmp_path: Path, declare: list[str], capsys: pytest.CaptureFixture) -> str:
+    """The results table of the systems that ``declare`` (recipe_lib.sh ``declare_system``
+    lines, run in ``tmp_path``) wrote to ``tmp_path/exp/systems.txt``."""
+    repo = Path(__file__).resolve().parents[1]
+    subprocess.run(["bash", "-c", f". {repo}/local/recipe_lib.sh && " + " && ".join(declare)],
+                   cwd=tmp_path, check=True)  # fmt: skip
+    assert main(["results-table", "--systems", str(tmp_path / "exp" / "systems.txt")]) == 0
+    return capsys.readouterr().out
+
+
 @needs_sclite
 def test_kd_over_seeds_table(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     """Three seeds declared with kd-seed: per-seed rows, paired KD - CE, mean +- sd, the count
@@ -244,11 +254,7 @@ def test_kd_over_seeds_table(tmp_path: Path, capsys: pytest.CaptureFixture) -> N
         for d, n in zip(dirs, errs, strict=True):
             make_system(d, n, n + 1)
         declare.append(f"declare_system kd-seed {seed} {' '.join(map(str, dirs))}")
-    repo = Path(__file__).resolve().parents[1]
-    subprocess.run(["bash", "-c", f". {repo}/local/recipe_lib.sh && " + " && ".join(declare)],
-                   cwd=tmp_path, check=True)  # fmt: skip
-    assert main(["results-table", "--systems", str(exp / "systems.txt")]) == 0
-    text = capsys.readouterr().out
+    text = declared_results(tmp_path, declare, capsys)
     assert "## Knowledge distillation over 3 seeds" in text
 
     def w(n: int) -> float:
@@ -281,11 +287,7 @@ def test_kd_untranscribed_over_seeds_table(tmp_path: Path, capsys: pytest.Captur
         base = f"{dirs['dnn']} {dirs['hdnn_ce']}"
         declare.append(f"declare_system kd-seed {seed} {base} {dirs['hdnn_kd']}")
         declare.append(f"declare_system kd-untrans-seed {seed} {base} {dirs['hdnn_kd_u']}")
-    repo = Path(__file__).resolve().parents[1]
-    subprocess.run(["bash", "-c", f". {repo}/local/recipe_lib.sh && " + " && ".join(declare)],
-                   cwd=tmp_path, check=True)  # fmt: skip
-    assert main(["results-table", "--systems", str(exp / "systems.txt")]) == 0
-    text = capsys.readouterr().out
+    text = declared_results(tmp_path, declare, capsys)
     plain = text.index("## Knowledge distillation over 2 seeds")
     untrans = text.index("## Knowledge distillation from transcribed + untranscribed audio over 2")
     assert plain < untrans
