@@ -67,8 +67,8 @@ adapt_set() {
   first_m=${methods%% *}
   utils/subset_data_dir.sh --utt-list $base/adapt_${first_m}_split_$x/test_utts \
     "$data/${x}_fbank" $half
-  steps_kd/decode_nnet.sh --nj "$decode_nj" --cmd "$decode_cmd" $decode_opts --gmm-dir exp/tri1 \
-    exp/tri1/graph $half $base $base/decode_${x}_half
+  # the SI network on the second halves: the lattices of its full-set decode (stage 9), not decoded again
+  steps_kd/subset_decode.sh --cmd "$decode_cmd" $half exp/tri1/graph $base/decode_$x $base/decode_${x}_half
   for m in $methods; do
     steps_kd/decode_nnet.sh --nj "$decode_nj" --cmd "$decode_cmd" $decode_opts --gmm-dir exp/tri1 \
       --spk-params $base/adapt_${m}_$x exp/tri1/graph "$data/${x}_fbank" $base $base/decode_${x}_adapt_$m

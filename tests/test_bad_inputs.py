@@ -106,6 +106,7 @@ def test_alignments_missing_or_truncated_job(kaldi_ref: Path, tmp_path: Path) ->
         (["--mic", "sdm9"], "--mic must be one of ihm, sdm1, got 'sdm9'"),
         (["--nj", "0"], "--nj must be an integer > 0, got '0'"),
         (["--kd-temperature", "-1"], "--kd-temperature must be a number > 0, got '-1'"),
+        (["--nnet-lattice-beam", "0"], "--nnet-lattice-beam must be a number > 0, got '0'"),
         (["--seq-decode-epochs", "yes"], "option --seq-decode-epochs expects true or false"),
     ],
 )

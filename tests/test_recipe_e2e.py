@@ -16,7 +16,13 @@ import kaldifst
 import kaldiio
 import numpy as np
 import pytest
-from recipe_helpers import make_recipe_dir, recipe_env, run_recipe, run_tiny_recipe_all_stages
+from recipe_helpers import (
+    TINY_DECODE_OPTS,
+    make_recipe_dir,
+    recipe_env,
+    run_recipe,
+    run_tiny_recipe_all_stages,
+)
 
 from pykd.decode.decoder import load_graph
 from pykd.io.datadir import read_table
@@ -44,6 +50,39 @@ def test_tiny_recipe_builtin(tiny_builtin_recipe: Path) -> None:
     before = digest(lang_files)
     run_recipe(recipe, "--stage", "2", "--stop-stage", "2")
     assert digest(lang_files) == before
+
+
+@pytest.mark.slow
+def test_half_set_si_decode_is_its_full_decode(tiny_builtin_recipe: Path, tmp_path: Path) -> None:
+    """Stage 13's SI decode of the second halves (steps_kd/subset_decode.sh: stage 9's lattices
+    of those utterances) scores as decoding the half data dir again does, WER for WER; a decode
+    without the subset's utterances is refused, naming the counts."""
+    recipe = tiny_builtin_recipe
+    out = tmp_path / "decode_dev_half"
+    decode = (
+        f". ./path.sh && steps_kd/decode_nnet.sh --nj 2 {TINY_DECODE_OPTS[1]} --gmm-dir exp/tri1 "
+        f"exp/tri1/graph data/dev_fbank_half exp/hdnn_kd {out}"
+    )
+    subprocess.run(["bash", "-c", decode], cwd=recipe, env=recipe_env(), check=True,
+                   capture_output=True)  # fmt: skip
+
+    def wers(d: Path) -> dict[str, str]:
+        return {f.name: re.search(r"%WER .*", f.read_text()).group(0) for f in d.glob("wer_*")}
+
+    def hyps(d: Path) -> dict[str, str]:  # every setting's 1-best word sequences
+        files = d.glob("scoring_kaldi/penalty_*/*.txt")
+        return {str(f.relative_to(d)): f.read_text() for f in files}
+
+    subset = recipe / "exp/hdnn_kd/decode_dev_half"
+    assert len(wers(subset)) == 36 and wers(subset) == wers(out)  # LM weights 4-15 x 3 penalties
+    assert len(hyps(subset)) == 36 and hyps(subset) == hyps(out)
+    bad = subprocess.run(
+        ["bash", "-c", ". ./path.sh && steps_kd/subset_decode.sh data/dev_fbank_half "
+         f"exp/tri1/graph exp/hdnn_kd/decode_eval {tmp_path}/bad"],
+        cwd=recipe, env=recipe_env(), capture_output=True, text=True,
+    )  # fmt: skip
+    assert bad.returncode != 0 and "has lattices for 0 of the" in bad.stderr, bad.stderr
+    assert not (tmp_path / "bad/lat.1.gz").exists()
 
 
 @pytest.mark.slow
@@ -163,6 +202,9 @@ def check_gmm_stages(recipe: Path) -> None:
             assert sorted(decode.glob("lat.*.gz")), decode
             best = (decode / "scoring_kaldi" / "best_wer").read_text()
             assert re.match(r"%WER [0-9.]+ \[ \d+ / \d+, \d+ ins, \d+ del, \d+ sub \]", best)
+            # the recipe's lattice beam (6) comes first, the run's --decode-opts (4) win
+            command = (decode / "log" / "decode.1.log").read_text().splitlines()[0]
+            assert "--beam=8 --lattice-beam=4 " in command, command
     ali_utts = read_alignments(exp / "tri1_ali" / "ali.1.gz")
     assert ali_utts and all(v.ndim == 1 and v.min() > 0 for v in ali_utts.values())
     results = (recipe / "RESULTS.md").read_text()
@@ -202,6 +244,9 @@ def check_network_stages(recipe: Path) -> None:
             assert sorted(decode.glob("lat.*.gz")), decode
             best = (decode / "scoring_kaldi" / "best_wer").read_text()
             assert re.match(r"%WER [0-9.]+ \[ \d+ / \d+, \d+ ins, \d+ del, \d+ sub \]", best)
+            # the recipe's lattice beam (6) comes first, the run's --decode-opts (4) win
+            command = (decode / "log" / "decode.1.log").read_text().splitlines()[0]
+            assert "--beam=8 --lattice-beam=4 " in command, command
     results = (recipe / "RESULTS.md").read_text()
     for sys in ("dnn", "hdnn_ce", "hdnn_kd"):
         rows = [ln for ln in results.splitlines() if ln.startswith(f"| {sys} ")]

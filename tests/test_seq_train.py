@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import shutil
 import subprocess
 from pathlib import Path
@@ -226,6 +227,31 @@ def test_kaldi_lattices_via_scp(kaldi_ref: Path, tmp_path: Path) -> None:
     (tmp_path / "bad.scp").write_text(f"x {tmp_path}/lat.1.gz:10\n")
     with pytest.raises(LatticeFormatError, match="gzip"):
         LatticeScpReader(tmp_path / "bad.scp")["x"]
+
+
+def test_lattice_copy_subset(kaldi_ref: Path, tmp_path: Path, caplog) -> None:
+    """lattice-copy --include / --exclude keep exactly the listed / unlisted utterances, with
+    Kaldi's "Wrote N out of M utterances." log line (steps_kd/subset_decode.sh reads it)."""
+    from pykd import cli
+
+    src = kaldi_ref / "gmm" / "tri1" / "decode_test" / "lat.1.gz"
+    lats = read_lattice_dict(str(src))
+    utts = sorted(lats)
+    assert len(utts) >= 3
+    listed = tmp_path / "utt2spk"
+    listed.write_text("".join(f"{u} spk\n" for u in utts[:2]) + "not_decoded spk\n")
+    for flag, want in (("--include", utts[:2]), ("--exclude", utts[2:])):
+        out = tmp_path / f"{flag[2:]}.gz"
+        caplog.clear()
+        with caplog.at_level(logging.INFO):
+            assert cli.main(["lattice-copy", flag, str(listed), str(src), str(out)]) == 0
+        got = read_lattice_dict(str(out))
+        assert sorted(got) == want and all(got[u] == lats[u] for u in want)
+        assert f"Wrote {len(want)} out of {len(utts)} utterances." in caplog.text
+    caplog.clear()
+    both = ["--include", str(listed), "--exclude", str(listed), str(src), str(tmp_path / "x.gz")]
+    assert cli.main(["lattice-copy", *both]) == 1
+    assert "not both" in caplog.text and not (tmp_path / "x.gz").exists()
 
 
 # ----------------------------------------------------------------------------- training

@@ -166,9 +166,26 @@ def cmd_best_path(args: argparse.Namespace) -> int:
     return 0 if done else 1
 
 
+def _first_fields(path: str) -> set[str]:
+    """The keys (first field of each non-empty line) of a Kaldi table file such as utt2spk."""
+    with open(path, encoding="utf-8") as f:
+        return {line.split(maxsplit=1)[0] for line in f if line.strip()}
+
+
 def cmd_lattice_copy(args: argparse.Namespace) -> int:
+    if args.include and args.exclude:
+        raise ValueError("lattice-copy: give --include or --exclude, not both")
     lats = list(read_lattices(args.lattice_rspecifier))
+    total = len(lats)
+    if args.include:
+        keep = _first_fields(args.include)
+        lats = [(utt, lat) for utt, lat in lats if utt in keep]
+    elif args.exclude:
+        drop = _first_fields(args.exclude)
+        lats = [(utt, lat) for utt, lat in lats if utt not in drop]
     write_lattices(lattice_path(args.lattice_wspecifier), lats, text=args.write_text)
+    if args.include or args.exclude:
+        log.info("Wrote %d out of %d utterances.", len(lats), total)  # Kaldi's subset log line
     log.info("Done copying %d lattices.", len(lats))
     return 0
 
@@ -206,6 +223,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     p = subparsers.add_parser("lattice-copy", help="copy lattices (binary <-> text, gz)")
     p.add_argument("--write-text", action="store_true", help="text output (like ark,t:)")
+    p.add_argument("--include", help="copy only the utterances listed (first field of each line)")
+    p.add_argument("--exclude", help="copy all but the utterances listed")
     p.add_argument("lattice_rspecifier")
     p.add_argument("lattice_wspecifier")
     p.set_defaults(func=cmd_lattice_copy)
