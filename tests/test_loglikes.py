@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import kaldiio
@@ -19,13 +20,8 @@ from pykd.frontend.model import ModelError, checkpoint_num_pdfs, load_acoustic_m
 from pykd.frontend.splice import splice
 from pykd.kaldi.lattice_io import read_lattices
 from pykd.models import build_model, model_config_from_dict
-from pykd.nnet.loglikes import (
-    LoglikesError,
-    loglikes_from_logits,
-    num_pdfs_of_model,
-    validate_loglikes,
-    write_loglikes,
-)
+from pykd.nnet.loglikes import loglikes_from_logits, write_loglikes
+from pykd.nnet.validate import LoglikesError, num_pdfs_of_model, validate_loglikes
 
 REPO = Path(__file__).resolve().parents[1]
 ACWT = 0.083333
@@ -202,6 +198,20 @@ def test_validate_cli_with_data_dir_and_kaldi_model(kaldi_ref: Path, tmp_path: P
         _run_cli(["validate-loglikes", "--num-pdfs", "272", "--data-dir", str(data), str(scp)])
     with pytest.raises(LoglikesError, match="model has 336 pdfs"):
         _run_cli(["validate-loglikes", "--num-pdfs", "336", str(scp)])
+
+
+def test_validate_cli_does_not_import_torch(kaldi_ref: Path, tmp_path: Path):
+    """Every network decode validates each set's log-likelihoods in a process of its own:
+    against a GMM model that process must not import torch (1.2 of its 1.6 s otherwise)."""
+    ref = dict(kaldiio.load_ark(str(kaldi_ref / "nnet/loglikes.ark")))
+    scp = _write(tmp_path, ref)
+    code = (
+        "import sys; from pykd.cli import main; "
+        f"rc = main(['validate-loglikes', '--model', {str(kaldi_ref / 'gmm/tri1/final.mdl')!r}, "
+        f"{str(scp)!r}]); print(rc, 'torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["0", "False"], out.stdout + out.stderr
 
 
 # ----------------------------------------------------------------------------- make-loglikes CLI

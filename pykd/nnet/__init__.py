@@ -7,11 +7,11 @@ from __future__ import annotations
 import importlib
 
 _EXPORTS = {
-    "LoglikesError": "pykd.nnet.loglikes",
-    "ValidationReport": "pykd.nnet.loglikes",
+    "LoglikesError": "pykd.nnet.validate",
+    "ValidationReport": "pykd.nnet.validate",
     "loglikes_from_logits": "pykd.nnet.loglikes",
-    "num_pdfs_of_model": "pykd.nnet.loglikes",
-    "validate_loglikes": "pykd.nnet.loglikes",
+    "num_pdfs_of_model": "pykd.nnet.validate",
+    "validate_loglikes": "pykd.nnet.validate",
     "write_loglikes": "pykd.nnet.loglikes",
 }
 

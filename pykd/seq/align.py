@@ -60,7 +60,8 @@ def align_nnet(
     from pykd.gmm import em  # noqa: PLC0415
     from pykd.io.datadir import read_table  # noqa: PLC0415
     from pykd.kaldi import model_io  # noqa: PLC0415
-    from pykd.nnet.loglikes import check_network_pdfs, loglikes_from_logits  # noqa: PLC0415
+    from pykd.nnet.loglikes import loglikes_from_logits  # noqa: PLC0415
+    from pykd.nnet.validate import check_network_pdfs  # noqa: PLC0415
 
     opts = opts or NnetAlignOptions()
     data = Path(data_dir)

@@ -60,7 +60,7 @@ def train_seq(args: argparse.Namespace) -> dict[str, Any]:
         tid_to_phone,
     )
     from pykd.models import count_parameters  # noqa: PLC0415
-    from pykd.nnet.loglikes import check_network_pdfs  # noqa: PLC0415
+    from pykd.nnet.validate import check_network_pdfs  # noqa: PLC0415
     from pykd.seq.denlats import DenLattices  # noqa: PLC0415
     from pykd.seq.train import SeqTrainer  # noqa: PLC0415
     from pykd.train.checkpoint import latest_checkpoint, load_checkpoint  # noqa: PLC0415
