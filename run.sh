@@ -50,6 +50,7 @@ seq_epochs=2         # epochs (nnet1 uses 4 on AMI; 2 is the best sMBR setting o
 seq_gates_lr=0.05    # SGD lr of the gates-only student (0.01, the all-parameter default, barely
                      # moved the gates: embedded dev 7.01 -> 6.83 sMBR; 0.05: 6.39)
 seq_kd_q=0.5         # student seq+KD: L = (1-q) L_seq + q CE(teacher sequence-trained the same way)
+                     # (several, e.g. "0.2 0.5 0.8": a sweep, one student each, to choose q on dev)
 seq_decode_epochs=false  # also decode dev after every epoch but the last (a learning curve)
 adapt_methods="teacher decode"   # HDNN gate adaptation targets (oracle: the supervised bound, an option)
 adapt_epochs=3
@@ -85,13 +86,15 @@ help_message="Usage: $0 [options]
                                (torchrun --standalone; default: 1)
   --nnet-data-on-device BOOL   hold the training set on the GPU, splice and shuffle there
                                (AMI on a GPU; default: false)
-  --nnet-exp DIR               stages 8-10 write DIR/{dnn,hdnn_ce,hdnn_kd[_untrans]} (default: exp;
+  --nnet-exp DIR               stages 8-10 write DIR/{dnn,hdnn_ce,hdnn_kd[_untrans]}, stage 12 reads
+                               them and writes its networks there too (default: exp;
                                others are extra seeds for the tables over seeds, run_seeds.sh)
   --seq-criteria \"CRITS\"       sequence-training criteria of stage 12, of smbr mmi mpfe
                                (default: smbr; \"smbr mmi\" adds the MMI systems)
   --seq-nets \"...\"            networks stage 12 trains per criterion (default: all of
                                teacher student student_kd student_gates; student_kd needs teacher)
-  --seq-epochs N --seq-kd-q Q  their epochs (default: 2) and KD weight of student seq+KD (0.5)
+  --seq-epochs N --seq-kd-q Q  their epochs (default: 2) and KD weight of student seq+KD (0.5;
+                               \"0.2 0.5 0.8\": a sweep, <nnet-exp>/hdnn_smbr_kd_q<Q> each)
   --seq-gates-lr LR            learning rate of the gates-only student (default: 0.05)
   --seq-decode-epochs B        also decode dev after each earlier epoch (default: false)
   --adapt-methods "..."        gate adaptation targets, of teacher decode oracle (default: teacher
@@ -118,7 +121,7 @@ kd_check_options "$0" stage:int stop_stage:int 'corpus:embedded|ami' 'size:defau
   tri_gauss:pos_int decode_nj:pos_int nnet_lattice_beam:pos_float 'nnet_max_epochs:pos_int?' kd_p:nonneg_float \
   kd_temperature:pos_float 'nnet_device:auto|cpu|cuda' nnet_threads:nonneg_int nnet_procs:pos_int \
   nnet_data_on_device:bool 'teacher_batch_size:pos_int?' 'teacher_precision:float32|bfloat16|auto?' \
-  seq_epochs:pos_int seq_gates_lr:pos_float seq_kd_q:nonneg_float seq_decode_epochs:bool \
+  seq_epochs:pos_int seq_gates_lr:pos_float seq_decode_epochs:bool \
   adapt_epochs:pos_int skip_install:bool untrans_minutes:nonneg_float
 
 if ! $skip_install; then tools/install.sh; fi
@@ -356,7 +359,7 @@ if begin_stage 12 "sequence training ($seq_criteria)"; then
   local/run_seq.sh --nj "$nj" --decode-nj "$decode_nj" --train-cmd "$train_cmd" \
     --decode-cmd "$decode_cmd" --decode-opts "$nnet_decode_opts" --seed "$seed" \
     --num-threads "$nnet_threads" --criteria "$seq_criteria" --nets "$seq_nets" \
-    --epochs "$seq_epochs" --kd-q "$seq_kd_q" --gates-lr "$seq_gates_lr" \
+    --epochs "$seq_epochs" --kd-q "$seq_kd_q" --gates-lr "$seq_gates_lr" --nnet-exp "$nnet_exp" \
     --teacher-precision "$teacher_precision" --decode-epochs "$seq_decode_epochs" "$data"
   end_stage 12 "sequence training ($seq_criteria)"
 fi

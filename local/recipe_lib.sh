@@ -45,13 +45,15 @@ declare_system() {
   mv "$file.tmp" "$file"
 }
 
-# seq_dir <net> <criterion>: the experiment dir of one sequence-trained network.
+# seq_dir <net> <criterion> [<nnet-exp> [<q>]]: the experiment dir of one sequence-trained network
+# under <nnet-exp> (default exp); a student_kd dir gets a _q<q> suffix when <q> is given (a sweep).
 seq_dir() {
+  local e=${3:-exp}
   case $1 in
-    teacher) echo "exp/dnn_${2}" ;;
-    student) echo "exp/hdnn_${2}" ;;
-    student_kd) echo "exp/hdnn_${2}_kd" ;;
-    student_gates) echo "exp/hdnn_${2}_gates" ;;
+    teacher) echo "$e/dnn_${2}" ;;
+    student) echo "$e/hdnn_${2}" ;;
+    student_kd) echo "$e/hdnn_${2}_kd${4:+_q$4}" ;;
+    student_gates) echo "$e/hdnn_${2}_gates" ;;
   esac
 }
 

@@ -3,9 +3,11 @@
 # the student (Kaldi habit: a long stage is a local/run_*.sh of its own).
 #   local/run_seq.sh [options] <data>     e.g. local/run_seq.sh --criteria "smbr mmi" data
 # <data>: the corpus' data root (data, or data/<mic> for AMI) with train_fbank, dev_fbank,
-# eval_fbank and train/text; needs exp/tri1{,_ali}, exp/dnn and exp/hdnn_kd (stages 7, 8, 10).
-# Writes data/lang_ug, exp/tri1/graph_ug, exp/{dnn,hdnn_kd}_denlats and per criterion the
-# networks of --nets (see local/recipe_lib.sh seq_dir), decoded after every epoch.
+# eval_fbank and train/text; needs exp/tri1{,_ali} and <nnet-exp>/{dnn,hdnn_kd} (stages 7-9;
+# --nnet-exp exp/seeds/seedN: another seed's networks, local/run_seeds.sh). Writes data/lang_ug,
+# exp/tri1/graph_ug, <nnet-exp>/{dnn,hdnn_kd}_denlats and per criterion the networks of --nets
+# (see local/recipe_lib.sh seq_dir), each decoded. --kd-q with several values trains one
+# student_kd per value (<nnet-exp>/hdnn_<crit>_kd_q<q>: a sweep, to choose q on dev).
 set -euo pipefail
 
 nj=2
@@ -19,13 +21,15 @@ criteria=smbr         # of smbr mmi mpfe (sMBR: the paper's)
 nets="teacher student student_kd student_gates"
 epochs=2
 kd_q=0.5              # student seq+KD: L = (1-q) L_seq + q CE(teacher sequence-trained the same way)
+                      # (several values, e.g. "0.2 0.5 0.8": one student each, a sweep)
+nnet_exp=exp          # where the initial networks are and the sequence-trained ones go
 gates_lr=0.05         # SGD lr of the gates-only student
 teacher_precision=    # the teacher's matrix products (empty: pykd's; auto: bfloat16 on AMX CPUs, CUDA)
 decode_epochs=false   # also decode dev after every epoch but the last (a learning curve)
 
 help_message="Usage: $0 [options] <data>
 Options: --nj N --decode-nj N --train-cmd CMD --decode-cmd CMD --decode-opts \"OPTS\" --seed N
-  --num-threads N --criteria \"$criteria\" --nets \"$nets\" --epochs N --kd-q Q
+  --num-threads N --criteria \"$criteria\" --nets \"$nets\" --epochs N --kd-q \"Q [Q...]\" --nnet-exp DIR
   --gates-lr LR --teacher-precision auto|float32|bfloat16 --decode-epochs true|false"
 
 [ -f ./path.sh ] && . ./path.sh
@@ -33,13 +37,30 @@ Options: --nj N --decode-nj N --train-cmd CMD --decode-cmd CMD --decode-opts \"O
 . steps_kd/lib.sh
 . local/recipe_lib.sh
 kd_check_options "$0" nj:pos_int decode_nj:pos_int seed:int num_threads:nonneg_int epochs:pos_int \
-  kd_q:nonneg_float gates_lr:pos_float decode_epochs:bool 'teacher_precision:float32|bfloat16|auto?'
+  gates_lr:pos_float decode_epochs:bool 'teacher_precision:float32|bfloat16|auto?'
 kd_check_num_args 1 $#
 data=$1
 kd_check_seq_choice "$0" "$criteria" "$nets"
-for f in exp/dnn/final.pt exp/hdnn_kd/final.pt exp/tri1/final.mdl; do
-  [ -f "$f" ] || { echo "$0: needs $f (run.sh stages 7, 8 and 10)" >&2; exit 1; }
+for q in $kd_q; do
+  [[ "$q" =~ ^[0-9]*\.?[0-9]+$ ]] && awk -v q="$q" 'BEGIN { exit !(q <= 1) }' \
+    || { echo "$0: --kd-q must list numbers in [0, 1], got '$kd_q'" >&2; exit 1; }
 done
+[ -n "$kd_q" ] || { echo "$0: --kd-q is empty" >&2; exit 1; }
+for f in $nnet_exp/dnn/final.pt $nnet_exp/hdnn_kd/final.pt exp/tri1/final.mdl; do
+  [ -f "$f" ] || { echo "$0: needs $f (run.sh stages 7-9)" >&2; exit 1; }
+done
+# one student_kd per q; a single q keeps the plain dir name
+q_tags=("")
+[ "$(wc -w <<< "$kd_q")" -gt 1 ] && read -r -a q_tags <<< "$kd_q"
+# the dirs of one network and criterion (several for student_kd in a sweep)
+net_dirs() {
+  local tag
+  if [ "$1" = student_kd ]; then
+    for tag in "${q_tags[@]}"; do seq_dir "$1" "$2" "$nnet_exp" "$tag"; done
+  else
+    seq_dir "$1" "$2" "$nnet_exp"
+  fi
+}
 
 # decode_seq <dir>: dev after every epoch (the last one = final.pt) and eval with final.pt:
 # <dir>/decode_dev_ep<N>, <dir>/decode_dev, <dir>/decode_eval (dev and eval at once).
@@ -63,35 +84,45 @@ case " $nets " in *" teacher "*) denlat_sys=dnn ;; esac
 case " $nets " in *" student"*) denlat_sys="$denlat_sys hdnn_kd" ;; esac
 for sys in $denlat_sys; do
   steps_kd/make_denlats.sh --nj "$nj" --cmd "$decode_cmd" --gmm-dir exp/tri1 \
-    "$data/train_fbank" exp/tri1/graph_ug exp/$sys exp/${sys}_denlats
+    "$data/train_fbank" exp/tri1/graph_ug $nnet_exp/$sys $nnet_exp/${sys}_denlats
 done
 
 seq_opts=(--cmd "$train_cmd" --epochs "$epochs" --seed "$seed" --num-threads "$num_threads")
-student_inputs=("$data/train_fbank" data/lang exp/hdnn_kd exp/tri1_ali exp/hdnn_kd_denlats)
+student_inputs=("$data/train_fbank" data/lang $nnet_exp/hdnn_kd exp/tri1_ali $nnet_exp/hdnn_kd_denlats)
+teacher_dir=$nnet_exp/dnn
 for crit in $criteria; do
   for net in $nets; do
-    # skipped when finished, continued from its checkpoint after a kill (train_once)
-    dir=$(seq_dir $net $crit)
-    case $net in
-      teacher) args=(${teacher_precision:+--precision "$teacher_precision"} "$data/train_fbank"
-                     data/lang exp/dnn exp/tri1_ali exp/dnn_denlats) ;;
-      student) args=("${student_inputs[@]}") ;;
-      # The paper's setting: the student is sequence-trained with the sequence-trained teacher's
-      # posteriors as regulariser.
-      # (its top-k posteriors over train cached once, read like alignments)
-      student_kd)
-        steps_kd/make_teacher_posts.sh --cmd "$train_cmd" --num-threads "$num_threads" \
-          exp/dnn_$crit/final.pt "$data/train_fbank" exp/dnn_$crit/posts_train
-        args=(--teacher-posts exp/dnn_$crit/posts_train --kd-q "$kd_q" "${student_inputs[@]}") ;;
-      # Only the student's shared gates (W_T, b_T, W_C, b_C: 11% of its parameters) are updated.
-      student_gates) args=(--params gates --lr "$gates_lr" "${student_inputs[@]}") ;;
-    esac
-    train_once "$dir" final.pt steps_kd/train_seq.sh "${seq_opts[@]}" --criterion $crit \
-      "${args[@]}" "$dir"
+    if [ $net = student_kd ]; then
+      # the paper's setting: the student is sequence-trained with the sequence-trained teacher's
+      # posteriors as regulariser (its top-k posteriors over train cached once, read like
+      # alignments)
+      steps_kd/make_teacher_posts.sh --cmd "$train_cmd" --num-threads "$num_threads" \
+        ${teacher_dir}_$crit/final.pt "$data/train_fbank" ${teacher_dir}_$crit/posts_train
+    fi
+    i=0
+    for dir in $(net_dirs $net $crit); do
+      q=${q_tags[$i]:-$kd_q}  # this student_kd's q (the one q when there is no sweep)
+      i=$((i + 1))
+      case $net in
+        teacher) args=(${teacher_precision:+--precision "$teacher_precision"} "$data/train_fbank"
+                       data/lang $teacher_dir exp/tri1_ali ${teacher_dir}_denlats) ;;
+        student) args=("${student_inputs[@]}") ;;
+        student_kd) args=(--teacher-posts ${teacher_dir}_$crit/posts_train --kd-q "$q"
+                          "${student_inputs[@]}") ;;
+        # Only the student's shared gates (W_T, b_T, W_C, b_C: 11% of its parameters) are updated.
+        student_gates) args=(--params gates --lr "$gates_lr" "${student_inputs[@]}") ;;
+      esac
+      # skipped when finished, continued from its checkpoint after a kill (train_once)
+      train_once "$dir" final.pt steps_kd/train_seq.sh "${seq_opts[@]}" --criterion $crit \
+        "${args[@]}" "$dir"
+    done
   done
   for net in $nets; do
-    decode_seq "$(seq_dir $net $crit)"
-    declare_system seq "$(seq_dir $net $crit)"
+    for dir in $(net_dirs $net $crit); do
+      decode_seq "$dir"
+      # the main networks are rows of RESULTS.md; other seeds' are read by bench/seq_kd_q.py
+      if [ "$nnet_exp" = exp ]; then declare_system seq "$dir"; fi
+    done
   done
 done
 echo "$0: done"

@@ -11,6 +11,7 @@ import os
 import re
 import subprocess
 from pathlib import Path
+from sys import executable
 
 import kaldifst
 import kaldiio
@@ -122,6 +123,27 @@ def test_kd_over_seeds(tiny_builtin_recipe: Path, repo_root: Path, tmp_path: Pat
             assert sum(ln.startswith(row) for ln in table.splitlines()) == 1, results
         assert re.search(r"- dev: KD beats CE in [012] of 2 seeds; one WER near", table)
     assert sum(ln.startswith("| dnn |") for ln in results.splitlines()) == 1
+
+    # Stage 12 for another seed's networks, with a q sweep of the teacher-regularised student:
+    # one student per q in that seed's dir, none declared in the main tables, read by
+    # bench/seq_kd_q.py (the main seed has no sweep: left out, named).
+    systems_before = (recipe / "exp/systems.txt").read_text()
+    run_recipe(recipe, "--stage", "12", "--stop-stage", "12", "--seed", "2", "--nnet-exp",
+               "exp/seeds/seed2", "--seq-nets", "teacher student student_kd", "--seq-kd-q",
+               "0.2 0.8", "--seq-epochs", "1", *TINY_DECODE_OPTS)  # fmt: skip
+    for q in ("0.2", "0.8"):
+        student = seed2 / f"hdnn_smbr_kd_q{q}"
+        meta = torch.load(student / "final.pt", weights_only=False)["meta"]
+        assert meta["seq"]["kd_q"] == float(q), meta["seq"]
+        assert (student / "decode_eval/scoring_kaldi/best_wer").is_file()
+    assert not (seed2 / "hdnn_smbr_kd").exists() and not (recipe / "exp/hdnn_smbr_kd_q0.2").exists()
+    assert (recipe / "exp/systems.txt").read_text() == systems_before
+    report = subprocess.run(
+        [executable, str(repo_root / "bench/seq_kd_q.py"), str(recipe), "--qs", "0.2 0.8"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    assert re.search(r"^\| 2 \| [0-9.]+ / [0-9.]+ \|", report, re.M), report
+    assert "seed 1 (exp): hdnn_smbr_kd_q0.2, hdnn_smbr_kd_q0.8 not decoded, left out" in report
 
 
 # Kaldi binaries whose LOG lines must appear in the logs of a run with KALDI_ROOT: proof that

@@ -681,3 +681,38 @@ def test_kd_lever_ablation_script(tmp_path: Path) -> None:
     assert t2[1] == "2" and t2[6] == "2 / 2"
     assert t2[7] == "60% / 60%"  # means: teacher 3.5, CE 8.5, KD 5.5 -> 3 / 5 of the gap
     assert "seed 3: exp/seeds/seed3/hdnn_kd_T2 not decoded, left out" in out
+
+
+@needs_sclite
+def test_seq_kd_q_script(tmp_path: Path) -> None:
+    """bench/seq_kd_q.py: per-seed WERs of the sMBR student and the q sweep, q chosen on the mean
+    dev WER, the paired sMBR+KD - sMBR difference per seed and the verdict; a seed missing a
+    system is left out and named."""
+    recipe = tmp_path / "recipe"
+    names = ("hdnn_kd", "hdnn_smbr", "hdnn_smbr_kd_q0.2", "hdnn_smbr_kd_q0.8")
+    seeds = {  # (dev, eval) errors of each system, per seed dir
+        "exp": ((9, 9), (8, 8), (7, 9), (8, 6)),
+        "exp/seeds/seed2": ((9, 9), (8, 7), (6, 8), (9, 6)),
+        "exp/seeds/seed3": ((9, 9), (8, 8), (8, 8), None),
+    }
+    for d, errs in seeds.items():
+        for name, e in zip(names, errs, strict=True):
+            if e is not None:
+                make_system(recipe / d / name, *e)
+    repo = Path(__file__).resolve().parents[1]
+    out = subprocess.run(
+        [sys.executable, str(repo / "bench/seq_kd_q.py"), str(recipe), "--qs", "0.2 0.8"],
+        capture_output=True, text=True, check=True, cwd=tmp_path,
+    ).stdout  # fmt: skip
+    w = 100.0 / REF_WORDS
+    assert table_rows(out, "1")[3] == f"{7 * w:.2f} / {9 * w:.2f}"
+    assert [ln.split("|")[1].strip() for ln in out.splitlines() if ln.startswith("| ")][1:] == [
+        "1",
+        "2",
+        "mean +- sd",
+    ]  # seed 3 left out
+    assert "seed 3 (exp/seeds/seed3): hdnn_smbr_kd_q0.8 not decoded, left out" in out
+    assert "**q = 0.2**" in out  # mean dev 6.5 errors against 8.5 for q = 0.8
+    # q = 0.2 - sMBR: seed 1 -1 / +1, seed 2 -2 / +1 errors: better on dev only
+    assert f"{-1 * w:+.2f} / {1 * w:+.2f}, {-2 * w:+.2f} / {1 * w:+.2f}" in out
+    assert "better in 2 / 0 of 2 seeds: smbr+KD does not beat smbr alone on both sets" in out
