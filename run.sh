@@ -19,7 +19,8 @@ lm_order=3
 lm_prune_threshold=  # e.g. 1e-7 to prune the LM (empty: no pruning)
 tri_leaves=400       # tied states of the triphone GMM (~4000 at AMI scale)
 tri_gauss=4000       # Gaussians of the triphone GMM
-decode_nj=2
+decode_nj=           # jobs per dev/eval decode (empty: --nj shared by dev and eval, which decode at
+                     # once on 2+ cores: nj / 2 each, at least 1)
 decode_opts=         # extra options of every dev/eval decode (GMM and networks), e.g.
                      # "--beam 8 --lattice-beam 4" for a quick smoke run (defaults: Kaldi's)
 nnet_lattice_beam=6  # lattice beam of the networks' dev/eval decodes (before --decode-opts; Kaldi's
@@ -67,6 +68,8 @@ help_message="Usage: $0 [options]
   --seed N                     embedded corpus seed (default: 1)
   --ami-dir DIR --mic ihm|sdm1 AMI corpus copy and microphone
   --nj N                       parallel jobs (default: 2)
+  --decode-nj N                jobs per dev/eval decode (default: --nj / 2, dev and eval decoding
+                               at once on 2+ cores; --nj on one core)
   --lm-prune-threshold X       prune the 3-gram LM (default: none)
   --tri-leaves N --tri-gauss N triphone GMM size (default: 400 / 4000)
   --decode-opts \"OPTS\"         extra options of every dev/eval decode (e.g. \"--beam 8\")
@@ -118,13 +121,17 @@ cd "$(dirname "$0")"
 . ./local/recipe_lib.sh
 kd_check_options "$0" stage:int stop_stage:int 'corpus:embedded|ami' 'size:default|tiny|double' seed:int \
   'mic:ihm|sdm1' nj:pos_int lm_order:pos_int 'lm_prune_threshold:nonneg_float?' tri_leaves:pos_int \
-  tri_gauss:pos_int decode_nj:pos_int nnet_lattice_beam:pos_float 'nnet_max_epochs:pos_int?' kd_p:nonneg_float \
+  tri_gauss:pos_int 'decode_nj:pos_int?' nnet_lattice_beam:pos_float 'nnet_max_epochs:pos_int?' kd_p:nonneg_float \
   kd_temperature:pos_float 'nnet_device:auto|cpu|cuda' nnet_threads:nonneg_int nnet_procs:pos_int \
   nnet_data_on_device:bool 'teacher_batch_size:pos_int?' 'teacher_precision:float32|bfloat16|auto?' \
   seq_epochs:pos_int seq_gates_lr:pos_float seq_decode_epochs:bool \
   adapt_epochs:pos_int skip_install:bool untrans_minutes:nonneg_float
 
 if ! $skip_install; then tools/install.sh; fi
+if [ -z "$decode_nj" ]; then  # dev and eval decode at once (local/recipe_lib.sh for_sets)
+  decode_nj=$nj
+  [ "$(nproc 2>/dev/null || echo 1)" -ge 2 ] && decode_nj=$(( nj >= 2 ? nj / 2 : 1 ))
+fi
 # the networks' dev/eval decodes: the recipe's lattice beam, then the user's --decode-opts (which win)
 nnet_decode_opts="--lattice-beam $nnet_lattice_beam${decode_opts:+ $decode_opts}"
 . ./path.sh

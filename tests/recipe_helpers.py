@@ -34,9 +34,12 @@ def recipe_env(kaldi_root: Path | None = None) -> dict[str, str]:
 def run_recipe(
     recipe: Path, *args: str, kaldi_root: Path | None = None, size: str = "tiny"
 ) -> subprocess.CompletedProcess:
-    """./run.sh --size tiny --nj 2 <args>, failing with the end of its output."""
+    """./run.sh --size tiny --nj 2 --decode-nj 2 <args> (two jobs per decode, so that the tests
+    see a decode's jobs merged; the recipe's default on 2 cores is one per set), failing with the
+    end of its output."""
     proc = subprocess.run(
-        ["./run.sh", "--skip-install", "true", "--size", size, "--nj", "2", *args],
+        ["./run.sh", "--skip-install", "true", "--size", size, "--nj", "2", "--decode-nj", "2",
+         *args],
         cwd=recipe, env=recipe_env(kaldi_root), capture_output=True, text=True, timeout=1800,
     )  # fmt: skip
     if proc.returncode != 0:
