@@ -24,10 +24,11 @@ sys.path.insert(0, str(REPO))
 from kd_levers import seed_dirs, wer_pair  # noqa: E402  (bench/, the script's own dir)
 
 
-def pm(values: list[float]) -> str:
-    """``mean +- sd`` (sample sd; the mean alone for one value)."""
+def pm(values: list[float], signed: bool = False) -> str:
+    """``mean +- sd`` (sample sd; the mean alone for one value); ``signed``: ``+0.12``."""
     a = np.asarray(values, dtype=float)
-    return f"{a.mean():.2f}" if len(a) < 2 else f"{a.mean():.2f} +- {a.std(ddof=1):.2f}"
+    mean = f"{a.mean():+.2f}" if signed else f"{a.mean():.2f}"
+    return mean if len(a) < 2 else f"{mean} +- {a.std(ddof=1):.2f}"
 
 
 def table(recipe: Path, qs: list[str], crit: str, main_seed: str) -> str:
@@ -71,7 +72,7 @@ def table(recipe: Path, qs: list[str], crit: str, main_seed: str) -> str:
         f"- q chosen on dev (lowest mean dev WER over {n} seeds): **q = {best_q}**.",
         f"- {crit}+KD (q = {best_q}) - {crit} alone, per seed (dev / eval): "
         + ", ".join(f"{a:+.2f} / {b:+.2f}" for a, b in zip(diff_dev, diff_eval, strict=True))
-        + f"; mean {pm(diff_dev)} / {pm(diff_eval)}; better in {wins_dev} / {wins_eval} of "
+        + f"; mean {pm(diff_dev, True)} / {pm(diff_eval, True)}; better in {wins_dev} / {wins_eval} of "
         f"{n} seeds: {crit}+KD {verdict} {crit} alone on both sets.",
         *(f"- {x}" for x in left_out),
     ]
