@@ -72,8 +72,8 @@ def table(recipe: Path, qs: list[str], crit: str, main_seed: str) -> str:
         f"- q chosen on dev (lowest mean dev WER over {n} seeds): **q = {best_q}**.",
         f"- {crit}+KD (q = {best_q}) - {crit} alone, per seed (dev / eval): "
         + ", ".join(f"{a:+.2f} / {b:+.2f}" for a, b in zip(diff_dev, diff_eval, strict=True))
-        + f"; mean {pm(diff_dev, True)} / {pm(diff_eval, True)}; better in {wins_dev} / {wins_eval} of "
-        f"{n} seeds: {crit}+KD {verdict} {crit} alone on both sets.",
+        + f"; mean {pm(diff_dev, signed=True)} / {pm(diff_eval, signed=True)}; better in "
+        f"{wins_dev} / {wins_eval} of {n} seeds: {crit}+KD {verdict} {crit} alone on both sets.",
         *(f"- {x}" for x in left_out),
     ]
     return "\n".join(lines + notes) + "\n"
