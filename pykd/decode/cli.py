@@ -30,6 +30,7 @@ from pykd.decode.decoder import (
 )
 from pykd.decode.score import ScoreOptions, read_words, score_dir
 from pykd.features.ark import read_matrices
+from pykd.io.datadir import read_table
 from pykd.kaldi.lattice_io import CompactLattice, read_lattices, write_lattices
 
 log = logging.getLogger(__name__)
@@ -166,22 +167,16 @@ def cmd_best_path(args: argparse.Namespace) -> int:
     return 0 if done else 1
 
 
-def _first_fields(path: str) -> set[str]:
-    """The keys (first field of each non-empty line) of a Kaldi table file such as utt2spk."""
-    with open(path, encoding="utf-8") as f:
-        return {line.split(maxsplit=1)[0] for line in f if line.strip()}
-
-
 def cmd_lattice_copy(args: argparse.Namespace) -> int:
     if args.include and args.exclude:
         raise ValueError("lattice-copy: give --include or --exclude, not both")
     lats = list(read_lattices(args.lattice_rspecifier))
     total = len(lats)
     if args.include:
-        keep = _first_fields(args.include)
+        keep = set(read_table(args.include, allow_empty_value=True))  # first fields
         lats = [(utt, lat) for utt, lat in lats if utt in keep]
     elif args.exclude:
-        drop = _first_fields(args.exclude)
+        drop = set(read_table(args.exclude, allow_empty_value=True))
         lats = [(utt, lat) for utt, lat in lats if utt not in drop]
     write_lattices(lattice_path(args.lattice_wspecifier), lats, text=args.write_text)
     if args.include or args.exclude:
