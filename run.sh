@@ -128,9 +128,9 @@ kd_check_options "$0" stage:int stop_stage:int 'corpus:embedded|ami' 'size:defau
   adapt_epochs:pos_int skip_install:bool untrans_minutes:nonneg_float
 
 if ! $skip_install; then tools/install.sh; fi
-if [ -z "$decode_nj" ]; then  # dev and eval decode at once (local/recipe_lib.sh for_sets)
+if [ -z "$decode_nj" ]; then  # dev and eval share --nj where they decode at once (for_sets)
   decode_nj=$nj
-  [ "$(nproc 2>/dev/null || echo 1)" -ge 2 ] && decode_nj=$(( nj >= 2 ? nj / 2 : 1 ))
+  if sets_at_once; then decode_nj=$(( nj >= 2 ? nj / 2 : 1 )); fi
 fi
 # the networks' dev/eval decodes: the recipe's lattice beam, then the user's --decode-opts (which win)
 nnet_decode_opts="--lattice-beam $nnet_lattice_beam${decode_opts:+ $decode_opts}"
@@ -323,8 +323,7 @@ if begin_stage 9 "students HDNN (CE and KD)"; then
   steps_kd/make_teacher_posts.sh --cmd "$train_cmd" --device "$nnet_device" \
     --num-threads "$nnet_threads" "$teacher_dir/final.pt" "$data/train_fbank" "$teacher_dir/posts_train"
   student_threads=$nnet_threads
-  cores=$(nproc 2>/dev/null || echo 1)
-  if [ "$nnet_threads" = 0 ] && [ "$cores" -ge 2 ]; then student_threads=$(( cores / 2 )); fi
+  if [ "$nnet_threads" = 0 ] && sets_at_once; then student_threads=$(( $(num_cores) / 2 )); fi
   for_sets train_student ce kd
   declare_nnet "$nnet_exp/hdnn_ce"
   declare_nnet "$nnet_exp/hdnn_kd"

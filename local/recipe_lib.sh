@@ -74,14 +74,20 @@ kd_check_seq_choice() {
   esac
 }
 
+# num_cores: the machine's cores (1 where nproc is missing).
+num_cores() { nproc 2>/dev/null || echo 1; }
+
+# sets_at_once: true when for_sets runs its sets at the same time (the machine has 2+ cores).
+sets_at_once() { [ "$(num_cores)" -ge 2 ]; }
+
 # for_sets <function> <set>...: "<function> <set>" for every set, all at once as background jobs
-# when the machine has more than one core (one after the other otherwise); fails if any failed.
+# when sets_at_once (one after the other otherwise); fails if any failed.
 # Decoding dev and eval together fills the cores that one decode leaves idle while its slowest
 # job (or its single-process scoring) finishes.
 for_sets() {
   local fn=$1 set pids=() rc=0 pid
   shift
-  if [ "$(nproc 2>/dev/null || echo 1)" -lt 2 ]; then
+  if ! sets_at_once; then
     for set in "$@"; do "$fn" "$set"; done
     return 0
   fi

@@ -49,17 +49,18 @@ done
 for f in $nnet_exp/dnn/final.pt $nnet_exp/hdnn_kd/final.pt exp/tri1/final.mdl; do
   [ -f "$f" ] || { echo "$0: needs $f (run.sh stages 7-9)" >&2; exit 1; }
 done
-# one student_kd per q; a single q keeps the plain dir name
-q_tags=("")
-[ "$(wc -w <<< "$kd_q")" -gt 1 ] && read -r -a q_tags <<< "$kd_q"
-# the dirs of one network and criterion (several for student_kd in a sweep)
-net_dirs() {
-  local tag
-  if [ "$1" = student_kd ]; then
-    for tag in "${q_tags[@]}"; do seq_dir "$1" "$2" "$nnet_exp" "$tag"; done
-  else
-    seq_dir "$1" "$2" "$nnet_exp"
-  fi
+# net_runs <net> <crit>: one line "<dir> <q>" per network to train; student_kd has one per q
+# (a sweep: <dir> gets a _q<q> suffix; a single q keeps the plain dir name), the others q "-".
+net_runs() {
+  local q
+  if [ "$1" != student_kd ]; then echo "$(seq_dir "$1" "$2" "$nnet_exp") -"; return; fi
+  for q in $kd_q; do
+    if [ "$(wc -w <<< "$kd_q")" -gt 1 ]; then
+      echo "$(seq_dir "$1" "$2" "$nnet_exp" "$q") $q"
+    else
+      echo "$(seq_dir "$1" "$2" "$nnet_exp") $q"
+    fi
+  done
 }
 
 # decode_seq <dir>: dev after every epoch (the last one = final.pt) and eval with final.pt:
@@ -99,10 +100,9 @@ for crit in $criteria; do
       steps_kd/make_teacher_posts.sh --cmd "$train_cmd" --num-threads "$num_threads" \
         ${teacher_dir}_$crit/final.pt "$data/train_fbank" ${teacher_dir}_$crit/posts_train
     fi
-    i=0
-    for dir in $(net_dirs $net $crit); do
-      q=${q_tags[$i]:-$kd_q}  # this student_kd's q (the one q when there is no sweep)
-      i=$((i + 1))
+    mapfile -t runs < <(net_runs $net $crit)
+    for run in "${runs[@]}"; do
+      dir=${run% *} q=${run#* }
       case $net in
         teacher) args=(${teacher_precision:+--precision "$teacher_precision"} "$data/train_fbank"
                        data/lang $teacher_dir exp/tri1_ali ${teacher_dir}_denlats) ;;
@@ -118,7 +118,9 @@ for crit in $criteria; do
     done
   done
   for net in $nets; do
-    for dir in $(net_dirs $net $crit); do
+    mapfile -t runs < <(net_runs $net $crit)
+    for run in "${runs[@]}"; do
+      dir=${run% *}
       decode_seq "$dir"
       # the main networks are rows of RESULTS.md; other seeds' are read by bench/seq_kd_q.py
       if [ "$nnet_exp" = exp ]; then declare_system seq "$dir"; fi

@@ -286,3 +286,41 @@ def test_bfloat16_products_train_like_float32(tmp_path: Path) -> None:
     assert autocast_dtype("float32", cpu) is None
     with pytest.raises(ValueError, match="unknown precision 'fp8'"):
         autocast_dtype("fp8", cpu)
+
+
+def test_adam_is_fused_on_cpu_and_steps_like_the_reference_adam() -> None:
+    """The trainers' Adam runs the fused kernel on CPU and makes Adam's update (to rounding)."""
+    from pykd.train.optimizers import build_optimizer
+
+    torch.manual_seed(0)
+    ref_model = nn.Sequential(nn.Linear(20, 32), nn.ReLU(), nn.Linear(32, 5))
+    fused_model = nn.Sequential(nn.Linear(20, 32), nn.ReLU(), nn.Linear(32, 5))
+    fused_model.load_state_dict(ref_model.state_dict())
+    ref = torch.optim.Adam(ref_model.parameters(), lr=1e-2, weight_decay=1e-4, foreach=False)
+    fused = build_optimizer(fused_model.parameters(), "adam", 1e-2, weight_decay=1e-4)
+    assert fused.defaults["fused"] is True
+    x, y = torch.randn(64, 20), torch.randint(0, 5, (64,))
+    with torch.no_grad():
+        start_loss = float(ce_loss(fused_model(x), y))
+    for model, opt in ((ref_model, ref), (fused_model, fused)):
+        for _ in range(20):
+            opt.zero_grad()
+            ce_loss(model(x), y).backward()
+            opt.step()
+    moved = max(
+        float((p - q).detach().abs().max())
+        for p, q in zip(ref_model.parameters(), fused_model.parameters(), strict=True)
+    )
+    assert moved < 1e-4, f"fused Adam left the reference by {moved}"
+    with torch.no_grad():  # and the steps did train
+        assert float(ce_loss(fused_model(x), y)) < 0.9 * start_loss
+
+
+def test_build_optimizer_choices() -> None:
+    from pykd.train.optimizers import build_optimizer
+
+    params = [nn.Parameter(torch.zeros(3))]
+    sgd = build_optimizer(params, "sgd", 0.1, momentum=0.9)
+    assert isinstance(sgd, torch.optim.SGD) and sgd.defaults["momentum"] == 0.9
+    with pytest.raises(ValueError, match="unknown optimizer 'rmsprop'"):
+        build_optimizer(params, "rmsprop", 0.1)

@@ -6,8 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pykd.frontend.groups import PARAM_SETS
-
-OPTIMIZERS = ("adam", "sgd")
+from pykd.train.options import OPTIMIZERS
 
 
 class AdaptError(ValueError):

@@ -37,6 +37,7 @@ from pykd.data.frames import EpochStats, UtteranceSource
 from pykd.frontend.model import select_parameters
 from pykd.frontend.splice import pad_edges, splice_padded
 from pykd.train.losses import ce_loss, soft_ce_loss, sparse_soft_ce_frames
+from pykd.train.optimizers import build_optimizer
 
 log = logging.getLogger(__name__)
 
@@ -294,10 +295,7 @@ def adapt_speaker(
     for p in chosen.values():
         p.requires_grad_(True)
     params = list(chosen.values())
-    if cfg.optimizer == "adam":
-        opt: torch.optim.Optimizer = torch.optim.Adam(params, lr=cfg.lr)
-    else:
-        opt = torch.optim.SGD(params, lr=cfg.lr)
+    opt = build_optimizer(params, cfg.optimizer, cfg.lr)
 
     start = time.perf_counter()
     posts = _teacher_posteriors(model, frames, teacher, device, cfg.teacher_cache_mb)

@@ -16,7 +16,7 @@ from typing import Any
 
 from pykd.cli_args import add_torch_args, config_from_args, str_to_bool
 from pykd.seq.config import CRITERIA, SeqTrainConfig
-from pykd.train.options import PRECISIONS
+from pykd.train.options import OPTIMIZERS, PRECISIONS
 
 log = logging.getLogger(__name__)
 
@@ -284,7 +284,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="temperature of the teacher's posteriors (%(default)s)",
     )  # fmt: skip
     p.add_argument("--params", choices=("all", "gates"), default=d.params, help="(%(default)s)")
-    p.add_argument("--optimizer", choices=("sgd", "adam"), default=d.optimizer)
+    p.add_argument("--optimizer", choices=OPTIMIZERS, default=d.optimizer)
     p.add_argument("--lr", type=float, default=d.lr, help="(default %(default)s)")
     p.add_argument("--momentum", type=float, default=d.momentum)
     p.add_argument("--epochs", type=int, default=d.epochs, help="(default %(default)s)")

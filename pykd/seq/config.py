@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
-from pykd.train.options import PRECISIONS, SEQ_CRITERIA, KdOptions
+from pykd.train.options import OPTIMIZERS, PRECISIONS, SEQ_CRITERIA, KdOptions
 
 CRITERIA = tuple(SEQ_CRITERIA)
 
@@ -55,8 +55,8 @@ class SeqTrainConfig:
             raise SeqTrainError("kd_temperature must be positive")
         if self.params not in ("all", "gates"):
             raise SeqTrainError("params must be 'all' or 'gates'")
-        if self.optimizer not in ("sgd", "adam"):
-            raise SeqTrainError("optimizer must be 'sgd' or 'adam'")
+        if self.optimizer not in OPTIMIZERS:
+            raise SeqTrainError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
         if self.precision not in PRECISIONS:
             raise SeqTrainError(f"precision must be one of {', '.join(PRECISIONS)}")
         if self.lr <= 0 or self.epochs < 1 or self.acwt <= 0 or self.utts_per_step < 1:

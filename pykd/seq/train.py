@@ -59,6 +59,7 @@ from pykd.train.checkpoint import (
 )
 from pykd.train.curves import save_figure
 from pykd.train.losses import soft_ce_frames, sparse_soft_ce_frames
+from pykd.train.optimizers import build_optimizer
 from pykd.train.precision import autocast, autocast_dtype
 from pykd.train.progress import format_hms
 
@@ -189,12 +190,7 @@ class SeqTrainer:
         self.model = model.to(self.device)
         self.autocast_dtype = autocast_dtype(cfg.precision, self.device)
         self.trainable = select_trainable(model, cfg.params)
-        if cfg.optimizer == "sgd":
-            self.optimizer: torch.optim.Optimizer = torch.optim.SGD(
-                self.trainable, lr=cfg.lr, momentum=cfg.momentum
-            )
-        else:
-            self.optimizer = torch.optim.Adam(self.trainable, lr=cfg.lr)
+        self.optimizer = build_optimizer(self.trainable, cfg.optimizer, cfg.lr, cfg.momentum)
         self.teacher = teacher
         if teacher is not None:
             teacher.to(self.device).eval()

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 SEQ_CRITERIA = {"smbr": "sMBR", "mpfe": "MPFE", "mmi": "MMI"}  # criterion -> display name
 ADAPT_METHODS = ("teacher", "decode", "oracle")  # where speaker adaptation's targets come from
 PRECISIONS = ("auto", "float32", "bfloat16")  # training's matrix products (pykd.train.precision)
+OPTIMIZERS = ("adam", "sgd")  # every trainer's choice (pykd.train.optimizers)
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,7 @@ from pykd.train.checkpoint import (
     set_rng_state,
 )
 from pykd.train.curves import plot_learning_curves
+from pykd.train.optimizers import build_optimizer
 from pykd.train.precision import autocast, autocast_dtype
 from pykd.train.progress import format_hms
 from pykd.train.schedule import NewbobConfig, NewbobScheduler
@@ -93,18 +94,6 @@ class TrainConfig:
         return cls(**d)
 
 
-def make_optimizer(params: Iterable[nn.Parameter], cfg: TrainConfig) -> torch.optim.Optimizer:
-    """SGD (with optional momentum) or Adam, from ``cfg``."""
-    name = cfg.optimizer.lower()
-    if name == "sgd":
-        return torch.optim.SGD(
-            params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
-        )
-    if name == "adam":
-        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    raise ValueError(f"unknown optimizer {cfg.optimizer!r} (sgd, adam)")
-
-
 def seed_everything(seed: int) -> None:
     """Seed Python's, numpy's and torch's generators (CPU and every CUDA device).
 
@@ -139,7 +128,9 @@ class Trainer:
         self.module = model
         self.model = ddp.wrap_model(model, self.device)
         self.autocast_dtype = autocast_dtype(cfg.precision, self.device)
-        self.optimizer = optimizer or make_optimizer(model.parameters(), cfg)
+        self.optimizer = optimizer or build_optimizer(
+            model.parameters(), cfg.optimizer, cfg.lr, cfg.momentum, cfg.weight_decay
+        )
         self.loss_fn = loss_fn
         self.teacher = teacher
         if teacher is not None:  # frozen: its outputs on x are appended to each batch

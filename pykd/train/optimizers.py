@@ -1,0 +1,38 @@
+"""The optimisers of every trainer (frame level, sequence, adaptation): SGD or Adam.
+
+Adam runs PyTorch's fused kernel (one pass over each parameter's state per step) where the
+parameters live on a device that has it (CPU and CUDA). The default per-tensor loop makes ~8
+passes: on the 5M-parameter embedded teacher it took 11-19 ms of a ~45 ms CPU step, the fused
+step ~2 ms (docs/training.md). The update is Adam's; only the floating-point rounding differs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+from torch import nn
+
+from pykd.train.options import OPTIMIZERS
+
+FUSED_ADAM_DEVICES = ("cpu", "cuda")  # where torch.optim.Adam(fused=True) runs
+
+
+def build_optimizer(
+    params: Iterable[nn.Parameter],
+    name: str,
+    lr: float,
+    momentum: float = 0.0,
+    weight_decay: float = 0.0,
+) -> torch.optim.Optimizer:
+    """SGD (with optional momentum) or Adam (fused where the parameters' device has it)."""
+    params = list(params)
+    kind = name.lower()
+    if kind == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+    if kind == "adam":
+        fused = bool(params) and all(
+            p.device.type in FUSED_ADAM_DEVICES and p.is_floating_point() for p in params
+        )
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, fused=fused or None)
+    raise ValueError(f"unknown optimizer {name!r} ({', '.join(OPTIMIZERS)})")
