@@ -288,8 +288,9 @@ def test_bfloat16_products_train_like_float32(tmp_path: Path) -> None:
         autocast_dtype("fp8", cpu)
 
 
-def test_adam_is_fused_on_cpu_and_steps_like_the_reference_adam() -> None:
-    """The trainers' Adam runs the fused kernel on CPU and makes Adam's update (to rounding)."""
+def test_fused_adam_steps_like_the_default_adam() -> None:
+    """fused_adam: the fused kernel on CPU makes Adam's update (to rounding); the default is
+    PyTorch's per-tensor loop."""
     from pykd.train.optimizers import build_optimizer
 
     torch.manual_seed(0)
@@ -297,8 +298,9 @@ def test_adam_is_fused_on_cpu_and_steps_like_the_reference_adam() -> None:
     fused_model = nn.Sequential(nn.Linear(20, 32), nn.ReLU(), nn.Linear(32, 5))
     fused_model.load_state_dict(ref_model.state_dict())
     ref = torch.optim.Adam(ref_model.parameters(), lr=1e-2, weight_decay=1e-4, foreach=False)
-    fused = build_optimizer(fused_model.parameters(), "adam", 1e-2, weight_decay=1e-4)
+    fused = build_optimizer(fused_model.parameters(), "adam", 1e-2, weight_decay=1e-4, fused=True)
     assert fused.defaults["fused"] is True
+    assert not build_optimizer(ref_model.parameters(), "adam", 1e-2).defaults["fused"]
     x, y = torch.randn(64, 20), torch.randint(0, 5, (64,))
     with torch.no_grad():
         start_loss = float(ce_loss(fused_model(x), y))

@@ -68,6 +68,7 @@ class TrainConfig:
     optimizer: str = "sgd"  # sgd | adam
     momentum: float = 0.0
     weight_decay: float = 0.0
+    fused_adam: bool = False  # PyTorch's fused Adam kernel (pykd.train.optimizers)
     grad_clip: float = 0.0  # max global grad norm; 0 = off
     precision: str = "float32"  # float32 | bfloat16 | auto (pykd.train.precision)
     newbob: NewbobConfig = field(default_factory=NewbobConfig)
@@ -129,7 +130,12 @@ class Trainer:
         self.model = ddp.wrap_model(model, self.device)
         self.autocast_dtype = autocast_dtype(cfg.precision, self.device)
         self.optimizer = optimizer or build_optimizer(
-            model.parameters(), cfg.optimizer, cfg.lr, cfg.momentum, cfg.weight_decay
+            model.parameters(),
+            cfg.optimizer,
+            cfg.lr,
+            cfg.momentum,
+            cfg.weight_decay,
+            fused=cfg.fused_adam,
         )
         self.loss_fn = loss_fn
         self.teacher = teacher
