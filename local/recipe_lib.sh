@@ -80,8 +80,9 @@ num_cores() { nproc 2>/dev/null || echo 1; }
 # sets_at_once: true when for_sets runs its sets at the same time (the machine has 2+ cores).
 sets_at_once() { [ "$(num_cores)" -ge 2 ]; }
 
-# for_sets <function> <set>...: "<function> <set>" for every set, all at once as background jobs
-# when sets_at_once (one after the other otherwise); fails if any failed.
+# for_sets <function> <set>...: "<function> <set>" for every set (or other item: stage 9's
+# students, stage 12's), all at once as background jobs when sets_at_once (one after the other
+# otherwise); fails if any failed.
 # Decoding dev and eval together fills the cores that one decode leaves idle while its slowest
 # job (or its single-process scoring) finishes.
 for_sets() {
