@@ -2,10 +2,10 @@
 (benchmark, not a test).
 
 For each network config, matrix-product precision (float32, bfloat16 autocast) and Adam
-implementation (PyTorch's per-tensor loop, ``foreach`` and ``fused``; pykd uses fused, see
-``pykd/train/optimizers.py``) it prints the median milliseconds of forward + backward and of
-``optimizer.step()`` over a batch, and the frames/s of the whole step, as the recipe's trainer
-runs it (flushed denormals, the given torch threads).
+implementation (PyTorch's per-tensor loop, pykd's default; ``foreach``; ``fused``, pykd's
+``fused_adam: true``, see ``pykd/train/optimizers.py``) it prints the median milliseconds of
+forward + backward and of ``optimizer.step()`` over a batch, and the frames/s of the whole step,
+as the recipe's trainer runs it (flushed denormals, the given torch threads).
 
     python bench/bench_train_step.py [--configs conf/teacher_dnn_small.yaml conf/student_hdnn.yaml]
         [--threads 2] [--batch 256] [--steps 60]

@@ -51,11 +51,13 @@ for f in $nnet_exp/dnn/final.pt $nnet_exp/hdnn_kd/final.pt exp/tri1/final.mdl; d
 done
 # net_runs <net> <crit>: one line "<dir> <q>" per network to train; student_kd has one per q
 # (a sweep: <dir> gets a _q<q> suffix; a single q keeps the plain dir name), the others q "-".
+kd_sweep=false
+[ "$(wc -w <<< "$kd_q")" -gt 1 ] && kd_sweep=true
 net_runs() {
   local q
   if [ "$1" != student_kd ]; then echo "$(seq_dir "$1" "$2" "$nnet_exp") -"; return; fi
   for q in $kd_q; do
-    if [ "$(wc -w <<< "$kd_q")" -gt 1 ]; then
+    if $kd_sweep; then
       echo "$(seq_dir "$1" "$2" "$nnet_exp" "$q") $q"
     else
       echo "$(seq_dir "$1" "$2" "$nnet_exp") $q"
