@@ -31,10 +31,11 @@ student_config=conf/student_hdnn.yaml
 nnet_train_config=conf/train_nnet.yaml
 teacher_batch_size=  # the teacher's mini-batch (empty: the train config's; 512 with
                      # --teacher-precision auto trains ~2.5x faster)
-teacher_precision=   # the teacher's matrix products in CE (stage 8) and sequence training
-                     # (stage 12), empty: pykd's default (float32); auto = bfloat16 where the
-                     # device has it natively (AMX CPUs, CUDA) (docs/training.md; README: why
-                     # it is not the default)
+teacher_precision=   # the teacher's matrix products in CE (stage 8), empty: pykd's default
+                     # (float32); auto = bfloat16 where the device has it natively (AMX CPUs,
+                     # CUDA) (docs/training.md; README: why it is not the default)
+seq_teacher_precision=auto  # the same in its sequence training (stage 12): bfloat16 where native
+                     # (~3x faster epochs, the float32 objective and WERs; docs/sequence.md)
 nnet_max_epochs=     # override the max epochs of the train config (e.g. 2 for a smoke run)
 kd_p=1.0             # KD weight p: L = (1-p) CE(hard) + p CE(teacher)
 kd_temperature=1.0
@@ -80,9 +81,10 @@ help_message="Usage: $0 [options]
   --nnet-train-config YAML     optimiser / newbob settings (default: conf/train_nnet.yaml)
   --nnet-max-epochs N          cap the training epochs of every network
   --teacher-batch-size N       the teacher's mini-batch in frames (default: the train config's)
-  --teacher-precision P        the teacher's matrix products in stages 8 and 12: float32,
-                               bfloat16, or auto (bfloat16 where the device multiplies it
-                               natively: AMX CPUs, CUDA) (default: pykd's, float32)
+  --teacher-precision P        the teacher's matrix products in stage 8: float32, bfloat16,
+                               or auto (bfloat16 where the device multiplies it natively: AMX
+                               CPUs, CUDA) (default: pykd's, float32)
+  --seq-teacher-precision P    the same in stage 12's sequence training (default: auto)
   --kd-p P --kd-temperature T  knowledge distillation (default: 1.0 / 1.0)
   --nnet-device auto|cpu|cuda  training device (default: auto)
   --nnet-procs N               DDP processes per teacher/student training run, one per GPU
@@ -124,6 +126,7 @@ kd_check_options "$0" stage:int stop_stage:int 'corpus:embedded|ami' 'size:defau
   tri_gauss:pos_int 'decode_nj:pos_int?' nnet_lattice_beam:pos_float 'nnet_max_epochs:pos_int?' kd_p:nonneg_float \
   kd_temperature:pos_float 'nnet_device:auto|cpu|cuda' nnet_threads:nonneg_int nnet_procs:pos_int \
   nnet_data_on_device:bool 'teacher_batch_size:pos_int?' 'teacher_precision:float32|bfloat16|auto?' \
+  'seq_teacher_precision:float32|bfloat16|auto?' \
   seq_epochs:pos_int seq_gates_lr:pos_float seq_decode_epochs:bool \
   adapt_epochs:pos_int skip_install:bool untrans_minutes:nonneg_float
 
@@ -207,21 +210,26 @@ if begin_stage 3 "language model and lang_test"; then
   end_stage 3 "language model and lang_test"
 fi
 
+# features_set <set>: MFCC + per-speaker CMVN for the GMM systems, and 40-dim log-mel fbank +
+# per-speaker CMVN for the networks in a parallel data dir <set>_fbank.
+features_set() {
+  local x=$1
+  steps_kd/make_mfcc.sh --nj "$nj" --cmd "$train_cmd" --mfcc-config conf/mfcc.conf \
+    "$data/$x" exp/make_mfcc/$x mfcc
+  steps_kd/compute_cmvn_stats.sh "$data/$x" exp/make_mfcc/$x mfcc
+  utils/validate_data_dir.sh "$data/$x"
+  utils/copy_data_dir.sh "$data/$x" "$data/${x}_fbank"
+  rm -f "$data/${x}_fbank/feats.scp" "$data/${x}_fbank/cmvn.scp"
+  steps_kd/make_fbank.sh --nj "$nj" --cmd "$train_cmd" --fbank-config conf/fbank.conf \
+    "$data/${x}_fbank" exp/make_fbank/$x fbank
+  steps_kd/compute_cmvn_stats.sh "$data/${x}_fbank" exp/make_fbank/$x fbank
+  utils/validate_data_dir.sh "$data/${x}_fbank"
+}
+
 if begin_stage 4 "features"; then
-  for x in $sets; do
-    # MFCC + per-speaker CMVN for the GMM systems.
-    steps_kd/make_mfcc.sh --nj "$nj" --cmd "$train_cmd" --mfcc-config conf/mfcc.conf \
-      "$data/$x" exp/make_mfcc/$x mfcc
-    steps_kd/compute_cmvn_stats.sh "$data/$x" exp/make_mfcc/$x mfcc
-    utils/validate_data_dir.sh "$data/$x"
-    # 40-dim log-mel fbank + per-speaker CMVN for the networks, in a parallel data dir.
-    utils/copy_data_dir.sh "$data/$x" "$data/${x}_fbank"
-    rm -f "$data/${x}_fbank/feats.scp" "$data/${x}_fbank/cmvn.scp"
-    steps_kd/make_fbank.sh --nj "$nj" --cmd "$train_cmd" --fbank-config conf/fbank.conf \
-      "$data/${x}_fbank" exp/make_fbank/$x fbank
-    steps_kd/compute_cmvn_stats.sh "$data/${x}_fbank" exp/make_fbank/$x fbank
-    utils/validate_data_dir.sh "$data/${x}_fbank"
-  done
+  # the sets at once (for_sets): their short jobs and serial checks fill each other's idle cores
+  # shellcheck disable=SC2086
+  for_sets features_set $sets
   if [ -d "$data/untrans" ]; then  # untranscribed speech: fbank for the networks only
     utils/copy_data_dir.sh "$data/untrans" "$data/untrans_fbank"
     rm -f "$data/untrans_fbank/feats.scp" "$data/untrans_fbank/cmvn.scp"
@@ -245,12 +253,27 @@ decode_gmm_set() {
 }
 
 
+# wait_mono_decode: wait for stage 5's background decode (if one runs), exit 1 if it failed.
+mono_decode_pid=
+wait_mono_decode() {
+  [ -n "$mono_decode_pid" ] || return 0
+  wait "$mono_decode_pid" || { echo "$0: the monophone decode (stage 5) failed" >&2; exit 1; }
+  mono_decode_pid=
+}
+
 if begin_stage 5 "monophone GMM"; then
   train_once exp/mono final.mdl steps_kd/train_mono.sh --nj "$nj" --cmd "$train_cmd" "$data/train" \
     data/lang exp/mono
   utils/mkgraph.sh data/lang_test exp/mono exp/mono/graph
-  decode_sets exp/mono
-  declare_system gmm exp/mono
+  if [ "$stop_stage" -ge 6 ] && sets_at_once; then
+    # Kaldi habit: the decode runs in the background while stage 6 trains the triphones (their
+    # single-process GMM updates leave a core idle); stage 6 waits for it before its results.
+    { decode_sets exp/mono && declare_system gmm exp/mono; } &
+    mono_decode_pid=$!
+  else
+    decode_sets exp/mono
+    declare_system gmm exp/mono
+  fi
   end_stage 5 "monophone GMM"
 fi
 
@@ -260,9 +283,11 @@ if begin_stage 6 "triphone GMM"; then
     "$tri_leaves" "$tri_gauss" "$data/train" data/lang exp/mono_ali exp/tri1
   utils/mkgraph.sh data/lang_test exp/tri1 exp/tri1/graph
   decode_sets exp/tri1
+  wait_mono_decode  # (exp/systems.txt keeps mono before tri1)
   declare_system gmm exp/tri1
   end_stage 6 "triphone GMM"
 fi
+wait_mono_decode  # (a run that stops at stage 5)
 
 if begin_stage 7 "triphone alignments and GMM results"; then
   steps_kd/align_si.sh --nj "$nj" --cmd "$train_cmd" "$data/train" data/lang exp/tri1 exp/tri1_ali
@@ -319,9 +344,16 @@ if begin_stage 9 "students HDNN (CE and KD)"; then
   teacher_dir=$nnet_exp/dnn
   [ -f "$teacher_dir/final.pt" ] || { echo "$0: stage 9 needs the teacher $teacher_dir/final.pt (stage 8)" >&2; exit 1; }
   # The teacher's posteriors over the training data, once (top 20 per frame): the student reads
-  # them like alignments instead of running the teacher on every batch.
+  # them like alignments instead of running the teacher on every batch. Where stage 12 will
+  # sequence-train the teacher, the same pass writes its log-likelihoods for the denominator
+  # lattices (local/run_seq.sh reads them, then removes them).
+  loglikes_opt=()
+  if [ "$stop_stage" -ge 12 ] && [[ " $seq_nets " == *" teacher "* ]]; then
+    loglikes_opt=(--loglikes-dir "$teacher_dir/loglikes_train")
+  fi
   steps_kd/make_teacher_posts.sh --cmd "$train_cmd" --device "$nnet_device" \
-    --num-threads "$nnet_threads" "$teacher_dir/final.pt" "$data/train_fbank" "$teacher_dir/posts_train"
+    --num-threads "$nnet_threads" "${loglikes_opt[@]}" "$teacher_dir/final.pt" "$data/train_fbank" \
+    "$teacher_dir/posts_train"
   student_threads=$nnet_threads
   if [ "$nnet_threads" = 0 ] && sets_at_once; then student_threads=$(( $(num_cores) / 2 )); fi
   for_sets train_student ce kd
@@ -366,7 +398,7 @@ if begin_stage 12 "sequence training ($seq_criteria)"; then
     --decode-cmd "$decode_cmd" --decode-opts "$nnet_decode_opts" --seed "$seed" \
     --num-threads "$nnet_threads" --criteria "$seq_criteria" --nets "$seq_nets" \
     --epochs "$seq_epochs" --kd-q "$seq_kd_q" --gates-lr "$seq_gates_lr" --nnet-exp "$nnet_exp" \
-    --teacher-precision "$teacher_precision" --decode-epochs "$seq_decode_epochs" "$data"
+    --teacher-precision "$seq_teacher_precision" --decode-epochs "$seq_decode_epochs" "$data"
   end_stage 12 "sequence training ($seq_criteria)"
 fi
 

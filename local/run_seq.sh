@@ -86,8 +86,17 @@ denlat_sys=""
 case " $nets " in *" teacher "*) denlat_sys=dnn ;; esac
 case " $nets " in *" student"*) denlat_sys="$denlat_sys hdnn_kd" ;; esac
 for sys in $denlat_sys; do
-  steps_kd/make_denlats.sh --nj "$nj" --cmd "$decode_cmd" --gmm-dir exp/tri1 \
+  # the teacher's log-likelihoods over train from stage 9's pass (run.sh), where it wrote them
+  # after the network was last trained: not computed a second time; removed once used (like
+  # make_denlats.sh's own)
+  given=$nnet_exp/$sys/loglikes_train
+  loglikes_opt=()
+  if [ -f "$given/loglikes.scp" ] && [ "$given/loglikes.scp" -nt "$nnet_exp/$sys/final.pt" ]; then
+    loglikes_opt=(--loglikes "$given")
+  fi
+  steps_kd/make_denlats.sh --nj "$nj" --cmd "$decode_cmd" --gmm-dir exp/tri1 "${loglikes_opt[@]}" \
     "$data/train_fbank" exp/tri1/graph_ug $nnet_exp/$sys $nnet_exp/${sys}_denlats
+  rm -rf "$given"
 done
 
 student_inputs=("$data/train_fbank" data/lang $nnet_exp/hdnn_kd exp/tri1_ali $nnet_exp/hdnn_kd_denlats)

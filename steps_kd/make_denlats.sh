@@ -17,6 +17,7 @@ prior_scale=1.0
 device=           # empty: pykd's default (auto: cuda when torch sees a GPU)
 num_threads=1
 keep_loglikes=false
+loglikes=         # a dir with the network's loglikes.scp over <data-dir>, computed before
 stage=0
 
 help_message="Usage: steps_kd/make_denlats.sh [options] <data-dir> <lang-or-graph-dir> <nnet-dir> <denlat-dir>
@@ -42,6 +43,10 @@ Options:
   --device <cpu|cuda|auto>  # forward pass (default: pykd's, auto)
   --num-threads <n>         # torch threads per job (default: $num_threads)
   --keep-loglikes <bool>    # keep <denlat-dir>/loglikes (default: $keep_loglikes)
+  --loglikes <dir>          # the network's log-likelihoods over <data-dir> already written
+                            # (<dir>/loglikes.scp at this --prior-scale, e.g. by
+                            # steps_kd/make_teacher_posts.sh --loglikes-dir): stage 1 splits
+                            # them by job instead of running the network again
   --stage <n>               # 0: graph, 1: loglikes, 2: decode (default: $stage)"
 
 [ -f ./path.sh ] && . ./path.sh
@@ -83,6 +88,7 @@ kd_check_graph_pdfs "$me" "$graphdir" "$mdl"
 
 # A re-run with the same network, graph, data and options keeps finished lattices (lat.scp is
 # written last); otherwise all are made again.
+[ -z "$loglikes" ] || kd_require_files "$me" "$loglikes/loglikes.scp"
 stamp=$(kd_inputs_stamp "$acwt $beam $lattice_beam $max_active $prior_scale $nj" "$model" "$mdl" \
   "$graphdir/HCLG.fst" "$data/feats.scp" "$data/utt2spk")
 if [ "$stage" -le 2 ] && [ -f "$dir/lat.scp" ] && [ "$(cat "$dir/.inputs" 2>/dev/null)" = "$stamp" ]; then
@@ -92,7 +98,21 @@ elif [ "$stage" -le 2 ]; then
   rm -f "$dir/.inputs" "$dir/lat.scp"
 fi
 
-if [ "$stage" -le 1 ]; then
+if [ "$stage" -le 1 ] && [ -n "$loglikes" ]; then
+  # the jobs' utterances (split by speaker, as make_loglikes.sh splits them) from the given table
+  nj=$(kd_num_jobs "$me" "$nj" "$data")
+  utils/split_data.sh "$data" "$nj"
+  mkdir -p "$dir/loglikes"
+  for j in $(seq "$nj"); do
+    utils/filter_scp.pl "$data/split$nj/$j/feats.scp" "$loglikes/loglikes.scp" \
+      > "$dir/loglikes/loglikes.$j.scp"
+    n_have=$(wc -l < "$dir/loglikes/loglikes.$j.scp")
+    n_want=$(wc -l < "$data/split$nj/$j/feats.scp")
+    [ "$n_have" = "$n_want" ] || { echo "$me: $loglikes/loglikes.scp has $n_have of the $n_want utterances of job $j ($data/split$nj/$j)" >&2; exit 1; }
+  done
+  echo "$nj" > "$dir/loglikes/num_jobs"
+  echo "$me: log-likelihoods of $data from $loglikes (not computed again)"
+elif [ "$stage" -le 1 ]; then
   steps_kd/make_loglikes.sh --nj "$nj" --cmd "$cmd" --prior-scale "$prior_scale" \
     --model "$model" --gmm-model "$mdl" ${device:+--device "$device"} --num-threads "$num_threads" \
     "$data" "$nnetdir" "$dir/loglikes"

@@ -184,6 +184,42 @@ def _state(path: Path) -> dict[str, torch.Tensor]:
     return torch.load(path, map_location="cpu", weights_only=False)["model"]
 
 
+def _sh(*argv: str) -> subprocess.CompletedProcess:
+    return subprocess.run(argv, cwd=REPO, capture_output=True, text=True, check=False)
+
+
+def test_denlats_from_the_teacher_posts_pass(tiny: dict, tmp_path: Path) -> None:
+    """The teacher's log-likelihoods written by its posteriors pass (make_teacher_posts.sh
+    --loglikes-dir) give make_denlats.sh --loglikes the lattices of its own forward pass, byte for
+    byte; the posteriors are those of a pass without them; a table short of an utterance is an
+    error naming the job."""
+    teacher, data = str(tiny["dnn"] / "final.pt"), str(tiny["data"])
+    plain, both, loglikes = tmp_path / "posts", tmp_path / "posts_ll", tmp_path / "loglikes"
+    for out, extra in ((plain, ()), (both, ("--loglikes-dir", str(loglikes)))):
+        proc = _sh("steps_kd/make_teacher_posts.sh", *extra, teacher, data, str(out))
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert (plain / "post.ark").read_bytes() == (both / "post.ark").read_bytes()
+    assert json.loads((both / "info.json").read_text())["loglikes"]["dir"] == str(loglikes)
+    den = tmp_path / "den"
+    proc = _sh("steps_kd/make_denlats.sh", "--nj", "1", "--gmm-dir", str(tiny["tri1"]),
+               "--lattice-beam", "6", "--loglikes", str(loglikes), data, str(tiny["lang"]),
+               str(tiny["dnn"]), str(den))  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "not computed again" in proc.stdout
+    assert (den / "lat.1.ark").read_bytes() == (tiny["den"] / "lat.1.ark").read_bytes()
+    assert (loglikes / "loglikes.ark").is_file()  # a given table is not the script's to remove
+
+    short = tmp_path / "short"
+    short.mkdir()
+    lines = (loglikes / "loglikes.scp").read_text().splitlines()
+    (short / "loglikes.scp").write_text("\n".join(lines[1:]) + "\n")
+    proc = _sh("steps_kd/make_denlats.sh", "--nj", "1", "--gmm-dir", str(tiny["tri1"]),
+               "--loglikes", str(short), data, str(tiny["lang"]), str(tiny["dnn"]),
+               str(tmp_path / "den2"))  # fmt: skip
+    assert proc.returncode != 0
+    assert f"has {len(lines) - 1} of the {len(lines)} utterances of job 1" in proc.stderr
+
+
 # ----------------------------------------------------------------------------- lattice I/O
 def test_lattice_scp_roundtrip(tiny: dict, tmp_path: Path) -> None:
     """Our decoder's lattices through ark+scp (binary and text) and back; random access."""

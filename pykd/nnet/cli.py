@@ -141,11 +141,24 @@ def _validate_loglikes(args: argparse.Namespace) -> int:
 
 
 def _teacher_posts(args: argparse.Namespace) -> int:
-    from pykd.nnet.teacher_posts import write_teacher_posts  # noqa: PLC0415
+    from pykd.nnet.teacher_posts import LoglikesOutput, write_teacher_posts  # noqa: PLC0415
     from pykd.train.distributed import setup_torch  # noqa: PLC0415
 
+    loglikes = None
+    if args.loglikes_dir:
+        from pykd.data.priors import read_log_priors  # noqa: PLC0415
+        from pykd.frontend.model import checkpoint_num_pdfs  # noqa: PLC0415
+
+        priors = None
+        if args.prior_scale != 0:
+            if not args.prior_counts:
+                raise ValueError("--loglikes-dir needs --prior-counts (or --prior-scale 0)")
+            priors = read_log_priors(args.prior_counts, checkpoint_num_pdfs(args.teacher))
+        loglikes = LoglikesOutput(Path(args.loglikes_dir), priors, args.prior_scale)
+    elif args.prior_counts:
+        raise ValueError("--prior-counts is for --loglikes-dir")
     device = setup_torch(args.num_threads, args.device)
-    write_teacher_posts(args.teacher, args.data_dir, args.out_dir, args.top_k, device)
+    write_teacher_posts(args.teacher, args.data_dir, args.out_dir, args.top_k, device, loglikes)
     return 0
 
 
@@ -160,6 +173,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--top-k", type=int, default=top_k, help=f"pdfs kept per frame (default {top_k})",
+    )  # fmt: skip
+    p.add_argument(
+        "--loglikes-dir",
+        help="also write the teacher's log-likelihoods of the same forward pass to "
+        "<dir>/loglikes.ark + loglikes.scp (as pykd make-loglikes would)",
+    )
+    p.add_argument("--prior-counts", help="with --loglikes-dir: pdf counts, e.g. prior.counts")
+    p.add_argument(
+        "--prior-scale", type=float, default=1.0,
+        help="with --loglikes-dir: scale on the log-prior (default %(default)s)",
     )  # fmt: skip
     add_torch_args(p, num_threads=1)
     p.add_argument("teacher", help="teacher checkpoint, e.g. exp/dnn/final.pt")

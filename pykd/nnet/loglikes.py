@@ -46,6 +46,25 @@ def loglikes_from_logits(
     return out.numpy().astype(np.float32)
 
 
+def checked_loglikes(
+    utt: str,
+    num_frames: int,
+    logits: np.ndarray | torch.Tensor,
+    log_priors: np.ndarray | None,
+    prior_scale: float,
+) -> np.ndarray:
+    """:func:`loglikes_from_logits` of one utterance's logits, checked: one row per input frame,
+    every value finite (a :class:`LoglikesError` naming the utterance otherwise)."""
+    if tuple(logits.shape[:1]) != (num_frames,):
+        raise LoglikesError(
+            f"utterance {utt}: model gave {logits.shape[0]} rows for {num_frames} frames"
+        )
+    mat = loglikes_from_logits(logits, log_priors, prior_scale)
+    if not np.isfinite(mat).all():
+        raise LoglikesError(f"utterance {utt}: non-finite log-likelihoods (NaN/inf)")
+    return mat
+
+
 # ----------------------------------------------------------------------------- writing
 def write_loglikes(
     model_forward: ModelForward,
@@ -74,14 +93,7 @@ def write_loglikes(
             if x.ndim != 2 or x.shape[0] == 0:
                 raise LoglikesError(f"utterance {utt}: bad input shape {x.shape}")
             forward = model_forward if forward_for_utt is None else forward_for_utt(utt)
-            logits = forward(x)
-            if tuple(logits.shape[:1]) != (x.shape[0],):
-                raise LoglikesError(
-                    f"utterance {utt}: model gave {logits.shape[0]} rows for {x.shape[0]} frames"
-                )
-            mat = loglikes_from_logits(logits, log_priors, prior_scale)
-            if not np.isfinite(mat).all():
-                raise LoglikesError(f"utterance {utt}: non-finite log-likelihoods (NaN/inf)")
+            mat = checked_loglikes(utt, x.shape[0], forward(x), log_priors, prior_scale)
             writer.write(utt, mat)
             frames[utt] = mat.shape[0]
     log.info("wrote log-likelihoods of %d utterances to %s", len(frames), out_ark)

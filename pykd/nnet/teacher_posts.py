@@ -6,25 +6,33 @@ every epoch. ``softmax(z / T)`` for any temperature comes from the stored ``T = 
 ``p`` as ``p^(1/T)`` renormalised over the kept pdfs (exact up to the mass left out, which
 :func:`write_teacher_posts` reports). Files in ``<out>``: ``post.ark`` + ``post.scp`` (readable
 by Kaldi's ``copy-post``), ``info.json`` (teacher, k, frames, kept mass, bytes per frame).
+
+The same forward pass can also write the teacher's hybrid log-likelihoods (:class:`LoglikesOutput`):
+the recipe's denominator lattices of the teacher (stage 12) read them instead of running the
+teacher over the training data a second time.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from pykd.features.ark import ArkScpWriter
 from pykd.frontend.features import iter_network_inputs
 from pykd.frontend.model import file_sha256, load_acoustic_model, module_forward
 from pykd.frontend.spec import InputSpec
 from pykd.io.atomic import atomic_write_text
 from pykd.kaldi.posterior_io import Posterior, write_posteriors
+from pykd.nnet.loglikes import checked_loglikes
 from pykd.train.options import KdOptions
 
 log = logging.getLogger(__name__)
@@ -38,15 +46,27 @@ def top_k_posteriors(logits: torch.Tensor, k: int) -> Posterior:
     return top.indices.int().numpy(), top.values.float().numpy()
 
 
+@dataclass(frozen=True)
+class LoglikesOutput:
+    """Where and how to write the log-likelihoods of the same forward pass: ``<dir>/loglikes.ark``
+    + ``loglikes.scp``, ``log_softmax - prior_scale * log_priors`` (:mod:`pykd.nnet.loglikes`)."""
+
+    dir: Path
+    log_priors: np.ndarray | None
+    prior_scale: float = 1.0
+
+
 def write_teacher_posts(
     teacher: str | os.PathLike,
     data_dir: str | os.PathLike,
     out_dir: str | os.PathLike,
     top_k: int = KdOptions().top_k,
     device: str = "cpu",
+    loglikes: LoglikesOutput | None = None,
 ) -> dict:
     """The teacher's top-k posteriors over every utterance of ``data_dir`` into ``out_dir``
-    (see the module doc); returns the ``info.json`` content."""
+    (see the module doc), and its log-likelihoods where ``loglikes`` says; returns the
+    ``info.json`` content."""
     if top_k < 1:
         raise ValueError(f"top-k must be >= 1, got {top_k}")
     out = Path(out_dir)
@@ -56,13 +76,29 @@ def write_teacher_posts(
     forward = module_forward(model, device)
     kept: list[float] = []
 
-    def items() -> Iterator[tuple[str, Posterior]]:
-        for utt, x in iter_network_inputs(data_dir, InputSpec.from_meta(meta)):
-            ids, probs = top_k_posteriors(forward(x), top_k)
-            kept.append(float(probs.sum(dtype=np.float64)))
-            yield utt, (ids, probs)
+    with contextlib.ExitStack() as stack:
+        loglikes_writer = None
+        if loglikes is not None:
+            loglikes.dir.mkdir(parents=True, exist_ok=True)
+            loglikes_writer = stack.enter_context(
+                ArkScpWriter(loglikes.dir / "loglikes.ark", loglikes.dir / "loglikes.scp")
+            )
 
-    frames = write_posteriors(out / "post.ark", out / "post.scp", items())
+        def items() -> Iterator[tuple[str, Posterior]]:
+            for utt, x in iter_network_inputs(data_dir, InputSpec.from_meta(meta)):
+                logits = forward(x)
+                if loglikes_writer is not None:
+                    loglikes_writer.write(
+                        utt,
+                        checked_loglikes(
+                            utt, x.shape[0], logits, loglikes.log_priors, loglikes.prior_scale
+                        ),
+                    )
+                ids, probs = top_k_posteriors(logits, top_k)
+                kept.append(float(probs.sum(dtype=np.float64)))
+                yield utt, (ids, probs)
+
+        frames = write_posteriors(out / "post.ark", out / "post.scp", items())
     size = (out / "post.ark").stat().st_size
     info = {
         "teacher": os.fspath(teacher),
@@ -76,6 +112,8 @@ def write_teacher_posts(
         "bytes_per_frame": size / frames if frames else 0.0,
         "seconds": round(time.time() - start, 1),
     }
+    if loglikes is not None:
+        info["loglikes"] = {"dir": os.fspath(loglikes.dir), "prior_scale": loglikes.prior_scale}
     atomic_write_text(out / "info.json", json.dumps(info, indent=1) + "\n")
     log.info(
         "teacher posteriors of %s: %d utterances, %d frames, top %d keep %.4f of the mass, "
