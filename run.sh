@@ -344,11 +344,12 @@ if begin_stage 9 "students HDNN (CE and KD)"; then
   teacher_dir=$nnet_exp/dnn
   [ -f "$teacher_dir/final.pt" ] || { echo "$0: stage 9 needs the teacher $teacher_dir/final.pt (stage 8)" >&2; exit 1; }
   # The teacher's posteriors over the training data, once (top 20 per frame): the student reads
-  # them like alignments instead of running the teacher on every batch. Where stage 12 will
-  # sequence-train the teacher, the same pass writes its log-likelihoods for the denominator
-  # lattices (local/run_seq.sh reads them, then removes them).
+  # them like alignments instead of running the teacher on every batch. Where stage 12 is to
+  # sequence-train the teacher, the same pass writes its log-likelihoods over train for the
+  # denominator lattices (frames x pdfs x 4 bytes, 0.5 GB here; local/run_seq.sh reads them,
+  # then removes them).
   loglikes_opt=()
-  if [ "$stop_stage" -ge 12 ] && [[ " $seq_nets " == *" teacher "* ]]; then
+  if [[ " $seq_nets " == *" teacher "* ]]; then
     loglikes_opt=(--loglikes-dir "$teacher_dir/loglikes_train")
   fi
   steps_kd/make_teacher_posts.sh --cmd "$train_cmd" --device "$nnet_device" \

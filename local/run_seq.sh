@@ -87,8 +87,7 @@ case " $nets " in *" teacher "*) denlat_sys=dnn ;; esac
 case " $nets " in *" student"*) denlat_sys="$denlat_sys hdnn_kd" ;; esac
 for sys in $denlat_sys; do
   # the teacher's log-likelihoods over train from stage 9's pass (run.sh), where it wrote them
-  # after the network was last trained: not computed a second time; removed once used (like
-  # make_denlats.sh's own)
+  # after the network was last trained: not computed a second time
   given=$nnet_exp/$sys/loglikes_train
   loglikes_opt=()
   if [ -f "$given/loglikes.scp" ] && [ "$given/loglikes.scp" -nt "$nnet_exp/$sys/final.pt" ]; then
@@ -96,8 +95,8 @@ for sys in $denlat_sys; do
   fi
   steps_kd/make_denlats.sh --nj "$nj" --cmd "$decode_cmd" --gmm-dir exp/tri1 "${loglikes_opt[@]}" \
     "$data/train_fbank" exp/tri1/graph_ug $nnet_exp/$sys $nnet_exp/${sys}_denlats
-  rm -rf "$given"
 done
+rm -rf $nnet_exp/dnn/loglikes_train  # (stage 12 is their only reader; like make_denlats.sh's own)
 
 student_inputs=("$data/train_fbank" data/lang $nnet_exp/hdnn_kd exp/tri1_ali $nnet_exp/hdnn_kd_denlats)
 teacher_dir=$nnet_exp/dnn

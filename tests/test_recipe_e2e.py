@@ -306,6 +306,11 @@ def check_sequence_and_adaptation_stages(
     finally:
         os.chdir(cwd)
     assert lats and all(lat.num_states > 1 for _utt, lat in lats)
+    # the teacher's lattices came from stage 9's log-likelihoods (no forward pass of its own,
+    # which would have left make_loglikes logs), removed once used; the student's had their own
+    assert not (exp / "dnn_denlats" / "loglikes" / "log").exists()
+    assert not (exp / "dnn" / "loglikes_train").exists()
+    assert list((exp / "hdnn_kd_denlats" / "loglikes" / "log").glob("make_loglikes.*.log"))
     base = torch.load(exp / "hdnn_kd" / "final.pt", map_location="cpu", weights_only=False)
     seq_systems = [
         s.format(c) for c in criteria for s in ("dnn_{}", "hdnn_{}", "hdnn_{}_kd", "hdnn_{}_gates")
