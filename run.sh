@@ -266,9 +266,10 @@ if begin_stage 5 "monophone GMM"; then
     data/lang exp/mono
   utils/mkgraph.sh data/lang_test exp/mono exp/mono/graph
   if [ "$stop_stage" -ge 6 ] && sets_at_once; then
-    # Kaldi habit: the decode runs in the background while stage 6 trains the triphones (their
-    # single-process GMM updates leave a core idle); stage 6 waits for it before its results.
-    { decode_sets exp/mono && declare_system gmm exp/mono; } &
+    # Kaldi habit: the decode runs in the background while stage 6 (which runs next: the stages
+    # are a range) trains the triphones, whose single-process GMM updates leave a core idle;
+    # stage 6 waits for it before its results.
+    ( decode_sets exp/mono; declare_system gmm exp/mono ) &  # (a subshell: set -e holds)
     mono_decode_pid=$!
   else
     decode_sets exp/mono
@@ -287,7 +288,6 @@ if begin_stage 6 "triphone GMM"; then
   declare_system gmm exp/tri1
   end_stage 6 "triphone GMM"
 fi
-wait_mono_decode  # (a run that stops at stage 5)
 
 if begin_stage 7 "triphone alignments and GMM results"; then
   steps_kd/align_si.sh --nj "$nj" --cmd "$train_cmd" "$data/train" data/lang exp/tri1 exp/tri1_ali
