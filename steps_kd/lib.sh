@@ -122,6 +122,11 @@ kd_check_options() {
   done
 }
 
+# kd_nonzero <number>: true when the number (e.g. a --prior-scale, "0", "0.0", "1.0") is not zero.
+kd_nonzero() {
+  awk -v x="$1" 'BEGIN { exit !(x + 0 != 0) }'
+}
+
 # kd_inputs_stamp <option-string> <file>...: one line identifying a step's inputs (each file's
 # path, size and modification time, and the options), kept in <out-dir>/.inputs to tell a re-run
 # with the same inputs (whose finished outputs can be kept) from one with new inputs.

@@ -69,7 +69,7 @@ prior_opt=()
 if [ -n "$exported" ]; then
   prior_scale=0  # the exported file divides by its own priors
   prior_opt=(--exported "$exported" --chunk-frames "$chunk_frames" --online-cmvn-per "$online_cmvn_per")
-elif [ "$(python3 -c "print(float('$prior_scale') != 0)")" = True ]; then
+elif kd_nonzero "$prior_scale"; then
   [ -f "$prior_counts" ] || { echo "$me: no such file $prior_counts (or use --prior-scale 0)" >&2; exit 1; }
   prior_opt=(--prior-counts "$prior_counts")
 fi

@@ -41,7 +41,7 @@ dir=$3
 
 kd_require_files "$me" "$teacher" "$data/feats.scp"
 [ -z "$prior_counts" ] && prior_counts=$(dirname "$teacher")/prior.counts
-if [ -n "$loglikes_dir" ] && awk -v s="$prior_scale" 'BEGIN { exit !(s + 0 != 0) }'; then
+if [ -n "$loglikes_dir" ] && kd_nonzero "$prior_scale"; then
   kd_require_files "$me" "$prior_counts"
 fi
 mkdir -p "$dir/log"

@@ -68,6 +68,11 @@ def _train_ce(kind: str, x: np.ndarray, y: np.ndarray, num_pdfs: int, path: Path
     torch.save({"model": model.state_dict(), "meta": meta, "summary": {}}, path)
 
 
+def _sh(*argv: str) -> subprocess.CompletedProcess:
+    """A recipe script run from the repository root (output captured, exit code not checked)."""
+    return subprocess.run(argv, cwd=REPO, capture_output=True, text=True, check=False)
+
+
 @pytest.fixture(scope="module")
 def tiny(kaldi_ref: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
     """Data dir, networks, alignments and our denominator lattices (see the module docstring)."""
@@ -128,11 +133,8 @@ def tiny(kaldi_ref: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
     # Denominator lattices of the DNN: the recipe's script, unigram graph built from the lang.
     lang = kaldi_ref / "gmm" / "lang_full"
     den = root / "denlats"
-    proc = subprocess.run(
-        ["steps_kd/make_denlats.sh", "--nj", "1", "--gmm-dir", str(tri1), "--lattice-beam", "6",
-         str(data), str(lang), str(nets["dnn"]), str(den)],
-        cwd=REPO, capture_output=True, text=True, check=False,
-    )  # fmt: skip
+    proc = _sh("steps_kd/make_denlats.sh", "--nj", "1", "--gmm-dir", str(tri1),
+               "--lattice-beam", "6", str(data), str(lang), str(nets["dnn"]), str(den))  # fmt: skip
     assert proc.returncode == 0, proc.stdout + proc.stderr
     lats = read_lattice_dict(str(den / "lat.1.ark"))
     return {
@@ -182,10 +184,6 @@ def _same(a: CompactLattice, b: CompactLattice, tol: float = 1e-5) -> bool:
 
 def _state(path: Path) -> dict[str, torch.Tensor]:
     return torch.load(path, map_location="cpu", weights_only=False)["model"]
-
-
-def _sh(*argv: str) -> subprocess.CompletedProcess:
-    return subprocess.run(argv, cwd=REPO, capture_output=True, text=True, check=False)
 
 
 def test_denlats_from_the_teacher_posts_pass(tiny: dict, tmp_path: Path) -> None:
