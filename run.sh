@@ -43,7 +43,7 @@ nnet_device=auto     # torch device for training: auto | cpu | cuda
 nnet_threads=0       # torch CPU threads for training (0: torch's default)
 nnet_procs=1         # DDP processes per CE/KD training run (torchrun; one per GPU)
 nnet_data_on_device=false  # CE/KD training holds its training set on the device (GPU)
-nnet_exp=exp         # where stages 8-10 put dnn, hdnn_ce, hdnn_kd[_untrans] (local/run_seeds.sh: per seed)
+nnet_exp=exp         # where stages 8-10 put dnn, hdnn_ce, hdnn_kd[_untrans|_sp] (local/run_seeds.sh: per seed)
 # Sequence training (stage 12) and speaker adaptation (stage 13).
 seq_criteria=smbr    # sequence criteria (smbr mmi mpfe): teacher, student, student+KD,
                      # student gates only, each (sMBR: the paper's; "smbr mmi" adds MMI)
@@ -57,6 +57,8 @@ seq_decode_epochs=false  # also decode dev after every epoch but the last (a lea
 adapt_methods="teacher decode"   # HDNN gate adaptation targets (oracle: the supervised bound, an option)
 adapt_epochs=3
 untrans_minutes=0    # embedded: minutes of untranscribed speech (new speakers) for KD; 0 = none
+kd_speed_perturb=    # stage 10: also a KD student on train + speed-perturbed copies of it that the
+                     # teacher labels, e.g. "0.9 1.1" (Kaldi's factors); empty = none
 skip_install=false
 
 help_message="Usage: $0 [options]
@@ -66,6 +68,9 @@ help_message="Usage: $0 [options]
   --untrans-minutes M          embedded: also M minutes of untranscribed speech (new speakers,
                                new sentences); stage 10 then trains exp/hdnn_kd_untrans on
                                train + untrans with the teacher's posteriors (default: 0)
+  --kd-speed-perturb \"F1 F2\"    stage 10 also trains exp/hdnn_kd_sp: KD on train + copies of it
+                               played F1, F2 times as fast (sox speed; e.g. \"0.9 1.1\"), every
+                               copy's targets the teacher's posteriors (default: none)
   --seed N                     embedded corpus seed (default: 1)
   --ami-dir DIR --mic ihm|sdm1 AMI corpus copy and microphone
   --nj N                       parallel jobs (default: 2)
@@ -91,7 +96,7 @@ help_message="Usage: $0 [options]
                                (torchrun --standalone; default: 1)
   --nnet-data-on-device BOOL   hold the training set on the GPU, splice and shuffle there
                                (AMI on a GPU; default: false)
-  --nnet-exp DIR               stages 8-10 write DIR/{dnn,hdnn_ce,hdnn_kd[_untrans]}, stage 12 reads
+  --nnet-exp DIR               stages 8-10 write DIR/{dnn,hdnn_ce,hdnn_kd[_untrans|_sp]}, stage 12 reads
                                them and writes its networks there too (default: exp;
                                others are extra seeds for the tables over seeds, run_seeds.sh)
   --seq-criteria \"CRITS\"       sequence-training criteria of stage 12, of smbr mmi mpfe
@@ -110,7 +115,8 @@ Stages (tools/install.sh runs first unless --skip-install true):
         7 triphone alignments of train (network targets) + GMM WER table,
         8 teacher DNN (CE) + decode, 9 teacher posteriors, then the CE and the KD student HDNN
            (trained at once on 2+ cores) + decode, 10 with --untrans-minutes: the KD student on
-           train + untranscribed audio + decode, 11 WER table RESULTS.md,
+           train + untranscribed audio, with --kd-speed-perturb: on train + its speed-perturbed
+           copies, each decoded, 11 WER table RESULTS.md,
         12 sequence training: unigram graph, denominator lattices, then per criterion
            (sMBR; --seq-criteria \"smbr mmi\" adds MMI) teacher, student, student+KD, student gates only, decoded
            (after every epoch with --seq-decode-epochs true),
@@ -129,6 +135,10 @@ kd_check_options "$0" stage:int stop_stage:int 'corpus:embedded|ami' 'size:defau
   'seq_teacher_precision:float32|bfloat16|auto?' \
   seq_epochs:pos_int seq_gates_lr:pos_float seq_decode_epochs:bool \
   adapt_epochs:pos_int skip_install:bool untrans_minutes:nonneg_float
+for f in $kd_speed_perturb; do
+  awk -v f="$f" 'BEGIN { exit !(f ~ /^[0-9]*\.?[0-9]+$/ && f > 0 && f != 1) }' \
+    || { echo "$0: --kd-speed-perturb must list speed factors (positive, not 1), got '$kd_speed_perturb'" >&2; exit 1; }
+done
 
 if ! $skip_install; then tools/install.sh; fi
 if [ -z "$decode_nj" ]; then  # dev and eval share --nj where they decode at once (for_sets)
@@ -177,7 +187,7 @@ if begin_stage 1 "data directories"; then
     if [ "$untrans_minutes" != 0 ]; then
       untrans_opts=(--untrans-minutes "$untrans_minutes")
     else  # the untranscribed speech belongs to the run that asked for it
-      rm -rf data/untrans data/untrans_fbank data/train_untrans_fbank
+      rm -rf data/untrans data/untrans_fbank data/train_plus_untrans_fbank
     fi
     local/embedded/make_corpus.sh --size "$size" --seed "$seed" --nj "$nj" "${untrans_opts[@]}" \
       "$corpus_dir" data
@@ -366,25 +376,42 @@ if begin_stage 9 "students HDNN (CE and KD)"; then
   end_stage 9 "students HDNN (CE and KD)"
 fi
 
-if begin_stage 10 "student HDNN (KD from untranscribed audio)"; then
+# kd_on_extra_audio <name> <extra-fbank-dir> <declared kind>: the KD student <nnet_exp>/hdnn_kd_<name>
+# on train + extra audio, all of it labelled by the teacher (its top-k posteriors over both, once);
+# the extra utterances have no alignment and train from the teacher's posteriors alone (no CV,
+# no priors). Decoded, and declared for the table over seeds.
+kd_on_extra_audio() {
+  local name=$1 extra=$2 kind=$3
+  utils/combine_data.sh "$data/train_plus_${name}_fbank" "$data/train_fbank" "$extra"
+  steps_kd/make_teacher_posts.sh --cmd "$train_cmd" --device "$nnet_device" \
+    --num-threads "$nnet_threads" "$teacher_dir/final.pt" "$data/train_plus_${name}_fbank" \
+    "$teacher_dir/posts_train_plus_$name"
+  nnet_data=$data/train_plus_${name}_fbank train_and_decode "$nnet_exp/hdnn_kd_$name" \
+    "$student_config" --teacher-posts "$teacher_dir/posts_train_plus_$name" --kd-p "$kd_p" \
+    --kd-temperature "$kd_temperature"
+  declare_system "$kind" "$seed" "$teacher_dir" "$nnet_exp/hdnn_ce" "$nnet_exp/hdnn_kd_$name"
+}
+
+if begin_stage 10 "students HDNN (KD from extra audio)"; then
   teacher_dir=$nnet_exp/dnn
-  if [ -f "$data/untrans_fbank/feats.scp" ]; then
+  has_untrans=false
+  [ -f "$data/untrans_fbank/feats.scp" ] && has_untrans=true
+  if $has_untrans || [ -n "$kd_speed_perturb" ]; then
     [ -f "$teacher_dir/final.pt" ] || { echo "$0: stage 10 needs the teacher $teacher_dir/final.pt (stage 8)" >&2; exit 1; }
-    # KD from untranscribed audio: the teacher labels train + untrans; the utterances without
-    # an alignment train from its posteriors alone (no CV, no priors)
-    utils/combine_data.sh "$data/train_untrans_fbank" "$data/train_fbank" "$data/untrans_fbank"
-    steps_kd/make_teacher_posts.sh --cmd "$train_cmd" --device "$nnet_device" \
-      --num-threads "$nnet_threads" "$teacher_dir/final.pt" "$data/train_untrans_fbank" \
-      "$teacher_dir/posts_train_untrans"
-    nnet_data=$data/train_untrans_fbank train_and_decode "$nnet_exp/hdnn_kd_untrans" \
-      "$student_config" --teacher-posts "$teacher_dir/posts_train_untrans" --kd-p "$kd_p" \
-      --kd-temperature "$kd_temperature"
-    declare_system kd-untrans-seed "$seed" "$teacher_dir" "$nnet_exp/hdnn_ce" \
-      "$nnet_exp/hdnn_kd_untrans"
   else
-    echo "$0: no untranscribed audio ($data/untrans_fbank; run.sh --untrans-minutes M): nothing to do"
+    echo "$0: no extra audio for KD (run.sh --untrans-minutes M or --kd-speed-perturb \"0.9 1.1\"): nothing to do"
   fi
-  end_stage 10 "student HDNN (KD from untranscribed audio)"
+  # KD from untranscribed audio (stage 1's new speakers and sentences)
+  if $has_untrans; then kd_on_extra_audio untrans "$data/untrans_fbank" kd-untrans-seed; fi
+  if [ -n "$kd_speed_perturb" ]; then
+    # KD from speed-perturbed copies of the transcribed audio: no new audio, the teacher labels
+    # copies it has not seen; those of the CV speakers are not made (the CV split is the same
+    # for every network and seed)
+    local/make_speed_perturbed.sh --factors "$kd_speed_perturb" --nj "$nj" --cmd "$train_cmd" \
+      "$data/train" "$teacher_dir/cv_utts" "$data/train_sp_fbank"
+    kd_on_extra_audio sp "$data/train_sp_fbank" kd-sp-seed
+  fi
+  end_stage 10 "students HDNN (KD from extra audio)"
 fi
 
 if begin_stage 11 "WER table"; then

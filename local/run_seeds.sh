@@ -3,8 +3,9 @@
 # stages 8-9) trained and decoded once per seed, then the results table (stage 11) with the
 # table over seeds (mean +- sd, paired KD - CE per seed, share of the gap closed). When the
 # recipe has untranscribed audio (run.sh --untrans-minutes M, stages 1 and 4), each seed also
-# trains stage 10's KD student on transcribed + untranscribed audio, and the results get its
-# table over seeds too.
+# trains stage 10's KD student on transcribed + untranscribed audio, and with --kd-speed-perturb
+# "0.9 1.1" (passed on to run.sh) the KD student on train + its speed-perturbed copies; the
+# results get a table over seeds for each.
 #   local/run_seeds.sh [--seeds "1 2 3"] [--main-seed 1] [run.sh options]
 # The main seed's networks are the recipe's own (exp/dnn, exp/hdnn_ce, exp/hdnn_kd: stages 8-9
 # as run.sh runs them, kept when already trained); each other seed's go to exp/seeds/seed<N>/.

@@ -108,6 +108,7 @@ def test_alignments_missing_or_truncated_job(kaldi_ref: Path, tmp_path: Path) ->
         (["--kd-temperature", "-1"], "--kd-temperature must be a number > 0, got '-1'"),
         (["--nnet-lattice-beam", "0"], "--nnet-lattice-beam must be a number > 0, got '0'"),
         (["--seq-decode-epochs", "yes"], "option --seq-decode-epochs expects true or false"),
+        (["--kd-speed-perturb", "0.9 1"], "--kd-speed-perturb must list speed factors"),
     ],
 )
 def test_run_sh_rejects_bad_option_values(repo_root: Path, args: list[str], message: str) -> None:

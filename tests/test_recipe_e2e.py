@@ -90,7 +90,7 @@ def test_half_set_si_decode_is_its_full_decode(tiny_builtin_recipe: Path, tmp_pa
 def test_kd_over_seeds(tiny_builtin_recipe: Path, repo_root: Path, tmp_path: Path) -> None:
     """local/run_seeds.sh: the main seed's networks are kept, another seed's are trained into
     exp/seeds/, and RESULTS.md gets the tables over seeds (without and with untranscribed
-    audio; the network table keeps its rows)."""
+    audio, with speed-perturbed copies; the network table keeps its rows)."""
     import shutil
 
     import torch
@@ -101,7 +101,8 @@ def test_kd_over_seeds(tiny_builtin_recipe: Path, repo_root: Path, tmp_path: Pat
     main_teacher = (recipe / "exp/dnn/final.pt").read_bytes()
     proc = subprocess.run(
         ["local/run_seeds.sh", "--seeds", "1 2", "--size", "tiny", "--nj", "2",
-         "--nnet-max-epochs", "2", "--decode-opts", "--beam 8 --lattice-beam 4"],
+         "--nnet-max-epochs", "2", "--decode-opts", "--beam 8 --lattice-beam 4",
+         "--kd-speed-perturb", "0.9 1.1"],
         cwd=recipe, env=recipe_env(None), capture_output=True, text=True, timeout=1800,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -117,12 +118,25 @@ def test_kd_over_seeds(tiny_builtin_recipe: Path, repo_root: Path, tmp_path: Pat
     assert (seed2 / "hdnn_kd_untrans/decode_eval/scoring_kaldi/best_wer").is_file()
     plain = results.index("## Knowledge distillation over 2 seeds")
     untrans = results.index("## Knowledge distillation from transcribed + untranscribed audio")
-    assert plain < untrans
-    for table in (results[plain:untrans], results[untrans:]):
+    sp = results.index("## Knowledge distillation from the transcribed audio + its speed-pert")
+    assert plain < untrans < sp
+    for table in (results[plain:untrans], results[untrans:sp], results[sp:]):
         for row in ("| 1 |", "| 2 |", "| mean +- sd |"):
             assert sum(ln.startswith(row) for ln in table.splitlines()) == 1, results
         assert re.search(r"- dev: KD beats CE in [012] of 2 seeds; one WER near", table)
     assert sum(ln.startswith("| dnn |") for ln in results.splitlines()) == 1
+    # --kd-speed-perturb: both seeds' hdnn_kd_sp learnt from the same copies of train less its
+    # CV speakers (Kaldi's sp<factor>- ids), which had no alignment: the teacher's targets only
+    sp_utts = read_table(recipe / "data/train_sp_fbank/utt2uniq")
+    cv = set((recipe / "exp/dnn/cv_utts").read_text().split())
+    train = set(read_table(recipe / "data/train/utt2spk"))
+    assert set(sp_utts.values()) == train - cv and cv
+    assert sorted(sp_utts) == sorted(f"sp{f}-{u}" for f in ("0.9", "1.1") for u in train - cv)
+    for seed_dir in (recipe / "exp", seed2):
+        meta = torch.load(seed_dir / "hdnn_kd_sp/final.pt", weights_only=False)["meta"]
+        assert meta["untranscribed_utts"] == len(sp_utts), meta
+        assert (seed_dir / "hdnn_kd_sp/decode_eval/scoring_kaldi/best_wer").is_file()
+        assert set((seed_dir / "hdnn_kd_sp/cv_utts").read_text().split()) == cv
 
     # Stage 12 for another seed's networks, with a q sweep of the teacher-regularised student:
     # one student per q in that seed's dir, none declared in the main tables, read by
@@ -278,7 +292,7 @@ def check_network_stages(recipe: Path) -> None:
     if (recipe / "data/untrans").is_dir():  # KD from untranscribed audio (stage 10)
         assert not (recipe / "data/untrans/text").exists()
         rows = [ln for ln in results.splitlines() if ln.startswith("| hdnn_kd_untrans ")]
-        assert len(rows) == 1 and re.search(r"\+ \d+ untranscribed utts", rows[0]), results
+        assert len(rows) == 1 and re.search(r"\+ \d+ utts without alignment", rows[0]), results
         meta = torch.load(exp / "hdnn_kd_untrans/final.pt", weights_only=False)["meta"]
         untrans = read_table(recipe / "data/untrans/utt2spk")
         assert meta["untranscribed_utts"] == len(untrans) > 0

@@ -276,26 +276,33 @@ def test_kd_over_seeds_table(tmp_path: Path, capsys: pytest.CaptureFixture) -> N
 
 @needs_sclite
 def test_kd_untranscribed_over_seeds_table(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    """kd-untrans-seed lines make their own table over seeds, next to the kd-seed one, with the
-    KD student that also learnt from untranscribed audio."""
+    """kd-untrans-seed and kd-sp-seed lines make their own tables over seeds, after the kd-seed
+    one, each with its KD student that also learnt from audio the teacher labelled."""
     exp = tmp_path / "exp"
     declare = []
-    for seed, (t, ce, kd, kd_u) in {"1": (3, 9, 8, 5), "2": (4, 8, 8, 6)}.items():
-        dirs = {n: exp / f"seed{seed}" / n for n in ("dnn", "hdnn_ce", "hdnn_kd", "hdnn_kd_u")}
-        for n, d in zip((t, ce, kd, kd_u), dirs.values(), strict=True):
+    errors = {"1": (3, 9, 8, 5, 7), "2": (4, 8, 8, 6, 9)}
+    for seed, (t, ce, kd, kd_u, kd_sp) in errors.items():
+        names = ("dnn", "hdnn_ce", "hdnn_kd", "hdnn_kd_u", "hdnn_kd_sp")
+        dirs = {n: exp / f"seed{seed}" / n for n in names}
+        for n, d in zip((t, ce, kd, kd_u, kd_sp), dirs.values(), strict=True):
             make_system(d, n, n)
         base = f"{dirs['dnn']} {dirs['hdnn_ce']}"
         declare.append(f"declare_system kd-seed {seed} {base} {dirs['hdnn_kd']}")
         declare.append(f"declare_system kd-untrans-seed {seed} {base} {dirs['hdnn_kd_u']}")
+        declare.append(f"declare_system kd-sp-seed {seed} {base} {dirs['hdnn_kd_sp']}")
     text = declared_results(tmp_path, declare, capsys)
     plain = text.index("## Knowledge distillation over 2 seeds")
     untrans = text.index("## Knowledge distillation from transcribed + untranscribed audio over 2")
-    assert plain < untrans
+    sp = text.index("## Knowledge distillation from the transcribed audio + its speed-perturbed")
+    assert plain < untrans < sp
     w = 100.0 / REF_WORDS
-    assert table_rows(text[untrans:], "1")[3:6] == [f"{5 * w:.2f}", f"{-4 * w:+.2f}", "67%"]
+    assert table_rows(text[untrans:sp], "1")[3:6] == [f"{5 * w:.2f}", f"{-4 * w:+.2f}", "67%"]
     assert table_rows(text[plain:untrans], "1")[3:6] == [f"{8 * w:.2f}", f"{-w:+.2f}", "17%"]
-    assert "- dev: KD beats CE in 2 of 2 seeds" in text[untrans:]
+    assert table_rows(text[sp:], "2")[3:6] == [f"{9 * w:.2f}", f"{w:+.2f}", "-25%"]
+    assert "- dev: KD beats CE in 2 of 2 seeds" in text[untrans:sp]
     assert "- dev: KD beats CE in 1 of 2 seeds" in text[plain:untrans]
+    assert "- dev: KD beats CE in 1 of 2 seeds" in text[sp:]
+    assert "copies of it played faster and slower" in text[sp:]
 
 
 def test_gap_share() -> None:

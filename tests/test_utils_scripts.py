@@ -486,6 +486,70 @@ def test_copy_and_combine_data_dir(tmp_path: Path) -> None:
     validate_data_dir(tmp_path / "mixed")
 
 
+@pytest.mark.skipif(shutil.which("sox") is None, reason="sox not installed")
+def test_perturb_data_dir_speed(tmp_path: Path) -> None:
+    """Kaldi's sp<factor>- naming for utterances, speakers and recordings; the audio through
+    sox's speed effect; durations and segment times divided by the factor; utt2uniq back to the
+    originals; no features; a segment too short once sped up leaves with its utterance."""
+    d = make_data(tmp_path / "d")
+    write(d / "wav.scp", [f"{u} /audio/{u}.wav" for u in sorted(ALL_UTTS)[:-1]]
+          + [f"{sorted(ALL_UTTS)[-1]} cat /audio/x.wav |"])  # fmt: skip
+    run("perturb_data_dir_speed.sh", "0.9", d, tmp_path / "p")
+    p = tmp_path / "p"
+    validate_data_dir(p, no_feats=True)
+    assert not (p / "feats.scp").exists() and not (p / "cmvn.scp").exists()
+    assert table(p / "utt2uniq") == {f"sp0.9-{u}": u for u in ALL_UTTS}
+    assert set(table(p / "spk2utt")) == {f"sp0.9-{s}" for s in SPEAKERS}
+    assert table(p / "text")["sp0.9-spkA-u1"] == table(d / "text")["spkA-u1"]
+    assert table(p / "utt2dur")["sp0.9-spkA-u1"] == "1.66667"
+    wav = table(p / "wav.scp")
+    assert wav["sp0.9-spkA-u0"] == "sox -t wav /audio/spkA-u0.wav -t wav - speed 0.9 |"
+    assert wav[f"sp0.9-{sorted(ALL_UTTS)[-1]}"] == (
+        "cat /audio/x.wav | sox -t wav - -t wav - speed 0.9 |"
+    )
+    s = make_data(tmp_path / "s", segments=True)
+    write(s / "segments", [f"{u} rec-{u.split('-')[0]} 1.0 {1.005 if u == 'spkC-u2' else 2.1}"
+                           for u in sorted(ALL_UTTS)])  # fmt: skip
+    run("perturb_data_dir_speed.sh", "1.1", s, tmp_path / "q")
+    q = tmp_path / "q"
+    validate_data_dir(q, no_feats=True)
+    assert table(q / "segments")["sp1.1-spkA-u0"] == "sp1.1-rec-spkA 0.91 1.91"
+    assert set(table(q / "utt2spk")) == {f"sp1.1-{u}" for u in ALL_UTTS - {"spkC-u2"}}
+    assert set(table(q / "wav.scp")) == {f"sp1.1-rec-{s}" for s in SPEAKERS}
+    assert "invalid speed factor" in fail("perturb_data_dir_speed.sh", "fast", d, tmp_path / "x")
+
+
+@pytest.mark.kaldi
+@pytest.mark.skipif(shutil.which("sox") is None, reason="sox not installed")
+def test_perturb_data_dir_speed_matches_kaldi(tmp_path: Path, kaldi_root: Path) -> None:
+    """The same files as Kaldi's utils/perturb_data_dir_speed.sh, with and without segments."""
+    for segments in (False, True):
+        d = make_data(tmp_path / f"d{segments}", segments=segments)
+        (d / "feats.scp").unlink()
+        (d / "cmvn.scp").unlink()
+        audio = tmp_path / f"audio{segments}"  # real wavs: Kaldi's script reads their lengths
+        audio.mkdir()
+        lines = (d / "wav.scp").read_text().splitlines()
+        for line in lines:
+            _wav(audio / Path(line.split()[1]).name, 4.0)
+        write(d / "wav.scp", [line.replace("/audio/", f"{audio}/") for line in lines])
+        ours, theirs = tmp_path / f"ours{segments}", tmp_path / f"kaldi{segments}"
+        run("perturb_data_dir_speed.sh", "0.9", d, ours)
+        recipe = tmp_path / f"recipe{segments}"
+        recipe.mkdir()
+        (recipe / "utils").symlink_to(kaldi_root / "egs/wsj/s5/utils")
+        bins = f"{kaldi_root}/src/bin:{kaldi_root}/src/featbin:{UTILS}"  # (UTILS: run.pl)
+        (recipe / "path.sh").write_text(f"export PATH={bins}:$PATH\n")
+        env = {**os.environ, "LC_ALL": "C", "PATH": f"{bins}:{os.environ['PATH']}"}
+        proc = subprocess.run(["utils/perturb_data_dir_speed.sh", "0.9", str(d), str(theirs)],
+                              cwd=recipe, env=env, capture_output=True, text=True)  # fmt: skip
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        names = ["utt2spk", "spk2utt", "text", "utt2uniq", "wav.scp", "utt2dur"]
+        names += ["segments"] if segments else []
+        for name in names:
+            assert table(ours / name) == table(theirs / name), name
+
+
 # ---------------------------------------------------------------------------- get_utt2dur
 
 

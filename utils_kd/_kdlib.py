@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -582,6 +583,78 @@ def get_utt2dur(data: Path) -> str:
     return f"get_utt2dur.sh: computed {target}"
 
 
+def _speed_wav(spec: str, factor: str) -> str:
+    """A wav.scp value whose audio is played ``factor`` times faster (sox's speed effect: tempo
+    and pitch together)."""
+    effect = f"sox -t wav - -t wav - speed {factor} |"
+    spec = spec.strip()
+    if spec.endswith("|"):  # a command: its output goes through sox
+        return f"{spec} {effect}"
+    if re.search(r":[0-9]+$", spec):  # an archive offset: Kaldi's wav-copy reads it
+        return f"wav-copy {spec} - | {effect}"
+    return f"sox -t wav {spec} -t wav - speed {factor} |"
+
+
+def perturb_speed(src: Path, dst: Path, factor: str) -> int:
+    """Write into ``dst`` a copy of data dir ``src`` whose audio is sped up by ``factor``:
+    utterance, speaker and recording ids prefixed ``sp<factor>-`` (Kaldi's naming), durations
+    and segment times divided by ``factor``, ``utt2uniq`` pointing each copy at its original.
+    Features are not copied (they must be computed again). Returns the number of utterances."""
+    if not float(factor) > 0:
+        raise KdError(f"speed factor must be positive, got {factor}")
+    pre = f"sp{factor}-"
+    scale = float(factor)
+
+    def renamed(name: str, value: Callable[[str, str], str | None] | None = None) -> None:
+        if not (src / name).is_file():
+            return
+        rows = []
+        for key, line in read_lines(src / name):
+            rest = line[len(key) :].strip()
+            new = rest if value is None else value(key, rest)
+            if new is not None:
+                rows.append((pre + key, f"{pre}{key} {new}".rstrip()))
+        write_lines(dst / name, [line for _, line in c_sort(rows)])
+
+    utt2spk = read_lines(src / "utt2spk")
+    segments: dict[str, tuple[str, float, float]] = {}
+    if (src / "segments").is_file():
+        for utt, line in read_lines(src / "segments"):
+            reco, start, end = line.split()[1:4]
+            begin, finish = float(start) / scale, float(end) / scale
+            if finish > begin + 0.01:  # (a segment too short once sped up is left out)
+                segments[utt] = (reco, begin, finish)
+        utt2spk = [(u, line) for u, line in utt2spk if u in segments]
+    kept = {u for u, _ in utt2spk}
+    uniq = {}
+    if (src / "utt2uniq").is_file():
+        uniq = {k: second_field(line) for k, line in read_lines(src / "utt2uniq")}
+    new_u2s = c_sort([(pre + u, f"{pre}{u} {pre}{second_field(line)}") for u, line in utt2spk])
+    write_lines(dst / "utt2spk", [line for _, line in new_u2s])
+    write_lines(dst / "spk2utt", spk2utt_lines(new_u2s))
+    write_lines(dst / "utt2uniq", [f"{pre}{u} {uniq.get(u, u)}" for u, _ in c_sort(utt2spk)])
+    speakers = {second_field(line) for _, line in utt2spk}
+    recos = {reco for reco, _, _ in segments.values()} if segments else kept
+
+    def only(keys: set[str], value: Callable[[str], str] = lambda rest: rest):
+        return lambda key, rest: value(rest) if key in keys else None
+
+    def slower(rest: str) -> str:
+        return _fmt(float(rest) / scale)
+
+    renamed("text", only(kept))
+    renamed("utt2dur", only(kept, slower))
+    renamed("spk2gender", only(speakers))
+    renamed("reco2dur", only(recos, slower))
+    if segments:
+        rows = [
+            (pre + u, f"{pre}{u} {pre}{r} {b:.2f} {e:.2f}") for u, (r, b, e) in segments.items()
+        ]
+        write_lines(dst / "segments", [line for _, line in c_sort(rows)])
+    renamed("wav.scp", only(recos, lambda rest: _speed_wav(rest, factor)))
+    return len(utt2spk)
+
+
 def _fmt(x: float) -> str:
     """Like Kaldi's text output of a float (6 significant digits)."""
     return f"{x:.6g}"
@@ -618,6 +691,9 @@ def main(argv: list[str]) -> int:
     elif op == "combine":  # combine EXTRA DEST SRC...
         for msg in combine_data(Path(args[1]), [Path(a) for a in args[2:]], args[0].split()):
             print(msg, file=sys.stderr)
+    elif op == "perturb-speed":  # perturb-speed FACTOR SRC DST
+        n = perturb_speed(Path(args[1]), Path(args[2]), args[0])
+        print(f"perturb_data_dir_speed.sh: {n} utterances of {args[1]} at speed {args[0]}")
     elif op == "utt2dur":
         print(get_utt2dur(Path(args[0])), file=sys.stderr)
     else:

@@ -324,7 +324,7 @@ def describe_training(meta: dict[str, Any], epochs: int | None = None) -> str:
     if teacher:
         text += f" (teacher {model_name(teacher)})"
     if meta.get("untranscribed_utts"):
-        text += f" + {int(meta['untranscribed_utts'])} untranscribed utts"
+        text += f" + {int(meta['untranscribed_utts'])} utts without alignment"
     return text
 
 
@@ -423,27 +423,42 @@ def kd_summary(
     return "\n".join(lines) + "\n"
 
 
+# extra audio of a KD student -> (title's tail, how the text names the KD student)
+KD_EXTRA: dict[str | None, tuple[str, str]] = {
+    None: ("", "KD student"),
+    "untrans": (
+        " from transcribed + untranscribed audio",
+        "KD student (trained on the transcribed and the untranscribed audio, every frame's "
+        "targets the teacher's posteriors)",
+    ),
+    "sp": (
+        " from the transcribed audio + its speed-perturbed copies",
+        "KD student (trained on the transcribed audio and on copies of it played faster and "
+        "slower, every frame's targets the teacher's posteriors)",
+    ),
+}
+
+
 def kd_seed_table(
     seeds: Mapping[str, tuple[SystemWers, SystemWers, SystemWers]],
     tune_set: str = "dev",
     test_set: str = "eval",
-    untranscribed: bool = False,
+    extra: str | None = None,
 ) -> list[str]:
     """KD against CE over seeds: one row per seed (teacher, CE and KD student WERs, the paired
     KD - CE difference, the share of the teacher-student gap closed), mean +- standard deviation
-    over the seeds, and the binomial 95% interval of one WER on each set. ``untranscribed``: the
-    KD student also learnt from untranscribed audio (the title and the text say so)."""
+    over the seeds, and the binomial 95% interval of one WER on each set. ``extra``: the KD
+    student also learnt from audio the teacher labelled, ``untrans`` (untranscribed speech) or
+    ``sp`` (speed-perturbed copies of the training audio); the title and the text say which."""
     sets = ((tune_set, "tune"), (test_set, "test"))
     heads = ["seed"]
     for name, _ in sets:
         heads += [f"teacher {name}", f"CE {name}", f"KD {name}", f"KD - CE {name}",
                   f"gap closed {name}"]  # fmt: skip
-    title = "Knowledge distillation"
-    kd_text = "KD student"
-    if untranscribed:
-        title += " from transcribed + untranscribed audio"
-        kd_text = ("KD student (trained on the transcribed and the untranscribed audio, every "
-                   "frame's targets the teacher's posteriors)")  # fmt: skip
+    if extra not in KD_EXTRA:
+        raise ValueError(f"extra must be one of {sorted(KD_EXTRA, key=str)}, got {extra!r}")
+    title_tail, kd_text = KD_EXTRA[extra]
+    title = "Knowledge distillation" + title_tail
     out = [f"## {title} over {len(seeds)} seeds", ""]
     out += [
         f"Teacher, CE student and {kd_text} trained with each seed ({test_set} at "
@@ -891,12 +906,13 @@ def results_table(
     kd_seeds: Mapping[str, Sequence[str | os.PathLike]] | None = None,
     deploy: Sequence[str | os.PathLike] = (),
     kd_untrans_seeds: Mapping[str, Sequence[str | os.PathLike]] | None = None,
+    kd_sp_seeds: Mapping[str, Sequence[str | os.PathLike]] | None = None,
 ) -> str:
     """The Markdown text: GMM table, network table, KD paragraph, KD over seeds (two or more;
-    also with untranscribed audio), per-epoch table of sequence training, adaptation table
-    (each when asked for)."""
+    also with untranscribed audio, with speed-perturbed copies), per-epoch table of sequence
+    training, adaptation table (each when asked for)."""
     if not (gmm or nnet or kd_pair or epochs or adapt is not None or kd_seeds or deploy
-            or kd_untrans_seeds):  # fmt: skip
+            or kd_untrans_seeds or kd_sp_seeds):  # fmt: skip
         raise ValueError(
             "nothing to tabulate: give --gmm, --nnet, --kd-pair, --epochs or --adapt systems"
         )
@@ -941,11 +957,11 @@ def results_table(
         t, ce, kd = (wers(d) for d in kd_pair)
         names = (Path(kd_pair[0]).name, Path(kd_pair[1]).name, Path(kd_pair[2]).name)
         out.append(kd_summary(t, ce, kd, names, tune_set, test_set))
-    for seed_dirs, untranscribed in ((kd_seeds, False), (kd_untrans_seeds, True)):
+    for seed_dirs, extra in ((kd_seeds, None), (kd_untrans_seeds, "untrans"), (kd_sp_seeds, "sp")):
         if seed_dirs and len(seed_dirs) > 1:
             by_seed = {seed: tuple(wers(d) for d in dirs) for seed, dirs in seed_dirs.items()}
             out += [
-                *kd_seed_table(by_seed, tune_set, test_set, untranscribed),  # type: ignore[arg-type]
+                *kd_seed_table(by_seed, tune_set, test_set, extra),  # type: ignore[arg-type]
                 "",
             ]
     if epochs:
@@ -991,6 +1007,7 @@ def _run(args: argparse.Namespace) -> int:
         kd_seeds=systems.kd_seeds,
         deploy=systems.deploy,
         kd_untrans_seeds=systems.kd_untrans_seeds,
+        kd_sp_seeds=systems.kd_sp_seeds,
     )
     print(text, end="")
     return 0

@@ -11,6 +11,7 @@ recipe's directory names::
     kd-seed 2 exp/seeds/seed2/dnn ...       # the same three of one seed: the table over seeds
     kd-untrans-seed 2 T CE KD_UNTRANS       # the same with the KD student that also learnt from
                                             # untranscribed audio: its table over seeds
+    kd-sp-seed 2 T CE KD_SP                 # ... from speed-perturbed copies of train: its table
     adapt exp/hdnn_kd teacher decode        # a network's speaker adaptation runs (methods)
     deploy exp/hdnn_kd/export               # exported models (fp32, int8) and their decodes
 
@@ -41,6 +42,8 @@ class Systems:
     kd_seeds: dict[str, list[str]] = field(default_factory=dict)  # seed -> teacher, CE, KD
     # seed -> teacher, CE, KD student trained on transcribed + untranscribed audio
     kd_untrans_seeds: dict[str, list[str]] = field(default_factory=dict)
+    # seed -> teacher, CE, KD student trained on train + its speed-perturbed copies
+    kd_sp_seeds: dict[str, list[str]] = field(default_factory=dict)
     adapt: str | None = None
     adapt_methods: list[str] = field(default_factory=lambda: list(ADAPT_METHODS))
     deploy: list[str] = field(default_factory=list)
@@ -63,13 +66,17 @@ class Systems:
                     f"{where}: 'kd-pair' takes TEACHER STUDENT_CE STUDENT_KD, got {args}"
                 )
             self.kd_pair = args
-        elif kind in ("kd-seed", "kd-untrans-seed"):
+        elif kind in ("kd-seed", "kd-untrans-seed", "kd-sp-seed"):
             if len(args) != 4:
                 raise SystemsFileError(
                     f"{where}: '{kind}' takes SEED TEACHER STUDENT_CE STUDENT_KD, got {args}"
                 )
-            table = self.kd_seeds if kind == "kd-seed" else self.kd_untrans_seeds
-            table[args[0]] = args[1:]
+            tables = {
+                "kd-seed": self.kd_seeds,
+                "kd-untrans-seed": self.kd_untrans_seeds,
+                "kd-sp-seed": self.kd_sp_seeds,
+            }
+            tables[kind][args[0]] = args[1:]
         elif kind == "adapt":
             bad = [m for m in args[1:] if m not in ADAPT_METHODS]
             if not args or bad:
@@ -82,7 +89,7 @@ class Systems:
         else:
             raise SystemsFileError(
                 f"{where}: unknown system kind '{kind}' "
-                "(gmm, nnet, seq, kd-pair, kd-seed, kd-untrans-seed, adapt, deploy)"
+                "(gmm, nnet, seq, kd-pair, kd-seed, kd-untrans-seed, kd-sp-seed, adapt, deploy)"
             )
 
     def empty(self) -> bool:
@@ -93,6 +100,7 @@ class Systems:
             or self.kd_pair
             or self.kd_seeds
             or self.kd_untrans_seeds
+            or self.kd_sp_seeds
             or self.adapt
             or self.deploy
         )
