@@ -98,6 +98,7 @@ def test_kd_over_seeds(tiny_builtin_recipe: Path, repo_root: Path, tmp_path: Pat
     recipe = make_recipe_dir(repo_root, tmp_path)
     for name in ("data", "exp"):
         shutil.copytree(tiny_builtin_recipe / name, recipe / name, symlinks=True)
+    (recipe / "corpus").symlink_to(tiny_builtin_recipe / "corpus")  # (the speed-perturbed copies)
     main_teacher = (recipe / "exp/dnn/final.pt").read_bytes()
     proc = subprocess.run(
         ["local/run_seeds.sh", "--seeds", "1 2", "--size", "tiny", "--nj", "2",
