@@ -135,10 +135,7 @@ kd_check_options "$0" stage:int stop_stage:int 'corpus:embedded|ami' 'size:defau
   'seq_teacher_precision:float32|bfloat16|auto?' \
   seq_epochs:pos_int seq_gates_lr:pos_float seq_decode_epochs:bool \
   adapt_epochs:pos_int skip_install:bool untrans_minutes:nonneg_float
-for f in $kd_speed_perturb; do
-  awk -v f="$f" 'BEGIN { exit !(f ~ /^[0-9]*\.?[0-9]+$/ && f > 0 && f != 1) }' \
-    || { echo "$0: --kd-speed-perturb must list speed factors (positive, not 1), got '$kd_speed_perturb'" >&2; exit 1; }
-done
+kd_check_speed_factors "$0" kd-speed-perturb "$kd_speed_perturb"
 
 if ! $skip_install; then tools/install.sh; fi
 if [ -z "$decode_nj" ]; then  # dev and eval share --nj where they decode at once (for_sets)

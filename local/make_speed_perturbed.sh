@@ -19,10 +19,7 @@ kd_check_options "$0" nj:pos_int
 kd_check_num_args 3 $#
 src=$1 cv_utts=$2 out=$3
 kd_require_files "$0" "$src/wav.scp" "$src/utt2spk" "$cv_utts"
-for f in $factors; do
-  awk -v f="$f" 'BEGIN { exit !(f ~ /^[0-9]*\.?[0-9]+$/ && f > 0 && f != 1) }' \
-    || { echo "$0: --factors must list positive numbers other than 1, got '$factors'" >&2; exit 1; }
-done
+kd_check_speed_factors "$0" factors "$factors"
 [ -n "$factors" ] || { echo "$0: --factors is empty" >&2; exit 1; }
 
 stamp="factors: $factors; CV utterances: $(sort "$cv_utts" | md5sum | cut -d' ' -f1)"

@@ -122,6 +122,18 @@ kd_check_options() {
   done
 }
 
+# kd_check_speed_factors <me> <option> <factors>: exit 1 naming --<option> unless every word of
+# <factors> is a speed factor (a positive number other than 1, as sox's speed effect takes it).
+kd_check_speed_factors() {
+  local f
+  for f in $3; do
+    awk -v f="$f" 'BEGIN { exit !(f ~ /^[0-9]*\.?[0-9]+$/ && f > 0 && f != 1) }' || {
+      echo "$1: --$2 must list speed factors (positive, not 1), got '$3'" >&2
+      exit 1
+    }
+  done
+}
+
 # kd_nonzero <number>: true when the number (e.g. a --prior-scale, "0", "0.0", "1.0") is not zero.
 kd_nonzero() {
   awk -v x="$1" 'BEGIN { exit !(x + 0 != 0) }'

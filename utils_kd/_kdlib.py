@@ -600,10 +600,10 @@ def perturb_speed(src: Path, dst: Path, factor: str) -> int:
     utterance, speaker and recording ids prefixed ``sp<factor>-`` (Kaldi's naming), durations
     and segment times divided by ``factor``, ``utt2uniq`` pointing each copy at its original.
     Features are not copied (they must be computed again). Returns the number of utterances."""
-    if not float(factor) > 0:
+    scale = float(factor)
+    if not scale > 0:
         raise KdError(f"speed factor must be positive, got {factor}")
     pre = f"sp{factor}-"
-    scale = float(factor)
 
     def renamed(name: str, value: Callable[[str, str], str | None] | None = None) -> None:
         if not (src / name).is_file():
