@@ -2,8 +2,9 @@
 (benchmark, not a test).
 
 For each network config, matrix-product precision (float32, bfloat16 autocast) and Adam
-implementation (PyTorch's per-tensor loop, pykd's default; ``foreach``; ``fused``, pykd's
-``fused_adam: true``, see ``pykd/train/optimizers.py``) it prints the median milliseconds of
+implementation (PyTorch's per-tensor loop; pykd's default ``OnePassAdam``, the same update bit for
+bit in one pass, ``pykd/train/adam.py``; ``foreach``; ``fused``, pykd's ``fused_adam: true``, see
+``pykd/train/optimizers.py``) it prints the median milliseconds of
 forward + backward and of ``optimizer.step()`` over a batch, and the frames/s of the whole step,
 as the recipe's trainer runs it (flushed denormals, the given torch threads).
 
@@ -22,24 +23,31 @@ from pathlib import Path
 import torch
 
 from pykd.models import build_model, count_parameters, load_model_config
+from pykd.train.adam import OnePassAdam
 from pykd.train.distributed import setup_torch
 from pykd.train.precision import native_bf16
 
 REPO = Path(__file__).resolve().parents[1]
 ADAM_KINDS = {
-    "per-tensor": {"foreach": False},
-    "foreach": {"foreach": True},
-    "fused": {"fused": True},
+    "per-tensor": (torch.optim.Adam, {"foreach": False}),
+    "one-pass": (OnePassAdam, {}),
+    "foreach": (torch.optim.Adam, {"foreach": True}),
+    "fused": (torch.optim.Adam, {"fused": True}),
 }
 
 
 def time_steps(
-    model: torch.nn.Module, adam: dict, dtype: torch.dtype | None, batch: int, steps: int
+    model: torch.nn.Module,
+    adam: tuple[type, dict],
+    dtype: torch.dtype | None,
+    batch: int,
+    steps: int,
 ) -> tuple[float, float]:
     """Median seconds of forward + backward and of the Adam step over ``steps`` batches."""
     x = torch.randn(batch, 440)
     y = torch.randint(0, 336, (batch,))
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3, **adam)
+    cls, options = adam
+    opt = cls(model.parameters(), lr=1e-3, **options)
     fb, up = [], []
     for i in range(steps + 5):  # 5 warm-up steps
         t0 = time.perf_counter()

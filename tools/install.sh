@@ -37,16 +37,19 @@ python=${PYTHON:-python3}
 if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 10))'; then
   echo "$0: $python is $("$python" --version 2>&1); pykd needs Python >= 3.10" >&2; exit 1
 fi
-# pykd's compiled lattice determinisation (pykd/decode/latdet.cpp -> _latdet.so; needs a C++
-# compiler: Debian g++). A no-op when the library is newer than its source.
-build_latdet() {
-  .venv/bin/python -m pykd.decode.latdet >/dev/null \
-    || { echo "$0: building pykd/decode/_latdet.so failed (see above)" >&2; exit 1; }
+# pykd's compiled helpers (pykd/decode/latdet.cpp -> _latdet.so: the decoder's search and lattice
+# determinisation; pykd/train/adam.cpp -> _adam.so: Adam's update in one pass; needs a C++
+# compiler: Debian g++). A no-op when a library is newer than its source.
+build_native() {
+  for module in pykd.decode.latdet pykd.train.adam; do
+    .venv/bin/python -m "$module" >/dev/null \
+      || { echo "$0: building $module's library failed (see above)" >&2; exit 1; }
+  done
 }
 stamp=.venv/.pykd-install-stamp
 want=$(cat requirements.txt pyproject.toml | sha256sum | cut -d' ' -f1)
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -x .venv/bin/pykd ]; then
-  build_latdet
+  build_native
   exit 0
 fi
 [ -x .venv/bin/python ] || "$python" -m venv .venv
@@ -61,6 +64,6 @@ rm -f "$pip_log"
 # Fail loudly if the pinned Kaldi wrappers do not import together (docs/design.md §2).
 .venv/bin/python -c 'import kaldi_hmm_gmm, kaldifst, kaldi_decoder, kaldilm, kaldi_native_fbank, kaldiio, torch' \
   || { echo "$0: the Python dependencies do not import; see the errors above" >&2; exit 1; }
-build_latdet
+build_native
 echo "$want" > "$stamp"
 echo "$0: done"

@@ -3,10 +3,10 @@
 No Python package offers a lattice-generating search with max-active pruning or Kaldi's lattice
 determinisation (words, transition-id strings, the CompactLattice semiring), so pykd has its own,
 written in C++ with a plain C interface and loaded with ctypes: the decoder's hot path has no
-per-token or per-arc Python loop. The library is built from
-``latdet.cpp`` with the system C++ compiler (``c++``/``g++``, C++17) into ``_latdet.so`` next to
-it: by ``tools/install.sh`` (``python -m pykd.decode.latdet``), or on first use when it is missing
-or older than the source.
+per-token or per-arc Python loop. The library is built from ``latdet.cpp`` with the system C++
+compiler (``c++``/``g++``, C++17) into ``_latdet.so`` next to it (``pykd.io.native``): by
+``tools/install.sh`` (``python -m pykd.decode.latdet``), or on first use when it is missing or
+older than the source.
 
     graph = DecodingGraph.from_fst(hclg)           # a kaldifst.StdVectorFst
     raw, status = graph.search(mat, beam, max_active, min_active, lattice_beam)
@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import ctypes
 import os
-import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -28,17 +26,12 @@ from pathlib import Path
 import kaldifst
 import numpy as np
 
+from pykd.io import native
 from pykd.kaldi.lattice_io import CompactLattice, Lattice
 
 SOURCE = Path(__file__).with_name("latdet.cpp")
 LIBRARY = Path(__file__).with_name("_latdet.so")
-COMPILE_FLAGS = ("-O2", "-std=c++17", "-shared", "-fPIC")
-
 _lib: ctypes.CDLL | None = None
-
-
-class LatdetBuildError(RuntimeError):
-    """The lattice library could not be built (no C++ compiler, or it failed)."""
 
 
 class DeterminizeLimitError(RuntimeError):
@@ -47,25 +40,7 @@ class DeterminizeLimitError(RuntimeError):
 
 def build(force: bool = False) -> Path:
     """Compile ``latdet.cpp`` into ``_latdet.so`` (atomically) unless it is up to date."""
-    if not force and LIBRARY.is_file() and LIBRARY.stat().st_mtime >= SOURCE.stat().st_mtime:
-        return LIBRARY
-    compiler = os.environ.get("CXX") or shutil.which("c++") or shutil.which("g++")
-    if compiler is None:
-        raise LatdetBuildError(
-            f"no C++ compiler (c++/g++, or $CXX) to build {LIBRARY.name} from {SOURCE}; "
-            "install one (Debian: apt-get install g++) and run tools/install.sh"
-        )
-    fd, tmp = tempfile.mkstemp(suffix=".so", dir=LIBRARY.parent)
-    os.close(fd)
-    proc = subprocess.run(
-        [compiler, *COMPILE_FLAGS, "-o", tmp, str(SOURCE)], capture_output=True, text=True
-    )
-    if proc.returncode != 0:
-        os.unlink(tmp)
-        raise LatdetBuildError(f"{compiler} failed to build {SOURCE}:\n{proc.stderr[-3000:]}")
-    os.chmod(tmp, 0o755)
-    os.replace(tmp, LIBRARY)
-    return LIBRARY
+    return native.build(SOURCE, LIBRARY, force=force)
 
 
 def _library() -> ctypes.CDLL:
@@ -283,7 +258,7 @@ def _export(lib: ctypes.CDLL, handle: int) -> CompactLattice:
 if __name__ == "__main__":  # tools/install.sh: build (or rebuild with --force)
     try:
         print(f"{build(force='--force' in sys.argv[1:])}: up to date")
-    except LatdetBuildError as err:
+    except native.NativeBuildError as err:
         sys.exit(str(err))
 
 

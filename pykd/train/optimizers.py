@@ -1,12 +1,12 @@
 """The optimisers of every trainer (frame level, sequence, adaptation): SGD or Adam.
 
-``fused=True`` asks for PyTorch's fused Adam kernel (one pass over each parameter's state per
-step) where the parameters live on a device that has it (CPU, CUDA). PyTorch's default per-tensor
-loop makes ~8 passes: on the 5M-parameter embedded teacher it took ~10 ms of a ~38 ms CPU step,
-the fused step ~3 ms (``bench/bench_train_step.py``). The update is Adam's but rounds differently,
-and the teacher's newbob decisions (which epochs are rejected) follow the rounding, so the
-default stays PyTorch's loop: the recipe's networks stay those of earlier sessions
-(docs/training.md, *The optimiser step*).
+Adam is ``OnePassAdam`` (``pykd/train/adam.py``): PyTorch's default update, bit for bit, done in
+one compiled pass over memory on the CPU instead of PyTorch's ~8 (on the 5M-parameter embedded
+teacher ~3.7 ms instead of ~8-13 ms of a ~50 ms step, ``bench/bench_train_step.py``), so the
+recipe's networks are exactly those PyTorch's loop trains. ``fused=True`` asks for PyTorch's
+fused Adam kernel instead, where the parameters live on a device that has it (CPU, CUDA): as fast,
+but it rounds differently, and the teacher's newbob decisions (which epochs are rejected) follow
+the rounding (docs/training.md, *The optimiser step*).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
+from pykd.train.adam import OnePassAdam
 from pykd.train.options import OPTIMIZERS
 
 FUSED_ADAM_DEVICES = ("cpu", "cuda")  # where torch.optim.Adam(fused=True) runs
@@ -29,8 +30,8 @@ def build_optimizer(
     weight_decay: float = 0.0,
     fused: bool = False,
 ) -> torch.optim.Optimizer:
-    """SGD (with optional momentum) or Adam (``fused``: the fused kernel where the parameters'
-    device has it, else PyTorch's default)."""
+    """SGD (with optional momentum) or Adam (``fused``: PyTorch's fused kernel where the
+    parameters' device has it; otherwise PyTorch's default update, in one pass on the CPU)."""
     params = list(params)
     kind = name.lower()
     if kind == "sgd":
@@ -39,5 +40,7 @@ def build_optimizer(
         fused = fused and all(
             p.device.type in FUSED_ADAM_DEVICES and p.is_floating_point() for p in params
         )
-        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, fused=fused or None)
+        if fused:
+            return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, fused=True)
+        return OnePassAdam(params, lr=lr, weight_decay=weight_decay)
     raise ValueError(f"unknown optimizer {name!r} ({', '.join(OPTIMIZERS)})")
