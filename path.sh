@@ -34,3 +34,18 @@ export IRSTLM=/usr/lib/irstlm
 export PATH="$PYKD_ROOT/utils:$PYKD_ROOT/steps_kd:$IRSTLM/bin:/usr/lib/sctk/bin:$PATH"
 export LC_ALL=C
 export PYTHONUNBUFFERED=1
+
+# MKL (inside PyTorch: its float32 matrix products) runs generic kernels on x86 CPUs not made by
+# Intel; the shim built by tools/install.sh lets it pick them by instruction set (AMD EPYC with
+# AVX-512: the teacher's CE training 1.7x faster; docs/training.md, *Matrix products on AMD CPUs*).
+# PYKD_MKL_VENDOR_SHIM=0 turns it off.
+__pykd_shim="$PYKD_ROOT/pykd/io/_mkl_vendor.so"
+if [ "${PYKD_MKL_VENDOR_SHIM:-1}" != 0 ] && [ -f "$__pykd_shim" ] \
+   && ! grep -q -m1 'GenuineIntel' /proc/cpuinfo 2>/dev/null \
+   && grep -q -m1 'AuthenticAMD\|HygonGenuine' /proc/cpuinfo 2>/dev/null; then
+  case ":${LD_PRELOAD:-}:" in
+    *":$__pykd_shim:"*) ;;
+    *) export LD_PRELOAD="$__pykd_shim${LD_PRELOAD:+:$LD_PRELOAD}" ;;
+  esac
+fi
+unset __pykd_shim

@@ -38,10 +38,11 @@ if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 10))'; then
   echo "$0: $python is $("$python" --version 2>&1); pykd needs Python >= 3.10" >&2; exit 1
 fi
 # pykd's compiled helpers (pykd/decode/latdet.cpp -> _latdet.so: the decoder's search and lattice
-# determinisation; pykd/train/adam.cpp -> _adam.so: Adam's update in one pass; needs a C++
-# compiler: Debian g++). A no-op when a library is newer than its source.
+# determinisation; pykd/train/adam.cpp -> _adam.so: Adam's update in one pass;
+# pykd/io/mkl_vendor.cpp -> _mkl_vendor.so: MKL's fast kernels on AMD CPUs, preloaded by path.sh;
+# needs a C++ compiler: Debian g++). A no-op when a library is newer than its source.
 build_native() {
-  for module in pykd.decode.latdet pykd.train.adam; do
+  for module in pykd.decode.latdet pykd.train.adam pykd.io.mkl_vendor; do
     .venv/bin/python -m "$module" >/dev/null \
       || { echo "$0: building $module's library failed (see above)" >&2; exit 1; }
   done
