@@ -41,7 +41,6 @@ export PYTHONUNBUFFERED=1
 # PYKD_MKL_VENDOR_SHIM=0 turns it off.
 __pykd_shim="$PYKD_ROOT/pykd/io/_mkl_vendor.so"
 if [ "${PYKD_MKL_VENDOR_SHIM:-1}" != 0 ] && [ -f "$__pykd_shim" ] \
-   && ! grep -q -m1 'GenuineIntel' /proc/cpuinfo 2>/dev/null \
    && grep -q -m1 'AuthenticAMD\|HygonGenuine' /proc/cpuinfo 2>/dev/null; then
   case ":${LD_PRELOAD:-}:" in
     *":$__pykd_shim:"*) ;;

@@ -30,7 +30,9 @@ def _train(model: torch.nn.Module, opt: torch.optim.Optimizer, steps: int, seed:
         opt.step()
 
 
-def _same(a: torch.nn.Module, b: torch.nn.Module, oa: torch.optim.Optimizer, ob) -> bool:
+def _same(
+    a: torch.nn.Module, b: torch.nn.Module, oa: torch.optim.Optimizer, ob: torch.optim.Optimizer
+) -> bool:
     sa, sb = a.state_dict(), b.state_dict()
     if not all(torch.equal(sa[k], sb[k]) for k in sa):
         return False

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import ctypes
 import os
-import sys
 import tempfile
 from pathlib import Path
 
@@ -256,10 +255,7 @@ def _export(lib: ctypes.CDLL, handle: int) -> CompactLattice:
 
 
 if __name__ == "__main__":  # tools/install.sh: build (or rebuild with --force)
-    try:
-        print(f"{build(force='--force' in sys.argv[1:])}: up to date")
-    except native.NativeBuildError as err:
-        sys.exit(str(err))
+    native.build_command(build)
 
 
 class GraphLevelsError(ValueError):

@@ -1,12 +1,11 @@
 """The MKL vendor shim (``mkl_vendor.cpp``): lets MKL inside PyTorch use its fast kernels on x86
 CPUs not made by Intel (AMD). ``path.sh`` preloads the library where the CPU's vendor is not
-Intel; ``python -m pykd.io.mkl_vendor`` builds it (``tools/install.sh``) and prints its path.
+Intel; ``python -m pykd.io.mkl_vendor`` builds it (``tools/install.sh``).
 See docs/training.md, *Matrix products on AMD CPUs*.
 """
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from pykd.io import native
@@ -21,7 +20,4 @@ def build(force: bool = False) -> Path:
 
 
 if __name__ == "__main__":  # tools/install.sh: build (or rebuild with --force)
-    try:
-        print(build(force="--force" in sys.argv[1:]))
-    except native.NativeBuildError as err:
-        sys.exit(str(err))
+    native.build_command(build)

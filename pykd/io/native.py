@@ -12,7 +12,9 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 COMPILE_FLAGS = ("-O2", "-std=c++17", "-shared", "-fPIC")
@@ -47,3 +49,12 @@ def build(
     os.chmod(tmp, 0o755)
     os.replace(tmp, library)
     return library
+
+
+def build_command(build_fn: Callable[..., Path]) -> None:
+    """``python -m <helper module>`` (tools/install.sh): build its library (``--force``:
+    rebuild), print where it is, or exit with why it could not be built."""
+    try:
+        print(f"{build_fn(force='--force' in sys.argv[1:])}: up to date")
+    except NativeBuildError as err:
+        sys.exit(str(err))

@@ -251,7 +251,4 @@ class OnePassAdam(torch.optim.Adam):
 
 
 if __name__ == "__main__":  # tools/install.sh: build (or rebuild with --force)
-    try:
-        print(f"{build(force='--force' in sys.argv[1:])}: up to date")
-    except native.NativeBuildError as err:
-        sys.exit(str(err))
+    native.build_command(build)
