@@ -37,6 +37,10 @@ teacher_precision=   # the teacher's matrix products in CE (stage 8), empty: pyk
 seq_teacher_precision=auto  # the same in its sequence training (stage 12): bfloat16 where native
                      # (~3x faster epochs, the float32 objective and WERs; docs/sequence.md)
 nnet_max_epochs=     # override the max epochs of the train config (e.g. 2 for a smoke run)
+student_epochs=14    # the students (stages 9-10) train this many epochs, the first
+student_keep_lr_epochs=6  # this many at the initial lr, then halving it every epoch (newbob's
+                     # rejection of a worse epoch kept); empty student_epochs: the train config's
+                     # newbob stop, whose early stops made a seed's student a lottery (issue 16)
 kd_p=1.0             # KD weight p: L = (1-p) CE(hard) + p CE(teacher)
 kd_temperature=1.0
 nnet_device=auto     # torch device for training: auto | cpu | cuda
@@ -85,6 +89,9 @@ help_message="Usage: $0 [options]
   --student-config YAML        student model (default: conf/student_hdnn.yaml)
   --nnet-train-config YAML     optimiser / newbob settings (default: conf/train_nnet.yaml)
   --nnet-max-epochs N          cap the training epochs of every network
+  --student-epochs N           the students' fixed number of epochs (default: 14; empty: the
+                               train config's newbob stop)
+  --student-keep-lr-epochs N   of which at the initial lr before halving (default: 6)
   --teacher-batch-size N       the teacher's mini-batch in frames (default: the train config's)
   --teacher-precision P        the teacher's matrix products in stage 8: float32, bfloat16,
                                or auto (bfloat16 where the device multiplies it natively: AMX
@@ -130,6 +137,7 @@ cd "$(dirname "$0")"
 kd_check_options "$0" stage:int stop_stage:int 'corpus:embedded|ami' 'size:default|tiny|double' seed:int \
   'mic:ihm|sdm1' nj:pos_int lm_order:pos_int 'lm_prune_threshold:nonneg_float?' tri_leaves:pos_int \
   tri_gauss:pos_int 'decode_nj:pos_int?' nnet_lattice_beam:pos_float 'nnet_max_epochs:pos_int?' kd_p:nonneg_float \
+  'student_epochs:pos_int?' student_keep_lr_epochs:nonneg_int \
   kd_temperature:pos_float 'nnet_device:auto|cpu|cuda' nnet_threads:nonneg_int nnet_procs:pos_int \
   nnet_data_on_device:bool 'teacher_batch_size:pos_int?' 'teacher_precision:float32|bfloat16|auto?' \
   'seq_teacher_precision:float32|bfloat16|auto?' \
@@ -341,11 +349,20 @@ fi
 # on one, ~30k on two), so the pair takes little more than one. Each is then decoded.
 train_student() {
   case $1 in
-    ce) nnet_threads=$student_threads nnet_declare=false train_and_decode "$nnet_exp/hdnn_ce" "$student_config" ;;
-    kd) nnet_threads=$student_threads nnet_declare=false train_and_decode "$nnet_exp/hdnn_kd" "$student_config" \
-          --teacher-posts "$teacher_dir/posts_train" --kd-p "$kd_p" --kd-temperature "$kd_temperature" ;;
+    ce) nnet_threads=$student_threads nnet_declare=false train_and_decode "$nnet_exp/hdnn_ce" \
+          "$student_config" "${student_schedule[@]}" ;;
+    kd) nnet_threads=$student_threads nnet_declare=false train_and_decode "$nnet_exp/hdnn_kd" \
+          "$student_config" "${student_schedule[@]}" --teacher-posts "$teacher_dir/posts_train" \
+          --kd-p "$kd_p" --kd-temperature "$kd_temperature" ;;
   esac
 }
+# the students' schedule (train_nnet.sh options): --student-epochs, capped by --nnet-max-epochs
+student_schedule=()
+if [ -n "$student_epochs" ]; then
+  capped=$student_epochs
+  if [ -n "$nnet_max_epochs" ] && [ "$nnet_max_epochs" -lt "$capped" ]; then capped=$nnet_max_epochs; fi
+  student_schedule=(--min-epochs "$capped" --max-epochs "$capped" --keep-lr-epochs "$student_keep_lr_epochs")
+fi
 
 if begin_stage 9 "students HDNN (CE and KD)"; then
   teacher_dir=$nnet_exp/dnn
@@ -384,7 +401,7 @@ kd_on_extra_audio() {
     --num-threads "$nnet_threads" "$teacher_dir/final.pt" "$data/train_plus_${name}_fbank" \
     "$teacher_dir/posts_train_plus_$name"
   nnet_data=$data/train_plus_${name}_fbank train_and_decode "$nnet_exp/hdnn_kd_$name" \
-    "$student_config" --teacher-posts "$teacher_dir/posts_train_plus_$name" --kd-p "$kd_p" \
+    "$student_config" "${student_schedule[@]}" --teacher-posts "$teacher_dir/posts_train_plus_$name" --kd-p "$kd_p" \
     --kd-temperature "$kd_temperature"
   declare_system "$kind" "$seed" "$teacher_dir" "$nnet_exp/hdnn_ce" "$nnet_exp/hdnn_kd_$name"
 }

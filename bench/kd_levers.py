@@ -28,7 +28,15 @@ sys.path.insert(0, str(REPO))
 
 from untrans_curve import point  # noqa: E402  (bench/, the script's own dir)
 
-from pykd.report.results import gap_share  # noqa: E402
+from pykd.report.bootstrap import decode_dir_errors, probability_of_improvement  # noqa: E402
+from pykd.report.results import SetWer, gap_share  # noqa: E402
+
+PAIRED_NOTE = (
+    "P(KD better): the paired bootstrap probability that the KD student makes fewer errors "
+    "than its CE twin (Bisani & Ney; 10,000 resampled test sets of utterances; "
+    "pykd/report/bootstrap.py, Kaldi's compute-wer-bootci figures); >= 0.95: a difference the "
+    "test set resolves."
+)
 
 
 def seed_dirs(recipe: Path, main_seed: str) -> dict[str, Path]:
@@ -39,29 +47,53 @@ def seed_dirs(recipe: Path, main_seed: str) -> dict[str, Path]:
     return dirs
 
 
+def scored_pair(recipe: Path, sys_dir: Path) -> tuple[SetWer, SetWer] | None:
+    """(dev at its best setting, eval at dev's) of ``recipe/sys_dir`` with their settings,
+    None when not decoded and scored."""
+    dev, test = point(recipe, sys_dir)
+    return None if dev is None or test is None else (dev, test)
+
+
 def wer_pair(recipe: Path, sys_dir: Path) -> tuple[float, float] | None:
     """(dev WER at its best setting, eval WER at dev's) of ``recipe/sys_dir``, None when not
     decoded and scored."""
-    dev, test = point(recipe, sys_dir)
-    return None if dev is None or test is None else (dev.wer, test.wer)
+    pair = scored_pair(recipe, sys_dir)
+    return None if pair is None else (pair[0].wer, pair[1].wer)
+
+
+def improvement(recipe: Path, ce_dir: Path, ce: tuple, kd_dir: Path, kd: tuple) -> list[float]:
+    """Paired bootstrap probability that the KD student errs less than the CE student, dev and
+    eval (pykd.report.bootstrap; each at its dev setting)."""
+    probs = []
+    for set_name, ce_wer, kd_wer in zip(("dev", "eval"), ce, kd, strict=True):
+        a, b = (
+            decode_dir_errors(recipe / d / f"decode_{set_name}", w.setting.lmwt, w.setting.wip)
+            for d, w in ((ce_dir, ce_wer), (kd_dir, kd_wer))
+        )
+        probs.append(probability_of_improvement(a, b))
+    return probs
 
 
 def lever_line(name: str, recipe: Path, system: str, main_seed: str) -> tuple[str, list[str]]:
     """The Markdown row of one lever and the per-seed detail lines."""
     rows = []
+    probs = []
     detail = []
     for seed, d in seed_dirs(recipe, main_seed).items():
-        t, ce, kd = (wer_pair(recipe, d / s) for s in ("dnn", "hdnn_ce", system))
-        if t is None or ce is None or kd is None:
+        sets = [scored_pair(recipe, d / s) for s in ("dnn", "hdnn_ce", system)]
+        if any(w is None for w in sets):
             detail.append(f"  - seed {seed}: {d / system} not decoded, left out")
             continue
+        probs.append(improvement(recipe, d / "hdnn_ce", sets[1], d / system, sets[2]))
+        t, ce, kd = ((w[0].wer, w[1].wer) for w in sets)  # type: ignore[index]
         rows.append((t, ce, kd))
         detail.append(
             f"  - seed {seed}: teacher {t[0]:.2f} / {t[1]:.2f}, CE {ce[0]:.2f} / {ce[1]:.2f}, "
-            f"KD {kd[0]:.2f} / {kd[1]:.2f}, KD - CE {kd[0] - ce[0]:+.2f} / {kd[1] - ce[1]:+.2f}"
+            f"KD {kd[0]:.2f} / {kd[1]:.2f}, KD - CE {kd[0] - ce[0]:+.2f} / {kd[1] - ce[1]:+.2f}, "
+            f"P(KD better) {probs[-1][0]:.2f} / {probs[-1][1]:.2f}"
         )
     if not rows:
-        return f"| {name} | 0 | - | - | - | - | - | - |", detail
+        return f"| {name} | 0 | - | - | - | - | - | - | - |", detail
     a = np.array(rows)  # seeds x (teacher, CE, KD) x (dev, eval)
     diff = a[:, 2, :] - a[:, 1, :]
     sd = diff.std(axis=0, ddof=1) if len(rows) > 1 else np.zeros(2)
@@ -80,6 +112,7 @@ def lever_line(name: str, recipe: Path, system: str, main_seed: str) -> tuple[st
         f"{pm(mean[2, 0], kd_sd[0])} / {pm(mean[2, 1], kd_sd[1])}",
         f"{pm(diff[:, 0].mean(), sd[0], '+')} / {pm(diff[:, 1].mean(), sd[1], '+')}",
         f"{int((diff[:, 0] < 0).sum())} / {int((diff[:, 1] < 0).sum())}",
+        " / ".join(str(int((np.array(probs)[:, i] >= 0.95).sum())) for i in range(2)),
         " / ".join("n/a" if s is None else f"{s:.0f}%" for s in shares),
     ]
     return "| " + " | ".join(cells) + " |", detail
@@ -98,8 +131,8 @@ def main() -> None:
     lines = [
         "| lever | seeds | teacher dev / eval | CE student dev / eval | KD student dev / eval "
         "(mean +- sd) | KD - CE dev / eval (mean +- sd) | seeds where KD beats CE (dev / eval) "
-        "| gap closed dev / eval (of the means) |",
-        "|---|---|---|---|---|---|---|---|",
+        "| of them with P(KD better) >= 0.95 (dev / eval) | gap closed dev / eval (of the means) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     details = []
     for name, recipe, system in args.lever:
@@ -109,8 +142,8 @@ def main() -> None:
     command = "python bench/kd_levers.py " + " ".join(
         f'--lever "{n}" {r} {s}' for n, r, s in args.lever
     )
-    text = "\n".join([*lines, "", "Per seed (dev / eval, eval at dev's setting):", "", *details,
-                      "", f"Command: `{command}`", ""])  # fmt: skip
+    text = "\n".join([*lines, "", PAIRED_NOTE, "", "Per seed (dev / eval, eval at dev's setting):",
+                      "", *details, "", f"Command: `{command}`", ""])  # fmt: skip
     print(text, end="")
     if args.out:
         args.out.write_text(text)

@@ -13,6 +13,8 @@ kd_p=            # default: pykd train-nnet's (pykd/train/options.py)
 kd_temperature=
 lr=
 max_epochs=
+min_epochs=
+keep_lr_epochs=
 batch_size=
 precision=        # default: pykd train-nnet's (float32)
 buffer_frames=
@@ -39,6 +41,8 @@ Options:
   --kd-p <f>                    # KD weight p (default: pykd train-nnet's, see its --help)
   --kd-temperature <f>          # KD temperature (default: pykd train-nnet's)
   --lr <f> --max-epochs <n> --batch-size <n> --buffer-frames <n> --seed <n>  # overrides
+  --min-epochs <n> --keep-lr-epochs <n>  # newbob overrides: no stop before n epochs; n epochs at
+                                # the initial lr before halving may start
   --precision <float32|bfloat16|auto>  # matrix products in training; auto: bfloat16 where the
                                 # device has native bfloat16 (AMX CPUs, CUDA) (default: pykd's)
   --device <cpu|cuda|auto>      # (default: pykd's, auto)
@@ -52,7 +56,7 @@ Options:
 [ -f ./path.sh ] && . ./path.sh
 . utils/parse_options.sh
 . steps_kd/lib.sh
-kd_check_options "$0" 'kd_p:nonneg_float?' 'kd_temperature:pos_float?' 'lr:pos_float?' 'max_epochs:pos_int?' 'batch_size:pos_int?' 'precision:float32|bfloat16|auto?' 'buffer_frames:pos_int?' 'seed:int?' num_threads:nonneg_int num_procs:pos_int resume:bool data_on_device:bool
+kd_check_options "$0" 'kd_p:nonneg_float?' 'kd_temperature:pos_float?' 'lr:pos_float?' 'max_epochs:pos_int?' 'min_epochs:nonneg_int?' 'keep_lr_epochs:nonneg_int?' 'batch_size:pos_int?' 'precision:float32|bfloat16|auto?' 'buffer_frames:pos_int?' 'seed:int?' num_threads:nonneg_int num_procs:pos_int resume:bool data_on_device:bool
 
 kd_check_num_args 4 $#
 data=$1
@@ -74,6 +78,8 @@ if [ -n "$teacher$teacher_posts" ]; then
 fi
 [ -n "$lr" ] && opts+=(--lr "$lr")
 [ -n "$max_epochs" ] && opts+=(--max-epochs "$max_epochs")
+[ -n "$min_epochs" ] && opts+=(--min-epochs "$min_epochs")
+[ -n "$keep_lr_epochs" ] && opts+=(--keep-lr-epochs "$keep_lr_epochs")
 [ -n "$batch_size" ] && opts+=(--batch-size "$batch_size")
 [ -n "$precision" ] && opts+=(--precision "$precision")
 [ -n "$buffer_frames" ] && opts+=(--buffer-frames "$buffer_frames")

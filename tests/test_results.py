@@ -244,7 +244,8 @@ def declared_results(tmp_path: Path, declare: list[str], capsys: pytest.CaptureF
 @needs_sclite
 def test_kd_over_seeds_table(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     """Three seeds declared with kd-seed: per-seed rows, paired KD - CE, mean +- sd, the count
-    of seeds where KD wins, and the binomial interval of one WER."""
+    of seeds where KD wins, the paired bootstrap probability that KD is better, and the binomial
+    interval of one WER."""
     exp = tmp_path / "exp"
     # (teacher, CE, KD) dev errors per seed; eval = dev + 1
     errors = {"1": (3, 9, 6), "2": (4, 8, 8), "3": (2, 10, 5)}
@@ -263,6 +264,14 @@ def test_kd_over_seeds_table(tmp_path: Path, capsys: pytest.CaptureFixture) -> N
     row = table_rows(text, "1")
     assert row[1:6] == [f"{w(3):.2f}", f"{w(9):.2f}", f"{w(6):.2f}", f"{w(6) - w(9):+.2f}", "50%"]
     assert table_rows(text, "2")[4:6] == ["+0.00", "0%"]
+    # P(KD better) on dev: seed 1's KD student errs less on 3 of the 7 utterances and never
+    # more (1 - (4/7)^7), seed 2's errs on the same words as its CE twin, seed 3's less on 5
+    assert [table_rows(text, s)[6] for s in "123"] == [
+        f"{1 - (4 / 7) ** 7:.2f}",
+        "0.00",
+        f"{1 - (2 / 7) ** 7:.2f}",
+    ]
+    assert "in 2 of them with a paired bootstrap probability >= 0.95" in text
     diffs = np.array([w(6) - w(9), 0.0, w(5) - w(10)])
     mean = table_rows(text, "mean +- sd")
     assert mean[4] == f"{diffs.mean():+.2f} +- {diffs.std(ddof=1):.2f}"
@@ -684,9 +693,14 @@ def test_kd_lever_ablation_script(tmp_path: Path) -> None:
         f"{diffs.std(ddof=1):.2f}"
     )
     assert recipe_row[6] == "2 / 2"
+    # paired bootstrap: KD errs less on 1 (seed 1) and 2 (seed 3) of the 7 utterances, never
+    # more: P = 1 - (6/7)^7 and 1 - (5/7)^7, both short of 0.95
+    assert recipe_row[7] == "0 / 0"
     t2 = table_rows(out, "T = 2")
     assert t2[1] == "2" and t2[6] == "2 / 2"
-    assert t2[7] == "60% / 60%"  # means: teacher 3.5, CE 8.5, KD 5.5 -> 3 / 5 of the gap
+    assert t2[7] == "1 / 1"  # seed 1: less on 4 utterances (P = 1 - (3/7)^7); seed 2: on 2
+    assert t2[8] == "60% / 60%"  # means: teacher 3.5, CE 8.5, KD 5.5 -> 3 / 5 of the gap
+    assert f"P(KD better) {1 - (3 / 7) ** 7:.2f} / {1 - (3 / 7) ** 7:.2f}" in out
     assert "seed 3: exp/seeds/seed3/hdnn_kd_T2 not decoded, left out" in out
 
 

@@ -109,6 +109,19 @@ def test_ce_training(setup: dict[str, Path], teacher: Path) -> None:
     assert meta["params"] > 0 and meta["mflops_per_frame"] > 0
 
 
+def test_schedule_overrides(setup: dict[str, Path], tmp_path: Path) -> None:
+    """--min-epochs / --max-epochs / --keep-lr-epochs override the YAML's newbob section and
+    leave its other keys."""
+    cfg = tmp_path / "train.yaml"
+    cfg.write_text("train:\n  newbob:\n    end_halving_impr: 0.02\n    max_epochs: 9\n")
+    args = _args(setup, tmp_path / "out", "--train-config", str(cfg), "--min-epochs", "4",
+                 "--keep-lr-epochs", "3")  # fmt: skip
+    config, _ = train_cli._train_config(args)
+    newbob = config.newbob
+    assert (newbob.min_epochs, newbob.max_epochs, newbob.keep_lr_epochs) == (4, 2, 3)
+    assert newbob.end_halving_impr == 0.02
+
+
 def test_kd_training(setup: dict[str, Path], teacher: Path) -> None:
     out = setup["root"] / "kd"
     args = _args(setup, out, "--teacher", str(teacher / "final.pt"), "--kd-p", "0.7")
@@ -158,6 +171,70 @@ def test_cached_teacher_posteriors_train_the_same_student(
     out = setup["root"] / "kd_top3"
     args = _args(setup, out, "--teacher-posts", str(setup["root"] / "posts3"), "--kd-p", "1")
     assert args.func(args) == 0
+
+
+def _dense_posts(posts_dir: Path) -> dict[str, np.ndarray]:
+    """utt -> frames x pdfs posteriors of a teacher-posts dir (pdfs not kept: 0)."""
+    from pykd.kaldi.posterior_io import PosteriorTable  # noqa: PLC0415
+
+    table = PosteriorTable(posts_dir / "post.scp")
+    dense = {}
+    for utt in table.index:
+        ids, probs = table[utt]
+        rows = np.zeros((ids.shape[0], N_PDFS))
+        np.put_along_axis(rows, ids.astype(np.int64), probs, axis=1)
+        dense[utt] = rows
+    return dense
+
+
+def test_ensemble_teacher_posteriors(setup: dict[str, Path], teacher: Path, tmp_path: Path) -> None:
+    """Two teachers' cached posteriors are the mean of each one's (all pdfs kept); a teacher
+    with other pdfs is refused by name; make_teacher_posts.sh --ensemble-with recomputes when
+    the ensemble changes and not when it does not."""
+    from pykd.models import build_model, model_config_from_dict  # noqa: PLC0415
+    from pykd.nnet.teacher_posts import write_teacher_posts  # noqa: PLC0415
+
+    one = teacher / "final.pt"
+    ckpt = torch.load(one, weights_only=False)
+    gen = torch.Generator().manual_seed(0)
+    ckpt["model"] = {
+        k: v + 0.3 * torch.randn(v.shape, generator=gen) if v.is_floating_point() else v
+        for k, v in ckpt["model"].items()
+    }
+    two = tmp_path / "two.pt"
+    torch.save(ckpt, two)
+    posts = {}
+    for name, teachers in (("one", [one]), ("two", [two]), ("both", [one, two])):
+        info = write_teacher_posts(teachers, setup["data"], tmp_path / name, top_k=N_PDFS)
+        posts[name] = _dense_posts(tmp_path / name)
+    assert [t["teacher"] for t in info["ensemble_with"]] == [str(two)]
+    assert info["kept_mass"] == pytest.approx(1.0, abs=1e-5)
+    for utt, both in posts["both"].items():
+        np.testing.assert_allclose(both, (posts["one"][utt] + posts["two"][utt]) / 2, atol=1e-6)
+        assert not np.allclose(both, posts["one"][utt], atol=1e-3)
+
+    _, meta = load_acoustic_model(one)
+    bad = build_model(model_config_from_dict(meta["model_config"]), 88, 300)
+    torch.save({"model": bad.state_dict(), "meta": {**meta, "num_pdfs": 300}}, tmp_path / "t.pt")
+    with pytest.raises(ValueError, match=f"teacher {tmp_path / 't.pt'}: its pdfs \\(300\\)"):
+        write_teacher_posts([one, tmp_path / "t.pt"], setup["data"], tmp_path / "bad")
+
+    repo = Path(__file__).resolve().parents[1]
+
+    def script(*extra: str) -> str:
+        proc = subprocess.run(
+            ["steps_kd/make_teacher_posts.sh", "--top-k", "5", *extra, str(one),
+             str(setup["data"]), str(tmp_path / "sh")],
+            cwd=repo, capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        return proc.stdout
+
+    assert "up to date" not in script("--ensemble-with", str(two))
+    assert "up to date" in script("--ensemble-with", str(two))
+    assert "up to date" not in script()  # the ensemble is gone: recomputed
+    assert "up to date" in script()
+    assert "ensemble_with" not in (tmp_path / "sh" / "info.json").read_text()
 
 
 def test_teacher_pdf_mismatch(setup: dict[str, Path], teacher: Path, tmp_path: Path) -> None:

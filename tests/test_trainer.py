@@ -119,6 +119,21 @@ def test_newbob_rules() -> None:
     assert not s4.step(1.0).stop and s4.step(0.5).stop
 
 
+def test_newbob_fixed_schedule() -> None:
+    """The recipe's student schedule (min = max epochs, keep_lr_epochs): a rejected epoch
+    within keep_lr_epochs does not start halving; after it, halving every epoch; no early stop
+    however small the improvement; max_epochs stops."""
+    s = NewbobScheduler(1.0, NewbobConfig(min_epochs=6, max_epochs=6, keep_lr_epochs=2))
+    s.set_initial(2.0)
+    lrs, stops = [], []
+    for loss in (1.5, 1.6, 1.4, 1.3999, 1.3998, 1.3997):  # epoch 2 rejected, then tiny gains
+        d = s.step(loss)
+        lrs.append(d.lr)
+        stops.append(d.stop)
+    assert lrs[:3] == [1.0, 1.0, 1.0]  # the rejection at epoch 2 is inside keep_lr_epochs
+    assert lrs[3:5] == [0.5, 0.25] and stops == [False] * 5 + [True]
+
+
 def test_worse_epoch_is_rejected_and_weights_restored(tmp_path: Path) -> None:
     def crafted(epoch: int):
         batches = train_batches(epoch)

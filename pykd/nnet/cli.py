@@ -158,7 +158,8 @@ def _teacher_posts(args: argparse.Namespace) -> int:
     elif args.prior_counts:
         raise ValueError("--prior-counts is for --loglikes-dir")
     device = setup_torch(args.num_threads, args.device)
-    write_teacher_posts(args.teacher, args.data_dir, args.out_dir, args.top_k, device, loglikes)
+    teachers = [args.teacher, *args.ensemble_with]
+    write_teacher_posts(teachers, args.data_dir, args.out_dir, args.top_k, device, loglikes)
     return 0
 
 
@@ -183,6 +184,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--prior-scale", type=float, default=1.0,
         help="with --loglikes-dir: scale on the log-prior (default %(default)s)",
+    )  # fmt: skip
+    p.add_argument(
+        "--ensemble-with", action="append", default=[], metavar="CHECKPOINT",
+        help="another teacher (repeatable): the targets are the mean of all the teachers' "
+        "posteriors (same input and pdfs, e.g. the recipe's teachers of other seeds)",
     )  # fmt: skip
     add_torch_args(p, num_threads=1)
     p.add_argument("teacher", help="teacher checkpoint, e.g. exp/dnn/final.pt")

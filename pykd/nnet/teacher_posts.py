@@ -7,6 +7,10 @@ every epoch. ``softmax(z / T)`` for any temperature comes from the stored ``T = 
 :func:`write_teacher_posts` reports). Files in ``<out>``: ``post.ark`` + ``post.scp`` (readable
 by Kaldi's ``copy-post``), ``info.json`` (teacher, k, frames, kept mass, bytes per frame).
 
+Several teachers make one ensemble teacher: the targets are the mean of their posteriors (as in
+Hinton et al.'s distillation of an ensemble); the teachers must share the input (features,
+splicing, CMVN) and the pdfs, e.g. the same recipe trained with different seeds.
+
 The same forward pass can also write the teacher's hybrid log-likelihoods (:class:`LoglikesOutput`):
 the recipe's denominator lattices of the teacher (stage 12) read them instead of running the
 teacher over the training data a second time.
@@ -17,9 +21,10 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,24 +61,54 @@ class LoglikesOutput:
     prior_scale: float = 1.0
 
 
+def ensemble_forward(
+    teachers: Sequence[str | os.PathLike], device: str = "cpu"
+) -> tuple[Callable[[np.ndarray], torch.Tensor], dict]:
+    """One forward for one or several teachers, and the first teacher's meta. Several: the
+    log of the mean of their posteriors (a softmax of it gives that mean); one: its logits as
+    they are. ValueError naming the teacher whose input or pdfs differ from the first's."""
+    if not teachers:
+        raise ValueError("no teacher given")
+    loaded = [load_acoustic_model(t, device=device) for t in teachers]
+    meta = loaded[0][1]
+    spec = InputSpec.from_meta(meta)
+    for path, (_, other) in zip(teachers[1:], loaded[1:], strict=True):
+        if int(other["num_pdfs"]) != int(meta["num_pdfs"]) or InputSpec.from_meta(other) != spec:
+            raise ValueError(
+                f"teacher {path}: its pdfs ({other['num_pdfs']}) or input differ from "
+                f"{teachers[0]}'s ({meta['num_pdfs']} pdfs): an ensemble shares both"
+            )
+    forwards = [module_forward(model, device) for model, _ in loaded]
+    if len(forwards) == 1:
+        return forwards[0], meta
+    log_n = math.log(len(forwards))
+
+    def forward(x: np.ndarray) -> torch.Tensor:
+        log_posts = torch.stack([torch.log_softmax(f(x).double(), dim=-1) for f in forwards])
+        return torch.logsumexp(log_posts, dim=0) - log_n
+
+    return forward, meta
+
+
 def write_teacher_posts(
-    teacher: str | os.PathLike,
+    teachers: str | os.PathLike | Sequence[str | os.PathLike],
     data_dir: str | os.PathLike,
     out_dir: str | os.PathLike,
     top_k: int = KdOptions().top_k,
     device: str = "cpu",
     loglikes: LoglikesOutput | None = None,
 ) -> dict:
-    """The teacher's top-k posteriors over every utterance of ``data_dir`` into ``out_dir``
-    (see the module doc), and its log-likelihoods where ``loglikes`` says; returns the
-    ``info.json`` content."""
+    """The teacher's (or the teachers' ensemble's) top-k posteriors over every utterance of
+    ``data_dir`` into ``out_dir`` (see the module doc), and its log-likelihoods where
+    ``loglikes`` says; returns the ``info.json`` content."""
+    if isinstance(teachers, str | os.PathLike):
+        teachers = [teachers]
     if top_k < 1:
         raise ValueError(f"top-k must be >= 1, got {top_k}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     start = time.time()
-    model, meta = load_acoustic_model(teacher, device=device)
-    forward = module_forward(model, device)
+    forward, meta = ensemble_forward(teachers, device)
     kept: list[float] = []
 
     with contextlib.ExitStack() as stack:
@@ -101,8 +136,8 @@ def write_teacher_posts(
         frames = write_posteriors(out / "post.ark", out / "post.scp", items())
     size = (out / "post.ark").stat().st_size
     info = {
-        "teacher": os.fspath(teacher),
-        "teacher_sha256": file_sha256(teacher),
+        "teacher": os.fspath(teachers[0]),
+        "teacher_sha256": file_sha256(teachers[0]),
         "data": os.fspath(data_dir),
         "top_k": min(top_k, int(meta["num_pdfs"])),
         "num_pdfs": int(meta["num_pdfs"]),
@@ -112,6 +147,10 @@ def write_teacher_posts(
         "bytes_per_frame": size / frames if frames else 0.0,
         "seconds": round(time.time() - start, 1),
     }
+    if len(teachers) > 1:
+        info["ensemble_with"] = [
+            {"teacher": os.fspath(t), "teacher_sha256": file_sha256(t)} for t in teachers[1:]
+        ]
     if loglikes is not None:
         info["loglikes"] = {"dir": os.fspath(loglikes.dir), "prior_scale": loglikes.prior_scale}
     atomic_write_text(out / "info.json", json.dumps(info, indent=1) + "\n")

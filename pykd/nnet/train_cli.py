@@ -82,9 +82,11 @@ def _train_config(args: argparse.Namespace) -> tuple[Any, DataOptions]:
         data["seed"] = args.seed
     if args.precision is not None:
         data["precision"] = args.precision
-    if args.max_epochs is not None:
-        newbob = dict(data.get("newbob") or {})
-        newbob["max_epochs"] = args.max_epochs
+    newbob = dict(data.get("newbob") or {})
+    for key in ("min_epochs", "max_epochs", "keep_lr_epochs"):
+        if getattr(args, key, None) is not None:
+            newbob[key] = getattr(args, key)
+    if newbob:
         data["newbob"] = newbob
     if args.resume:
         data["resume"] = True
@@ -349,6 +351,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--train-config", help="YAML with a train: section (TrainConfig fields)")
     p.add_argument("--lr", type=float, help="initial learning rate (overrides the YAML)")
     p.add_argument("--max-epochs", type=int, help="newbob max_epochs (overrides the YAML)")
+    p.add_argument(
+        "--min-epochs", type=int, help="newbob min_epochs: no stop before (overrides the YAML)"
+    )
+    p.add_argument(
+        "--keep-lr-epochs", type=int,
+        help="newbob keep_lr_epochs: epochs at the initial lr before halving may start "
+        "(overrides the YAML)",
+    )  # fmt: skip
     data = DataOptions()
     p.add_argument(
         "--batch-size", type=int, help=f"frames per mini-batch (default {data.batch_size})"

@@ -49,6 +49,7 @@ from pykd.decode.score import (
     write_trn,
 )
 from pykd.io.atomic import atomic_write_text
+from pykd.report.bootstrap import decode_dir_errors, probability_of_improvement
 from pykd.report.systems import Systems, read_systems
 from pykd.train.options import ADAPT_METHODS, SEQ_CRITERIA
 
@@ -439,22 +440,49 @@ KD_EXTRA: dict[str | None, tuple[str, str]] = {
 }
 
 
+def kd_improvement_probability(
+    ce_dir: str | os.PathLike,
+    ce: SystemWers,
+    kd_dir: str | os.PathLike,
+    kd: SystemWers,
+    tune_set: str = "dev",
+    test_set: str = "eval",
+    non_scored: Sequence[str] = DEFAULT_NON_SCORED,
+) -> tuple[float, float]:
+    """Paired bootstrap probability (:mod:`pykd.report.bootstrap`) that the KD student makes
+    fewer errors than the CE student, on the tune set and on the test set, each system at its
+    own tune-set setting (the protocol of the WERs)."""
+    probs = []
+    for name, attr in ((tune_set, "tune"), (test_set, "test")):
+        a, b = (
+            decode_dir_errors(Path(d) / f"decode_{name}", w.setting.lmwt, w.setting.wip, non_scored)
+            for d, w in ((ce_dir, getattr(ce, attr)), (kd_dir, getattr(kd, attr)))
+        )
+        probs.append(probability_of_improvement(a, b))
+    return probs[0], probs[1]
+
+
 def kd_seed_table(
     seeds: Mapping[str, tuple[SystemWers, SystemWers, SystemWers]],
     tune_set: str = "dev",
     test_set: str = "eval",
     extra: str | None = None,
+    improvement: Mapping[str, tuple[float, float]] | None = None,
 ) -> list[str]:
     """KD against CE over seeds: one row per seed (teacher, CE and KD student WERs, the paired
-    KD - CE difference, the share of the teacher-student gap closed), mean +- standard deviation
-    over the seeds, and the binomial 95% interval of one WER on each set. ``extra``: the KD
-    student also learnt from audio the teacher labelled, ``untrans`` (untranscribed speech) or
-    ``sp`` (speed-perturbed copies of the training audio); the title and the text say which."""
+    KD - CE difference, the share of the teacher-student gap closed and, with ``improvement``,
+    the paired bootstrap probability that KD is better, :func:`kd_improvement_probability`),
+    mean +- standard deviation over the seeds, and the binomial 95% interval of one WER on each
+    set. ``extra``: the KD student also learnt from audio the teacher labelled, ``untrans``
+    (untranscribed speech) or ``sp`` (speed-perturbed copies of the training audio); the title
+    and the text say which."""
     sets = ((tune_set, "tune"), (test_set, "test"))
     heads = ["seed"]
     for name, _ in sets:
         heads += [f"teacher {name}", f"CE {name}", f"KD {name}", f"KD - CE {name}",
                   f"gap closed {name}"]  # fmt: skip
+        if improvement is not None:
+            heads.append(f"P(KD better) {name}")
     if extra not in KD_EXTRA:
         raise ValueError(f"extra must be one of {sorted(KD_EXTRA, key=str)}, got {extra!r}")
     title_tail, kd_text = KD_EXTRA[extra]
@@ -477,6 +505,10 @@ def kd_seed_table(
                 cols.setdefault(f"{name}{key}", []).append(value)
             cells += [f"{w_t:.2f}", f"{w_ce:.2f}", f"{w_kd:.2f}", f"{w_kd - w_ce:+.2f}",
                       "n/a" if share is None else f"{share:.0f}%"]  # fmt: skip
+            if improvement is not None:
+                prob = improvement[seed][0 if attr == "tune" else 1]
+                cols.setdefault(f"{name}p", []).append(prob)
+                cells.append(f"{prob:.2f}")
         out.append(_row(cells))
     mean = ["mean +- sd"]
     for name, _ in sets:
@@ -487,6 +519,8 @@ def kd_seed_table(
             mean.append(f"{values.mean():{sign}.2f} +- {sd:.2f}")
         share = gap_share(*(float(np.mean(cols[f"{name}{k}"])) for k in ("ce", "kd", "t")))
         mean.append("n/a" if share is None else f"{share:.0f}% (of the means)")
+        if improvement is not None:
+            mean.append("")
     out += [_row(mean), ""]
     for name, attr in sets:
         diffs = np.array(cols[f"{name}d"])
@@ -500,8 +534,17 @@ def kd_seed_table(
                 f"; one WER near {100 * p:.1f}% over its {words} words is known to +-{half:.2f} "
                 "(95%, binomial, words taken as independent)"
             )
+        paired = ""
+        if improvement is not None:
+            sure = int((np.array(cols[f"{name}p"]) >= 0.95).sum())
+            paired = (
+                f"; in {sure} of them with a paired bootstrap probability >= 0.95 (Bisani & "
+                "Ney, over utterances: the share of resampled test sets on which KD makes "
+                "fewer errors)"
+            )
         out.append(
-            f"- {name}: KD beats CE in {int((diffs < 0).sum())} of {len(diffs)} seeds{interval}"
+            f"- {name}: KD beats CE in {int((diffs < 0).sum())} of {len(diffs)} seeds"
+            f"{paired}{interval}"
         )
     return out
 
@@ -960,8 +1003,26 @@ def results_table(
     for seed_dirs, extra in ((kd_seeds, None), (kd_untrans_seeds, "untrans"), (kd_sp_seeds, "sp")):
         if seed_dirs and len(seed_dirs) > 1:
             by_seed = {seed: tuple(wers(d) for d in dirs) for seed, dirs in seed_dirs.items()}
+            improvement = {
+                seed: kd_improvement_probability(
+                    dirs[1],
+                    by_seed[seed][1],
+                    dirs[2],
+                    by_seed[seed][2],
+                    tune_set,
+                    test_set,
+                    non_scored,
+                )
+                for seed, dirs in seed_dirs.items()
+            }
             out += [
-                *kd_seed_table(by_seed, tune_set, test_set, extra),  # type: ignore[arg-type]
+                *kd_seed_table(
+                    by_seed,  # type: ignore[arg-type]
+                    tune_set,
+                    test_set,
+                    extra,
+                    improvement,
+                ),
                 "",
             ]
     if epochs:
