@@ -18,6 +18,7 @@ Seeds where a lever's system is not decoded are left out of that lever's line (a
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -74,10 +75,28 @@ def improvement(recipe: Path, ce_dir: Path, ce: tuple, kd_dir: Path, kd: tuple) 
     return probs
 
 
+def cv_accuracy(nnet_dir: Path) -> float:
+    """CV frame accuracy (%) of a trained network (its summary.json; NaN when not there)."""
+    summary = nnet_dir / "summary.json"
+    if not summary.is_file():
+        return float("nan")
+    return 100.0 * float(json.loads(summary.read_text()).get("cv_acc") or float("nan"))
+
+
+def acc_cell(accs: np.ndarray) -> str:
+    """``+1.07 +- 0.30 points (3 / 3)`` from seeds x (CE, KD) CV frame accuracies, or ``-``."""
+    diff = accs[:, 1] - accs[:, 0]
+    if np.isnan(diff).any():
+        return "-"
+    spread = f" +- {diff.std(ddof=1):.2f}" if len(diff) > 1 else ""
+    return f"{diff.mean():+.2f}{spread} points ({int((diff > 0).sum())} / {len(diff)})"
+
+
 def lever_line(name: str, recipe: Path, system: str, main_seed: str) -> tuple[str, list[str]]:
     """The Markdown row of one lever and the per-seed detail lines."""
     rows = []
     probs = []
+    accs: list[tuple[float, float]] = []
     detail = []
     for seed, d in seed_dirs(recipe, main_seed).items():
         sets = [scored_pair(recipe, d / s) for s in ("dnn", "hdnn_ce", system)]
@@ -85,15 +104,17 @@ def lever_line(name: str, recipe: Path, system: str, main_seed: str) -> tuple[st
             detail.append(f"  - seed {seed}: {d / system} not decoded, left out")
             continue
         probs.append(improvement(recipe, d / "hdnn_ce", sets[1], d / system, sets[2]))
+        accs.append(tuple(cv_accuracy(recipe / d / s) for s in ("hdnn_ce", system)))
         t, ce, kd = ((w[0].wer, w[1].wer) for w in sets)  # type: ignore[index]
         rows.append((t, ce, kd))
         detail.append(
             f"  - seed {seed}: teacher {t[0]:.2f} / {t[1]:.2f}, CE {ce[0]:.2f} / {ce[1]:.2f}, "
             f"KD {kd[0]:.2f} / {kd[1]:.2f}, KD - CE {kd[0] - ce[0]:+.2f} / {kd[1] - ce[1]:+.2f}, "
-            f"P(KD better) {probs[-1][0]:.2f} / {probs[-1][1]:.2f}"
+            f"P(KD better) {probs[-1][0]:.2f} / {probs[-1][1]:.2f}, CV frame accuracy CE "
+            f"{accs[-1][0]:.2f}% KD {accs[-1][1]:.2f}%"
         )
     if not rows:
-        return f"| {name} | 0 | - | - | - | - | - | - | - |", detail
+        return f"| {name} | 0 | - | - | - | - | - | - | - | - |", detail
     a = np.array(rows)  # seeds x (teacher, CE, KD) x (dev, eval)
     diff = a[:, 2, :] - a[:, 1, :]
     sd = diff.std(axis=0, ddof=1) if len(rows) > 1 else np.zeros(2)
@@ -113,6 +134,7 @@ def lever_line(name: str, recipe: Path, system: str, main_seed: str) -> tuple[st
         f"{pm(diff[:, 0].mean(), sd[0], '+')} / {pm(diff[:, 1].mean(), sd[1], '+')}",
         f"{int((diff[:, 0] < 0).sum())} / {int((diff[:, 1] < 0).sum())}",
         " / ".join(str(int((np.array(probs)[:, i] >= 0.95).sum())) for i in range(2)),
+        acc_cell(np.array(accs)),
         " / ".join("n/a" if s is None else f"{s:.0f}%" for s in shares),
     ]
     return "| " + " | ".join(cells) + " |", detail
@@ -131,8 +153,9 @@ def main() -> None:
     lines = [
         "| lever | seeds | teacher dev / eval | CE student dev / eval | KD student dev / eval "
         "(mean +- sd) | KD - CE dev / eval (mean +- sd) | seeds where KD beats CE (dev / eval) "
-        "| of them with P(KD better) >= 0.95 (dev / eval) | gap closed dev / eval (of the means) |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| of them with P(KD better) >= 0.95 (dev / eval) | KD - CE CV frame accuracy (mean +- sd; "
+        "seeds where KD's is higher) | gap closed dev / eval (of the means) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     details = []
     for name, recipe, system in args.lever:

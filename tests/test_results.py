@@ -678,6 +678,14 @@ def test_kd_lever_ablation_script(tmp_path: Path) -> None:
         for name, n in zip(("dnn", "hdnn_ce", "hdnn_kd", "hdnn_kd_T2"), errs, strict=True):
             if n is not None:
                 make_system(recipe / d / name, n, n)
+    cv_acc = {  # (CE, KD) per seed dir
+        "exp": (0.55, 0.56),
+        "exp/seeds/seed2": (0.56, 0.565),
+        "exp/seeds/seed3": (0.57, 0.565),
+    }
+    for d, accs in cv_acc.items():
+        for name, acc in zip(("hdnn_ce", "hdnn_kd"), accs, strict=True):
+            (recipe / d / name / "summary.json").write_text(json.dumps({"cv_acc": acc}))
     repo = Path(__file__).resolve().parents[1]
     out = subprocess.run(
         [sys.executable, str(repo / "bench/kd_levers.py"), "--lever", "recipe", str(recipe),
@@ -696,10 +704,13 @@ def test_kd_lever_ablation_script(tmp_path: Path) -> None:
     # paired bootstrap: KD errs less on 1 (seed 1) and 2 (seed 3) of the 7 utterances, never
     # more: P = 1 - (6/7)^7 and 1 - (5/7)^7, both short of 0.95
     assert recipe_row[7] == "0 / 0"
+    acc_diff = np.array([1.0, 0.5, -0.5])  # KD - CE CV frame accuracy, points
+    assert recipe_row[8] == f"+{acc_diff.mean():.2f} +- {acc_diff.std(ddof=1):.2f} points (2 / 3)"
     t2 = table_rows(out, "T = 2")
     assert t2[1] == "2" and t2[6] == "2 / 2"
     assert t2[7] == "1 / 1"  # seed 1: less on 4 utterances (P = 1 - (3/7)^7); seed 2: on 2
-    assert t2[8] == "60% / 60%"  # means: teacher 3.5, CE 8.5, KD 5.5 -> 3 / 5 of the gap
+    assert t2[8] == "-"  # the fixtures have no summary.json: no CV frame accuracy
+    assert t2[9] == "60% / 60%"  # means: teacher 3.5, CE 8.5, KD 5.5 -> 3 / 5 of the gap
     assert f"P(KD better) {1 - (3 / 7) ** 7:.2f} / {1 - (3 / 7) ** 7:.2f}" in out
     assert "seed 3: exp/seeds/seed3/hdnn_kd_T2 not decoded, left out" in out
 
