@@ -124,7 +124,12 @@ def test_kd_over_seeds(tiny_builtin_recipe: Path, repo_root: Path, tmp_path: Pat
     for table in (results[plain:untrans], results[untrans:sp], results[sp:]):
         for row in ("| 1 |", "| 2 |", "| mean +- sd |"):
             assert sum(ln.startswith(row) for ln in table.splitlines()) == 1, results
-        assert re.search(r"- dev: KD beats CE in [012] of 2 seeds; one WER near", table)
+        assert re.search(
+            r"- dev: KD beats CE in [012] of 2 seeds; in [012] of them with a paired bootstrap "
+            r"probability >= 0\.95 .*; one WER near",
+            table,
+        )
+        assert "P(KD better) dev" in table
     assert sum(ln.startswith("| dnn |") for ln in results.splitlines()) == 1
     # --kd-speed-perturb: both seeds' hdnn_kd_sp learnt from the same copies of train less its
     # CV speakers (Kaldi's sp<factor>- ids), which had no alignment: the teacher's targets only
