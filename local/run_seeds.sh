@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Knowledge distillation over seeds: the teacher, the CE student and the KD student (run.sh
 # stages 8-9) trained and decoded once per seed, then the results table (stage 11) with the
-# table over seeds (mean +- sd, paired KD - CE per seed, share of the gap closed). When the
+# table over seeds (mean +- sd, paired KD - CE per seed, share of the gap closed, the paired
+# bootstrap probability that KD is better: pykd/report/bootstrap.py). When the
 # recipe has untranscribed audio (run.sh --untrans-minutes M, stages 1 and 4), each seed also
 # trains stage 10's KD student on transcribed + untranscribed audio, and with --kd-speed-perturb
 # "0.9 1.1" (passed on to run.sh) the KD student on train + its speed-perturbed copies; the
