@@ -186,6 +186,14 @@ end_stage() {
   echo -e "$(date +%F_%T)\t${corpus}/${size}\tstage $1\t$2\t${secs}s" >> "$times"
 }
 
+# RESULTS.md from every system the stages declared finished (exp/systems.txt), with the picture
+# of KD against CE over seeds when local/run_seeds.sh declared seeds.
+write_results() {
+  local/results.sh --systems exp/systems.txt --seed-plot exp/kd_seeds.png > RESULTS.md.tmp
+  mv RESULTS.md.tmp RESULTS.md
+  cat RESULTS.md
+}
+
 if begin_stage 1 "data directories"; then
   if [ "$corpus" = embedded ]; then
     untrans_opts=()
@@ -306,8 +314,7 @@ fi
 
 if begin_stage 7 "triphone alignments and GMM results"; then
   steps_kd/align_si.sh --nj "$nj" --cmd "$train_cmd" "$data/train" data/lang exp/tri1 exp/tri1_ali
-  local/results.sh --systems exp/systems.txt > RESULTS.md.tmp && mv RESULTS.md.tmp RESULTS.md
-  cat RESULTS.md
+  write_results
   end_stage 7 "triphone alignments and GMM results"
 fi
 
@@ -429,8 +436,7 @@ if begin_stage 10 "students HDNN (KD from extra audio)"; then
 fi
 
 if begin_stage 11 "WER table"; then
-  local/results.sh --systems exp/systems.txt > RESULTS.md.tmp && mv RESULTS.md.tmp RESULTS.md
-  cat RESULTS.md
+  write_results
   end_stage 11 "WER table"
 fi
 
@@ -461,9 +467,7 @@ if begin_stage 14 "deploy the KD student (ONNX fp32 + int8, streaming decode)"; 
 fi
 
 if [ "$stage" -le 14 ] && [ "$stop_stage" -ge 12 ]; then
-  # RESULTS.md with every system the stages declared finished (exp/systems.txt).
-  local/results.sh --systems exp/systems.txt > RESULTS.md.tmp && mv RESULTS.md.tmp RESULTS.md
-  cat RESULTS.md
+  write_results
 fi
 
 total=$(( $(date +%s) - run_start ))

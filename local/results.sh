@@ -4,7 +4,8 @@
 # sclite at dev's setting, and eval's own best setting is shown beside it for comparison.
 #   local/results.sh [--systems exp/systems.txt] [--gmm "exp/mono exp/tri1"] [--nnet "exp/dnn exp/hdnn_ce exp/hdnn_kd"]
 #     [--kd-pair "exp/dnn exp/hdnn_ce exp/hdnn_kd"] [--epochs "exp/dnn_smbr exp/hdnn_smbr"]
-#     [--adapt exp/hdnn_kd [--adapt-methods "teacher decode oracle"] [--adapt-tag TAG]] > RESULTS.md
+#     [--adapt exp/hdnn_kd [--adapt-methods "teacher decode oracle"] [--adapt-tag TAG]]
+#     [--seed-plot exp/kd_seeds.png] > RESULTS.md
 set -euo pipefail
 
 systems=
@@ -15,6 +16,7 @@ epochs=
 adapt=
 adapt_methods=
 adapt_tag=
+seed_plot=
 tune_set=dev
 test_set=eval
 
@@ -32,6 +34,8 @@ Options:
                            # decode_<set>_half_adapt_<method>)
   --adapt-methods \"<m> ...\"  # of teacher decode oracle (default: all three)
   --adapt-tag <tag>        # adaptation dirs named with <method>_<tag> (default: none)
+  --seed-plot <png>        # with tables over seeds (kd-seed lines): their KD - CE differences
+                           # and paired bootstrap 95% intervals drawn to this PNG
   --tune-set <set>         # set the LMWT/WIP is tuned on (default: $tune_set)
   --test-set <set>         # set scored at the tune set's setting (default: $test_set)"
 
@@ -55,6 +59,7 @@ if [ -n "$adapt" ]; then
   [ ${#methods[@]} -gt 0 ] && args+=(--adapt-methods "${methods[@]}")
   [ -n "$adapt_tag" ] && args+=(--adapt-tag "$adapt_tag")
 fi
+[ -n "$seed_plot" ] && args+=(--seed-plot "$seed_plot")
 # the whole table first, so that a missing file leaves no half-written RESULTS.md content
 table=$(pykd results-table "${args[@]}")
 

@@ -13,6 +13,7 @@ from kaldi_tools import kaldi
 from pykd.report.bootstrap import (
     UtteranceErrors,
     bootstrap_wer,
+    compare_paired,
     decode_dir_errors,
     probability_of_improvement,
     utterance_errors,
@@ -33,6 +34,22 @@ def test_probability_of_improvement_exact_case() -> None:
     assert probability_of_improvement(base, new) == pytest.approx(1 - (4 / 7) ** 7, abs=0.01)
     assert probability_of_improvement(new, base) == 0.0
     assert probability_of_improvement(base, base) == 0.0
+
+
+def test_paired_difference_interval() -> None:
+    """KD - CE on the same draws: the whole set's difference, a 95% interval around it that
+    stays below zero when the new system never errs more, and none for identical systems."""
+    base, new = _errors([2, 2, 1, 1, 1, 1, 2] * 10), _errors([1, 1, 1, 1, 1, 1, 1] * 10)
+    found = compare_paired(base, new)
+    assert found.difference == pytest.approx(new.wer - base.wer)  # -30 errors / 700 words
+    assert found.low < found.difference < found.high < 0.0
+    # the difference per resampled set is -10 x (share of the 3-in-7 utterances): its sd is
+    # 10 sqrt(3/7 x 4/7 / 70)
+    assert found.high - found.low == pytest.approx(2 * 1.96 * 10 * np.sqrt(12 / 49 / 70), rel=0.1)
+    assert found.probability_of_improvement == 1.0
+    same = compare_paired(base, base)
+    assert (same.difference, same.low, same.high) == (0.0, 0.0, 0.0)
+    assert compare_paired(new, base).low > 0.0
 
 
 def test_bootstrap_wer_interval() -> None:

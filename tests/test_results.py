@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import matplotlib.image
 import numpy as np
 import pytest
 
@@ -231,13 +232,17 @@ def test_network_table_and_kd_gain(tmp_path: Path) -> None:
     assert "closing n/a of the teacher-student gap" in text
 
 
-def declared_results(tmp_path: Path, declare: list[str], capsys: pytest.CaptureFixture) -> str:
+def declared_results(
+    tmp_path: Path, declare: list[str], capsys: pytest.CaptureFixture, *options: str
+) -> str:
     """The results table of the systems that ``declare`` (recipe_lib.sh ``declare_system``
-    lines, run in ``tmp_path``) wrote to ``tmp_path/exp/systems.txt``."""
+    lines, run in ``tmp_path``) wrote to ``tmp_path/exp/systems.txt``; ``options`` go to
+    results-table."""
     repo = Path(__file__).resolve().parents[1]
     subprocess.run(["bash", "-c", f". {repo}/local/recipe_lib.sh && " + " && ".join(declare)],
                    cwd=tmp_path, check=True)  # fmt: skip
-    assert main(["results-table", "--systems", str(tmp_path / "exp" / "systems.txt")]) == 0
+    systems = str(tmp_path / "exp" / "systems.txt")
+    assert main(["results-table", "--systems", systems, *options]) == 0
     return capsys.readouterr().out
 
 
@@ -281,6 +286,7 @@ def test_kd_over_seeds_table(tmp_path: Path, capsys: pytest.CaptureFixture) -> N
     half = 196.0 * np.sqrt(ce.mean() / 100 * (1 - ce.mean() / 100) / REF_WORDS)
     assert f"over its {REF_WORDS} words is known to +-{half:.2f}" in text
     assert "untranscribed" not in text  # no kd-untrans-seed lines: no second table
+    assert "paired bootstrap 95% interval" not in text  # no --seed-plot: no picture
 
 
 @needs_sclite
@@ -299,7 +305,8 @@ def test_kd_untranscribed_over_seeds_table(tmp_path: Path, capsys: pytest.Captur
         declare.append(f"declare_system kd-seed {seed} {base} {dirs['hdnn_kd']}")
         declare.append(f"declare_system kd-untrans-seed {seed} {base} {dirs['hdnn_kd_u']}")
         declare.append(f"declare_system kd-sp-seed {seed} {base} {dirs['hdnn_kd_sp']}")
-    text = declared_results(tmp_path, declare, capsys)
+    plot = tmp_path / "exp" / "kd_seeds.png"
+    text = declared_results(tmp_path, declare, capsys, "--seed-plot", str(plot))
     plain = text.index("## Knowledge distillation over 2 seeds")
     untrans = text.index("## Knowledge distillation from transcribed + untranscribed audio over 2")
     sp = text.index("## Knowledge distillation from the transcribed audio + its speed-perturbed")
@@ -312,6 +319,11 @@ def test_kd_untranscribed_over_seeds_table(tmp_path: Path, capsys: pytest.Captur
     assert "- dev: KD beats CE in 1 of 2 seeds" in text[plain:untrans]
     assert "- dev: KD beats CE in 1 of 2 seeds" in text[sp:]
     assert "copies of it played faster and slower" in text[sp:]
+    # the picture of the three tables' paired differences, named under them
+    assert f"KD - CE per seed with its paired bootstrap 95% interval, dev and eval (one series " \
+           f"per table above): `{plot}`." in text  # fmt: skip
+    height, width, _ = matplotlib.image.imread(plot).shape
+    assert (width, height) == (800, 320)  # two panels of 5 x 4 inches at 80 dpi
 
 
 def test_gap_share() -> None:

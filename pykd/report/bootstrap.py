@@ -84,13 +84,38 @@ def bootstrap_wer(
     return float(wers.mean()), 1.96 * float(wers.std())
 
 
+@dataclass(frozen=True)
+class PairedComparison:
+    """Two decodes of the same references compared on the same bootstrap draws."""
+
+    difference: float  # WER (%) of new - WER of base on the whole set (< 0: new is better)
+    low: float  # 2.5th percentile of the difference over the draws
+    high: float  # 97.5th percentile
+    probability_of_improvement: float  # share of draws in which new makes fewer errors
+
+
+def compare_paired(
+    base: UtteranceErrors, new: UtteranceErrors, replications: int = REPLICATIONS, seed: int = 0
+) -> PairedComparison:
+    """``new`` against ``base`` on the same resampled test sets: the WER difference, its 95%
+    percentile interval and the probability of improvement."""
+    if base.utts != new.utts or not np.array_equal(base.words, new.words):
+        raise ValueError("compare_paired: the two decodes score different references")
+    draws = _draws(len(base.utts), replications, seed)
+    fewer = base.errors[draws].sum(axis=1) - new.errors[draws].sum(axis=1)
+    diffs = -100.0 * fewer / base.words[draws].sum(axis=1)
+    low, high = np.percentile(diffs, [2.5, 97.5])
+    return PairedComparison(
+        difference=new.wer - base.wer,
+        low=float(low),
+        high=float(high),
+        probability_of_improvement=float((fewer > 0).mean()),
+    )
+
+
 def probability_of_improvement(
     base: UtteranceErrors, new: UtteranceErrors, replications: int = REPLICATIONS, seed: int = 0
 ) -> float:
     """Share of paired bootstrap draws in which ``new`` makes fewer errors than ``base`` (both
     scored against the same references)."""
-    if base.utts != new.utts or not np.array_equal(base.words, new.words):
-        raise ValueError("probability_of_improvement: the two decodes score different references")
-    draws = _draws(len(base.utts), replications, seed)
-    diff = base.errors[draws].sum(axis=1) - new.errors[draws].sum(axis=1)
-    return float((diff > 0).mean())
+    return compare_paired(base, new, replications, seed).probability_of_improvement

@@ -49,7 +49,8 @@ from pykd.decode.score import (
     write_trn,
 )
 from pykd.io.atomic import atomic_write_text
-from pykd.report.bootstrap import decode_dir_errors, probability_of_improvement
+from pykd.report.bootstrap import PairedComparison, compare_paired, decode_dir_errors
+from pykd.report.seed_plot import plot_kd_seeds
 from pykd.report.systems import Systems, read_systems
 from pykd.train.options import ADAPT_METHODS, SEQ_CRITERIA
 
@@ -424,23 +425,26 @@ def kd_summary(
     return "\n".join(lines) + "\n"
 
 
-# extra audio of a KD student -> (title's tail, how the text names the KD student)
-KD_EXTRA: dict[str | None, tuple[str, str]] = {
-    None: ("", "KD student"),
+# extra audio of a KD student -> (title's tail, how the text names the KD student, the
+# student's label in the seed plot)
+KD_EXTRA: dict[str | None, tuple[str, str, str]] = {
+    None: ("", "KD student", "KD"),
     "untrans": (
         " from transcribed + untranscribed audio",
         "KD student (trained on the transcribed and the untranscribed audio, every frame's "
         "targets the teacher's posteriors)",
+        "KD + untranscribed",
     ),
     "sp": (
         " from the transcribed audio + its speed-perturbed copies",
         "KD student (trained on the transcribed audio and on copies of it played faster and "
         "slower, every frame's targets the teacher's posteriors)",
+        "KD + speed-perturbed copies",
     ),
 }
 
 
-def kd_improvement_probability(
+def kd_paired_comparisons(
     ce_dir: str | os.PathLike,
     ce: SystemWers,
     kd_dir: str | os.PathLike,
@@ -448,18 +452,19 @@ def kd_improvement_probability(
     tune_set: str = "dev",
     test_set: str = "eval",
     non_scored: Sequence[str] = DEFAULT_NON_SCORED,
-) -> tuple[float, float]:
-    """Paired bootstrap probability (:mod:`pykd.report.bootstrap`) that the KD student makes
-    fewer errors than the CE student, on the tune set and on the test set, each system at its
-    own tune-set setting (the protocol of the WERs)."""
-    probs = []
+) -> tuple[PairedComparison, PairedComparison]:
+    """The KD student against the CE student on the same bootstrap draws
+    (:mod:`pykd.report.bootstrap`: KD - CE, its 95% interval, the probability that KD makes
+    fewer errors), on the tune set and on the test set, each system at its own tune-set setting
+    (the protocol of the WERs)."""
+    found = []
     for name, attr in ((tune_set, "tune"), (test_set, "test")):
         a, b = (
             decode_dir_errors(Path(d) / f"decode_{name}", w.setting.lmwt, w.setting.wip, non_scored)
             for d, w in ((ce_dir, getattr(ce, attr)), (kd_dir, getattr(kd, attr)))
         )
-        probs.append(probability_of_improvement(a, b))
-    return probs[0], probs[1]
+        found.append(compare_paired(a, b))
+    return found[0], found[1]
 
 
 def kd_seed_table(
@@ -467,11 +472,11 @@ def kd_seed_table(
     tune_set: str = "dev",
     test_set: str = "eval",
     extra: str | None = None,
-    improvement: Mapping[str, tuple[float, float]] | None = None,
+    improvement: Mapping[str, tuple[PairedComparison, PairedComparison]] | None = None,
 ) -> list[str]:
     """KD against CE over seeds: one row per seed (teacher, CE and KD student WERs, the paired
     KD - CE difference, the share of the teacher-student gap closed and, with ``improvement``,
-    the paired bootstrap probability that KD is better, :func:`kd_improvement_probability`),
+    the paired bootstrap probability that KD is better, :func:`kd_paired_comparisons`),
     mean +- standard deviation over the seeds, and the binomial 95% interval of one WER on each
     set. ``extra``: the KD student also learnt from audio the teacher labelled, ``untrans``
     (untranscribed speech) or ``sp`` (speed-perturbed copies of the training audio); the title
@@ -485,7 +490,7 @@ def kd_seed_table(
             heads.append(f"P(KD better) {name}")
     if extra not in KD_EXTRA:
         raise ValueError(f"extra must be one of {sorted(KD_EXTRA, key=str)}, got {extra!r}")
-    title_tail, kd_text = KD_EXTRA[extra]
+    title_tail, kd_text, _ = KD_EXTRA[extra]
     title = "Knowledge distillation" + title_tail
     out = [f"## {title} over {len(seeds)} seeds", ""]
     out += [
@@ -506,7 +511,7 @@ def kd_seed_table(
             cells += [f"{w_t:.2f}", f"{w_ce:.2f}", f"{w_kd:.2f}", f"{w_kd - w_ce:+.2f}",
                       "n/a" if share is None else f"{share:.0f}%"]  # fmt: skip
             if improvement is not None:
-                prob = improvement[seed][0 if attr == "tune" else 1]
+                prob = improvement[seed][0 if attr == "tune" else 1].probability_of_improvement
                 cols.setdefault(f"{name}p", []).append(prob)
                 cells.append(f"{prob:.2f}")
         out.append(_row(cells))
@@ -950,10 +955,12 @@ def results_table(
     deploy: Sequence[str | os.PathLike] = (),
     kd_untrans_seeds: Mapping[str, Sequence[str | os.PathLike]] | None = None,
     kd_sp_seeds: Mapping[str, Sequence[str | os.PathLike]] | None = None,
+    seed_plot: str | os.PathLike | None = None,
 ) -> str:
     """The Markdown text: GMM table, network table, KD paragraph, KD over seeds (two or more;
-    also with untranscribed audio, with speed-perturbed copies), per-epoch table of sequence
-    training, adaptation table (each when asked for)."""
+    also with untranscribed audio, with speed-perturbed copies; with ``seed_plot``, their paired
+    KD - CE differences drawn to that PNG), per-epoch table of sequence training, adaptation
+    table (each when asked for)."""
     if not (gmm or nnet or kd_pair or epochs or adapt is not None or kd_seeds or deploy
             or kd_untrans_seeds or kd_sp_seeds):  # fmt: skip
         raise ValueError(
@@ -1000,11 +1007,12 @@ def results_table(
         t, ce, kd = (wers(d) for d in kd_pair)
         names = (Path(kd_pair[0]).name, Path(kd_pair[1]).name, Path(kd_pair[2]).name)
         out.append(kd_summary(t, ce, kd, names, tune_set, test_set))
+    plotted: dict[str, dict[str, tuple[PairedComparison, PairedComparison]]] = {}
     for seed_dirs, extra in ((kd_seeds, None), (kd_untrans_seeds, "untrans"), (kd_sp_seeds, "sp")):
         if seed_dirs and len(seed_dirs) > 1:
             by_seed = {seed: tuple(wers(d) for d in dirs) for seed, dirs in seed_dirs.items()}
             improvement = {
-                seed: kd_improvement_probability(
+                seed: kd_paired_comparisons(
                     dirs[1],
                     by_seed[seed][1],
                     dirs[2],
@@ -1015,6 +1023,7 @@ def results_table(
                 )
                 for seed, dirs in seed_dirs.items()
             }
+            plotted[KD_EXTRA[extra][2]] = improvement
             out += [
                 *kd_seed_table(
                     by_seed,  # type: ignore[arg-type]
@@ -1025,6 +1034,13 @@ def results_table(
                 ),
                 "",
             ]
+    if plotted and seed_plot is not None:
+        plot_kd_seeds(plotted, seed_plot, (tune_set, test_set))
+        out += [
+            f"KD - CE per seed with its paired bootstrap 95% interval, {tune_set} and {test_set}"
+            f" (one series per table above): `{seed_plot}`.",
+            "",
+        ]
     if epochs:
         out += [*epoch_table(epochs, tune_set, non_scored, test_set), ""]
     if adapt is not None:
@@ -1069,6 +1085,7 @@ def _run(args: argparse.Namespace) -> int:
         deploy=systems.deploy,
         kd_untrans_seeds=systems.kd_untrans_seeds,
         kd_sp_seeds=systems.kd_sp_seeds,
+        seed_plot=args.seed_plot,
     )
     print(text, end="")
     return 0
@@ -1121,6 +1138,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--adapt-tag",
         default=None,
         help="dirs named with <method>_<TAG> in place of <method> (e.g. adapt_teacher_TAG_dev)",
+    )
+    p.add_argument(
+        "--seed-plot",
+        metavar="PNG",
+        default=None,
+        help="draw the KD - CE differences of the tables over seeds, with their paired "
+        "bootstrap 95%% intervals, to this PNG (when there are such tables)",
     )
     p.add_argument("--title", default=None, help="a '# TITLE' heading first")
     p.add_argument(
