@@ -241,6 +241,7 @@ features_set() {
     "$data/$x" exp/make_mfcc/$x mfcc
   steps_kd/compute_cmvn_stats.sh "$data/$x" exp/make_mfcc/$x mfcc
   utils/validate_data_dir.sh "$data/$x"
+  rm -rf "$data/${x}_fbank"  # a fresh copy: stage 1 may have changed the set's utterances
   utils/copy_data_dir.sh "$data/$x" "$data/${x}_fbank"
   rm -f "$data/${x}_fbank/feats.scp" "$data/${x}_fbank/cmvn.scp"
   steps_kd/make_fbank.sh --nj "$nj" --cmd "$train_cmd" --fbank-config conf/fbank.conf \
@@ -254,6 +255,7 @@ if begin_stage 4 "features"; then
   # shellcheck disable=SC2086
   for_sets features_set $sets
   if [ -d "$data/untrans" ]; then  # untranscribed speech: fbank for the networks only
+    rm -rf "$data/untrans_fbank"  # another --untrans-minutes: other utterances
     utils/copy_data_dir.sh "$data/untrans" "$data/untrans_fbank"
     rm -f "$data/untrans_fbank/feats.scp" "$data/untrans_fbank/cmvn.scp"
     steps_kd/make_fbank.sh --nj "$nj" --cmd "$train_cmd" --fbank-config conf/fbank.conf \

@@ -166,6 +166,22 @@ def test_kd_over_seeds(tiny_builtin_recipe: Path, repo_root: Path, tmp_path: Pat
     assert "seed 1 (exp): hdnn_smbr_kd_q0.2, hdnn_smbr_kd_q0.8 not decoded, left out" in report
 
 
+def test_other_untranscribed_amount_replaces_its_features(repo_root: Path, tmp_path: Path) -> None:
+    """Stages 1 and 4 again with another --untrans-minutes: data/untrans_fbank is made afresh
+    for the new utterances (a stale copy of the old ones used to fail its validation)."""
+    recipe = make_recipe_dir(repo_root, tmp_path)
+    counts = []
+    for minutes in ("0.3", "0.6"):
+        for stage in ("1", "4"):
+            run_recipe(
+                recipe, "--stage", stage, "--stop-stage", stage, "--untrans-minutes", minutes
+            )
+        feats = read_table(recipe / "data/untrans_fbank/feats.scp")
+        assert sorted(feats) == sorted(read_table(recipe / "data/untrans/utt2spk"))
+        counts.append(len(feats))
+    assert counts[1] > counts[0] > 0, counts
+
+
 # Kaldi binaries whose LOG lines must appear in the logs of a run with KALDI_ROOT: proof that
 # each step handed over to Kaldi (log file glob under exp/ -> binary).
 KALDI_STEPS = {
